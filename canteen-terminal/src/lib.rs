@@ -1,0 +1,1 @@
+//! The Tamaq canteen terminal.

@@ -1,0 +1,186 @@
+//! Wire types of the HTTP API (DESIGN §6.3) that more than one program reads.
+//!
+//! Times are Unix seconds (UTC) unless the field is a local date (`YYYY-MM-DD`).
+
+use crate::calendar::{MealKind, MealWindow, SchoolYear};
+use crate::trust::SignedTrustList;
+use crate::verdict::Verdict;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoucherStatus {
+    Issued,
+    Active,
+    Revoked,
+    Expired,
+}
+
+impl VoucherStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VoucherStatus::Issued => "issued",
+            VoucherStatus::Active => "active",
+            VoucherStatus::Revoked => "revoked",
+            VoucherStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<VoucherStatus> {
+        [
+            VoucherStatus::Issued,
+            VoucherStatus::Active,
+            VoucherStatus::Revoked,
+            VoucherStatus::Expired,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+/// `GET /api/v1/wallet/vouchers` items (§6.4 fixes the first seven fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletVoucher {
+    pub voucher_id: Uuid,
+    pub status: VoucherStatus,
+    pub pupil_name: String,
+    pub school_bin: String,
+    pub school_code: u32,
+    pub valid_from: NaiveDate,
+    pub valid_to: NaiveDate,
+    pub school_name: String,
+    pub grade: u8,
+    pub class_letter: String,
+    pub school_year: String,
+    pub activated_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Validity {
+    #[default]
+    Short,
+    Today,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QrRequest {
+    #[serde(default)]
+    pub validity: Validity,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QrResponse {
+    pub token: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub svg: String,
+}
+
+/// `GET /api/v1/wallet/vouchers/{id}/history` items (§6.4 fixes the first three fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub served_at: i64,
+    pub meal_kind: MealKind,
+    pub school_bin: String,
+    pub school_name: String,
+    pub service_day: NaiveDate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    pub code: String,
+    /// What staff call this counter, e.g. "Canteen 1".
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    pub terminal_id: Uuid,
+    pub school_bin: String,
+    pub school_code: u32,
+    pub school_name: String,
+    /// Bearer secret for later calls; shown once, kept hashed on the server.
+    pub secret: String,
+    /// base64url of the 32-byte root public key the terminal pins.
+    pub root_public_key: String,
+    pub snapshot: Snapshot,
+}
+
+/// A voucher as a terminal knows it: no IIN, no category.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotVoucher {
+    pub voucher_id: Uuid,
+    pub status: VoucherStatus,
+    pub valid_from: NaiveDate,
+    pub valid_to: NaiveDate,
+    /// First name and last initial, e.g. "Айгерим С."
+    pub display_name: String,
+    pub grade: u8,
+    pub class_letter: String,
+    pub card_number: Option<String>,
+}
+
+/// A meal already served today at another terminal of the same school.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedMeal {
+    pub voucher_id: Uuid,
+    pub meal_kind: MealKind,
+    pub service_day: NaiveDate,
+    pub served_at: i64,
+    pub terminal_id: Uuid,
+    pub terminal_label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Pass back as `?cursor=` to get only what changed after this snapshot.
+    pub cursor: i64,
+    /// True when this snapshot replaces everything the terminal held (cursor 0).
+    pub full: bool,
+    pub server_time: i64,
+    pub trust_list: SignedTrustList,
+    pub school_code: u32,
+    pub calendar: SchoolYear,
+    pub meal_windows: Vec<MealWindow>,
+    pub vouchers: Vec<SnapshotVoucher>,
+    pub served_today: Vec<ServedMeal>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanSource {
+    Qr,
+    Card,
+}
+
+/// One scan at a terminal, served or rejected; the terminal's log is append-only by `seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalEvent {
+    pub event_id: Uuid,
+    pub seq: i64,
+    pub scanned_at: i64,
+    pub service_day: NaiveDate,
+    pub verdict: Verdict,
+    pub source: ScanSource,
+    pub meal_kind: MealKind,
+    pub voucher_id: Option<Uuid>,
+    /// Key id (hex) of a token that decoded, for audits of key rotation.
+    pub key_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventUpload {
+    pub events: Vec<TerminalEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventAck {
+    /// Highest `seq` the server holds for this terminal, contiguous from 1.
+    pub last_seq: i64,
+    pub stored: u64,
+    pub already_had: u64,
+}
