@@ -1,1 +1,17 @@
-//! The Tamaq wallet server.
+//! The Tamaq wallet server: roster import, eligibility, SMS consent, vouchers, the parents'
+//! wallet with signed QR tokens, terminal sync, school review and NOBD reports.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod eligibility;
+pub mod error;
+pub mod signing;
+pub mod state;
+pub mod store;
+pub mod testkit;
+
+pub use app::app;
+pub use state::AppState;

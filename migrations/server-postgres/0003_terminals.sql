@@ -1,0 +1,47 @@
+-- Canteen terminals, their one-time enrollment codes and the events they upload (DESIGN §5).
+
+CREATE TABLE terminals (
+    id             TEXT PRIMARY KEY,
+    school_code    BIGINT NOT NULL REFERENCES schools(code),
+    label          TEXT NOT NULL,
+    secret_hash    TEXT NOT NULL,                -- SHA-256 hex of the bearer secret
+    enrolled_at    BIGINT NOT NULL,
+    revoked_at     BIGINT,
+    last_sync_at   BIGINT,
+    clock_offset   BIGINT,                      -- terminal clock minus server clock, seconds
+    last_seq       BIGINT NOT NULL DEFAULT 0    -- highest contiguous seq stored
+);
+CREATE INDEX terminals_school ON terminals(school_code);
+
+CREATE TABLE enroll_codes (
+    code_hash    TEXT PRIMARY KEY,               -- SHA-256 hex of the code
+    school_code  BIGINT NOT NULL REFERENCES schools(code),
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL,
+    created_by   TEXT NOT NULL,
+    used_at      BIGINT,
+    terminal_id  TEXT
+);
+
+-- Append-only: every scan of every terminal, stored once on (terminal_id, seq).
+CREATE TABLE terminal_events (
+    terminal_id  TEXT NOT NULL REFERENCES terminals(id),
+    seq          BIGINT NOT NULL,
+    event_id     TEXT NOT NULL UNIQUE,
+    school_code  BIGINT NOT NULL REFERENCES schools(code),
+    voucher_id   TEXT,
+    verdict      TEXT NOT NULL,
+    source       TEXT NOT NULL CHECK (source IN ('qr', 'card')),
+    meal_kind    TEXT NOT NULL,
+    service_day  TEXT NOT NULL,
+    scanned_at   BIGINT NOT NULL,
+    key_id       TEXT,
+    received_at  BIGINT NOT NULL,
+    -- A second 'ok' for the same (voucher, day, meal kind) from another terminal: kept,
+    -- shown to the school, counted once in reports.
+    duplicate    BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (terminal_id, seq)
+);
+CREATE INDEX terminal_events_school_day ON terminal_events(school_code, service_day);
+CREATE INDEX terminal_events_voucher_day ON terminal_events(voucher_id, service_day, meal_kind);
+CREATE INDEX terminal_events_received ON terminal_events(received_at);

@@ -1,0 +1,11 @@
+//! `/api/v1`: one module per resource, each with its own `router()`.
+
+pub mod health;
+pub mod keys;
+
+use crate::state::AppState;
+use axum::Router;
+
+pub fn router() -> Router<AppState> {
+    Router::new().merge(keys::router())
+}

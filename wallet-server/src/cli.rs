@@ -1,0 +1,151 @@
+//! The `wallet-server` command line (DESIGN §6.1). Parsing only; the work is in the library.
+
+use crate::clock::Clock;
+use crate::config::{Paths, Settings};
+use crate::signing::Keys;
+use crate::state::AppState;
+use crate::store;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wallet-server",
+    version,
+    about = "Tamaq wallet server: school-meal vouchers with dynamic QR codes"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Folder for the SQLite file, keys and outboxes.
+    #[arg(long, global = true, default_value = "./data", env = "TAMAQ_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// `sqlite://FILE` or `postgres://...`; default: a SQLite file in the data dir.
+    #[arg(long, global = true, env = "TAMAQ_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "TAMAQ_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the HTTP API and web pages, and run the background jobs.
+    Serve {
+        /// Address to listen on (default from config: 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Signing keys for QR tokens.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// List signing keys and their validity.
+    List,
+    /// Start a new signing key; the old one stays trusted until its tokens have expired.
+    Rotate,
+}
+
+pub fn load_settings(global: &Global) -> anyhow::Result<Settings> {
+    Ok(Settings::load(global.config.as_deref(), std::env::vars())?)
+}
+
+/// Opens the database, applies migrations and loads the keys.
+pub async fn open_state(global: &Global, clock: Clock, demo: bool) -> anyhow::Result<AppState> {
+    let settings = load_settings(global)?;
+    let paths = Paths::new(global.data_dir.clone(), global.database_url.clone());
+    std::fs::create_dir_all(&paths.data_dir)
+        .with_context(|| format!("cannot create data dir {}", paths.data_dir.display()))?;
+    let store = store::connect(&paths.database_url).await.with_context(|| {
+        format!(
+            "cannot open database {}",
+            store::redact(&paths.database_url)
+        )
+    })?;
+    let keys = Keys::open(&paths.keys_dir(), store.as_ref(), clock.now())
+        .await
+        .context("cannot load signing keys")?;
+    Ok(AppState {
+        store,
+        settings: Arc::new(settings),
+        paths: Arc::new(paths),
+        keys: Arc::new(keys),
+        clock,
+        demo,
+    })
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { listen } => {
+            let state = open_state(&cli.global, Clock::System, false).await?;
+            let addr = listen.unwrap_or_else(|| state.settings.server.listen.clone());
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}; is another server running there? pick one with --listen"))?;
+            println!(
+                "wallet-server listening on http://{}",
+                listener.local_addr()?
+            );
+            crate::app::serve(state, listener).await?;
+            Ok(())
+        }
+        Command::Keys(KeysCommand::List) => {
+            let state = open_state(&cli.global, Clock::System, false).await?;
+            println!(
+                "{:<10} {:<12} {:<12} {:<12}",
+                "key_id", "not_before", "not_after", "verify_until"
+            );
+            for k in state.store.key_records().await? {
+                let t = |v: Option<i64>| v.map(fmt_time).unwrap_or_else(|| "active".into());
+                println!(
+                    "{:<10} {:<12} {:<12} {:<12}",
+                    k.key_id,
+                    fmt_time(k.not_before),
+                    t(k.not_after),
+                    t(k.verify_until)
+                );
+            }
+            println!("trust list version {}", state.keys.active().trust_version);
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let state = open_state(&cli.global, Clock::System, false).await?;
+            let now = state.now();
+            let new = state.keys.rotate(state.store.as_ref(), now).await?;
+            state
+                .store
+                .audit(&store::audit::AuditEntry {
+                    at: now,
+                    actor: "cli".into(),
+                    action: "keys.rotate".into(),
+                    subject: Some(new.key_id.clone()),
+                    detail: None,
+                })
+                .await?;
+            println!(
+                "new signing key {}; trust list version {}",
+                new.key_id,
+                state.keys.active().trust_version
+            );
+            Ok(())
+        }
+    }
+}
+
+fn fmt_time(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|d| d.format("%Y-%m-%dT%H:%MZ").to_string())
+        .unwrap_or_else(|| ts.to_string())
+}

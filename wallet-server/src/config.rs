@@ -1,0 +1,453 @@
+//! Settings (DESIGN §6.4): defaults that need nothing, a TOML file (`--config` or
+//! `TAMAQ_CONFIG`), then `TAMAQ_<SECTION>_<KEY>` environment variables for single keys.
+
+use chrono::{NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use shared::calendar::{MealKind, MealWindow, SchoolYear};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A value that must never be printed: `Debug` and `Display` show `***`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    Kk,
+    #[default]
+    Ru,
+}
+
+impl Lang {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::Kk => "kk",
+            Lang::Ru => "ru",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Lang> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "kk" | "kz" => Some(Lang::Kk),
+            "ru" => Some(Lang::Ru),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default = "default_school_year")]
+    pub school_year: SchoolYear,
+    /// Meal kind → `"HH:MM-HH:MM"` local time.
+    #[serde(default = "default_meals")]
+    pub meals: BTreeMap<MealKind, String>,
+    #[serde(default)]
+    pub eligibility: EligibilitySettings,
+    #[serde(default)]
+    pub tokens: TokenSettings,
+    #[serde(default)]
+    pub sms: SmsSettings,
+    #[serde(default)]
+    pub nobd: DeliverySettings,
+    #[serde(default)]
+    pub eotinish: DeliverySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The address parents reach this server at; the consent SMS links to `{public_url}/wallet`.
+    #[serde(default = "default_public_url")]
+    pub public_url: String,
+    /// Language of texts for families whose roster row has no `lang`.
+    #[serde(default)]
+    pub default_lang: Lang,
+    /// How often the background jobs (consent tick, outboxes) run.
+    #[serde(default = "default_job_interval")]
+    pub job_interval_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EligibilitySettings {
+    #[serde(default = "default_subsistence_minimum")]
+    pub subsistence_minimum_kzt: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    #[serde(default = "default_short_ttl")]
+    pub short_ttl_minutes: u32,
+    /// QR tokens a voucher may have signed per day (rate limit against scripted abuse).
+    #[serde(default = "default_daily_limit")]
+    pub daily_limit_per_voucher: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SmsSettings {
+    /// `POST /sms/inbound` must carry it in `X-Gateway-Secret`; unset: refused (except `demo`).
+    #[serde(default)]
+    pub inbound_secret: Option<Secret>,
+    /// An HTTP SMS provider; unset: the outbox file `<data-dir>/outbox/sms.jsonl`.
+    #[serde(default)]
+    pub gateway_url: Option<String>,
+    #[serde(default)]
+    pub gateway_token: Option<Secret>,
+}
+
+/// Where NOBD reports and e-Otinish complaints go: an outbox directory by default, or a URL.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// Local time the daily reports are built for the day before (NOBD only), `"HH:MM"`.
+    #[serde(default)]
+    pub daily_at: Option<String>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_public_url() -> String {
+    "http://127.0.0.1:8080".into()
+}
+fn default_job_interval() -> u64 {
+    60
+}
+fn default_subsistence_minimum() -> i64 {
+    50_851
+}
+fn default_short_ttl() -> u32 {
+    10
+}
+fn default_daily_limit() -> u32 {
+    200
+}
+fn today_local() -> NaiveDate {
+    shared::ServiceDay::from_unix(Utc::now().timestamp()).0
+}
+fn default_school_year() -> SchoolYear {
+    SchoolYear::default_for(today_local())
+}
+fn default_meals() -> BTreeMap<MealKind, String> {
+    BTreeMap::from([(MealKind::Lunch, "11:00-15:00".to_owned())])
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: default_listen(),
+            public_url: default_public_url(),
+            default_lang: Lang::default(),
+            job_interval_seconds: default_job_interval(),
+        }
+    }
+}
+
+impl Default for EligibilitySettings {
+    fn default() -> Self {
+        EligibilitySettings {
+            subsistence_minimum_kzt: default_subsistence_minimum(),
+        }
+    }
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        TokenSettings {
+            short_ttl_minutes: default_short_ttl(),
+            daily_limit_per_voucher: default_daily_limit(),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_toml("").expect("empty configuration is valid")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("configuration {origin} is not valid: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// Keys that may be set from the environment as `TAMAQ_<SECTION>_<KEY>`, with their TOML type.
+const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
+    ("server", "listen", EnvKind::Str),
+    ("server", "public_url", EnvKind::Str),
+    ("server", "default_lang", EnvKind::Str),
+    ("server", "job_interval_seconds", EnvKind::Int),
+    ("eligibility", "subsistence_minimum_kzt", EnvKind::Int),
+    ("tokens", "short_ttl_minutes", EnvKind::Int),
+    ("tokens", "daily_limit_per_voucher", EnvKind::Int),
+    ("sms", "inbound_secret", EnvKind::Str),
+    ("sms", "gateway_url", EnvKind::Str),
+    ("sms", "gateway_token", EnvKind::Str),
+    ("nobd", "url", EnvKind::Str),
+    ("nobd", "token", EnvKind::Str),
+    ("nobd", "daily_at", EnvKind::Str),
+    ("eotinish", "url", EnvKind::Str),
+    ("eotinish", "token", EnvKind::Str),
+    ("school_year", "start", EnvKind::Str),
+    ("school_year", "end", EnvKind::Str),
+    ("meals", "lunch", EnvKind::Str),
+    ("meals", "breakfast", EnvKind::Str),
+    ("meals", "snack", EnvKind::Str),
+];
+
+#[derive(Clone, Copy)]
+enum EnvKind {
+    Str,
+    Int,
+}
+
+impl Settings {
+    pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        Settings::build(text, "file", std::iter::empty())
+    }
+
+    /// Reads the file (if any), then applies `TAMAQ_*` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let (text, origin) = match file {
+            Some(path) => (
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+                path.display().to_string(),
+            ),
+            None => (String::new(), "defaults".to_owned()),
+        };
+        Settings::build(&text, &origin, env)
+    }
+
+    fn build(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let invalid = |origin: &str, message: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            message,
+        };
+        let mut root: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| invalid(origin, e.message().to_owned()))?;
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("TAMAQ_") else {
+                continue;
+            };
+            let rest = rest.to_ascii_lowercase();
+            let Some((section, key, kind)) =
+                ENV_KEYS.iter().find(|(s, k, _)| rest == format!("{s}_{k}"))
+            else {
+                continue;
+            };
+            let parsed = match kind {
+                EnvKind::Str => toml::Value::String(value.clone()),
+                EnvKind::Int => toml::Value::Integer(
+                    value
+                        .trim()
+                        .parse()
+                        .map_err(|_| invalid(&name, format!("{value:?} is not a whole number")))?,
+                ),
+            };
+            let table = root
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match table {
+                toml::Value::Table(t) => {
+                    t.insert(key.to_string(), parsed);
+                }
+                _ => return Err(invalid(&name, format!("[{section}] is not a table"))),
+            }
+        }
+        // A partly given school year takes its missing dates from the default one; its breaks
+        // are only those it lists (default breaks may fall outside a year given by hand).
+        if let Some(toml::Value::Table(year)) = root.get_mut("school_year") {
+            let default = toml::Value::try_from(default_school_year()).expect("serialisable");
+            if let toml::Value::Table(d) = default {
+                for (k, v) in d.into_iter().filter(|(k, _)| k != "breaks") {
+                    year.entry(k).or_insert(v);
+                }
+            }
+        }
+        let settings: Settings = toml::Value::Table(root)
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(origin, e.message().to_owned()))?;
+        settings.validate().map_err(|m| invalid(origin, m))?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.school_year
+            .validate()
+            .map_err(|e| format!("[school_year]: {e}"))?;
+        self.meal_windows()?;
+        if self.tokens.short_ttl_minutes == 0 || self.tokens.short_ttl_minutes > 24 * 60 {
+            return Err("[tokens] short_ttl_minutes must be between 1 and 1440".into());
+        }
+        if self.eligibility.subsistence_minimum_kzt <= 0 {
+            return Err("[eligibility] subsistence_minimum_kzt must be positive".into());
+        }
+        if let Some(at) = &self.nobd.daily_at {
+            chrono::NaiveTime::parse_from_str(at, "%H:%M")
+                .map_err(|_| format!("[nobd] daily_at {at:?} is not HH:MM"))?;
+        }
+        Ok(())
+    }
+
+    pub fn meal_windows(&self) -> Result<Vec<MealWindow>, String> {
+        self.meals
+            .iter()
+            .map(|(kind, text)| MealWindow::parse(*kind, text).map_err(|e| format!("[meals]: {e}")))
+            .collect()
+    }
+
+    /// Meal windows, already validated when the settings were built.
+    pub fn windows(&self) -> Vec<MealWindow> {
+        self.meal_windows().expect("validated at load")
+    }
+}
+
+/// Where a command keeps its files, and the database it uses.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+}
+
+impl Paths {
+    pub fn new(data_dir: PathBuf, database_url: Option<String>) -> Paths {
+        let database_url = database_url
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tamaq.db").display()));
+        Paths {
+            data_dir,
+            database_url,
+        }
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        self.data_dir.join("keys")
+    }
+
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_gives_defaults() {
+        let s = Settings::from_toml("").unwrap();
+        assert_eq!(s.server.listen, "127.0.0.1:8080");
+        assert_eq!(s.eligibility.subsistence_minimum_kzt, 50_851);
+        assert_eq!(s.tokens.short_ttl_minutes, 10);
+        assert_eq!(s.windows()[0].text(), "11:00-15:00");
+        assert!(s.sms.inbound_secret.is_none());
+    }
+
+    #[test]
+    fn design_example_parses() {
+        let s = Settings::from_toml(
+            r#"
+[school_year]
+start = "2026-09-01"
+end = "2027-05-25"
+breaks = [["2026-10-26", "2026-11-01"], ["2026-12-29", "2027-01-07"], ["2027-03-19", "2027-03-29"]]
+school_days = ["mon", "tue", "wed", "thu", "fri"]
+[meals]
+lunch = "11:00-15:00"
+[eligibility]
+subsistence_minimum_kzt = 50851
+[tokens]
+short_ttl_minutes = 10
+[sms]
+inbound_secret = "s3cret"
+"#,
+        )
+        .unwrap();
+        assert_eq!(s.school_year.label(), "2026-2027");
+        assert_eq!(s.school_year.breaks.len(), 3);
+        assert_eq!(s.sms.inbound_secret.as_ref().unwrap().expose(), "s3cret");
+        assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn env_overrides_single_keys() {
+        let env = vec![
+            ("TAMAQ_TOKENS_SHORT_TTL_MINUTES".to_owned(), "5".to_owned()),
+            ("TAMAQ_SMS_INBOUND_SECRET".to_owned(), "x".to_owned()),
+            ("PATH".to_owned(), "/bin".to_owned()),
+        ];
+        let s = Settings::load(None, env).unwrap();
+        assert_eq!(s.tokens.short_ttl_minutes, 5);
+        assert_eq!(s.sms.inbound_secret.unwrap().expose(), "x");
+        let bad = vec![(
+            "TAMAQ_TOKENS_SHORT_TTL_MINUTES".to_owned(),
+            "ten".to_owned(),
+        )];
+        let err = Settings::load(None, bad).unwrap_err().to_string();
+        assert!(err.contains("TAMAQ_TOKENS_SHORT_TTL_MINUTES"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_clearly() {
+        for (text, needle) in [
+            ("[meals]\nlunch = \"15:00-11:00\"", "meal window"),
+            ("[tokens]\nshort_ttl_minutes = 0", "short_ttl_minutes"),
+            (
+                "[school_year]\nstart = \"2027-09-01\"\nend = \"2026-05-25\"",
+                "ends",
+            ),
+            ("[nonsense]\nx = 1", "unknown field"),
+            ("[school_year]\nschool_days = [\"funday\"]", "funday"),
+        ] {
+            let err = Settings::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Storage: one trait per resource, one implementation per backend, chosen from the URL.
+//!
+//! SQL is written once, in the dialect both SQLite and PostgreSQL accept, and compiled for each
+//! backend by the `impl_for_backends!` macro. Placeholders are `$1`, `$2`, ... numbered in order of
+//! first appearance (SQLite numbers `$N` parameters by first appearance, PostgreSQL by N; keeping
+//! them in order makes the two agree). Where the dialects differ, `Self::BACKEND` decides.
+
+pub mod audit;
+pub mod keys;
+pub mod roster;
+pub mod testing;
+pub mod vouchers;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use audit::AuditStore;
+pub use keys::KeyRecordStore;
+pub use roster::RosterStore;
+pub use vouchers::VoucherStore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint refused the write; the string names what already exists.
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("invalid stored value: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Db(sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StoreError::Conflict(d.constraint().unwrap_or(d.message()).to_owned())
+            }
+            _ => StoreError::Db(e),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the server stores. Each resource trait lives in its own module.
+pub trait Store:
+    RosterStore + VoucherStore + AuditStore + KeyRecordStore + Send + Sync + 'static
+{
+    fn backend(&self) -> Backend;
+}
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pub pool: SqlitePool,
+}
+
+#[derive(Clone)]
+pub struct PgStore {
+    pub pool: PgPool,
+}
+
+impl SqliteStore {
+    pub const BACKEND: Backend = Backend::Sqlite;
+}
+
+impl PgStore {
+    pub const BACKEND: Backend = Backend::Postgres;
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+}
+
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+}
+
+/// Expands `$m!(SqliteStore)` and `$m!(PgStore)`: the same SQL for both backends.
+#[macro_export]
+macro_rules! impl_for_backends {
+    ($m:ident) => {
+        $m!($crate::store::SqliteStore);
+        $m!($crate::store::PgStore);
+    };
+}
+
+/// Opens the database named by the URL (`sqlite://PATH` or `postgres://...`), creating a
+/// SQLite file if needed, and applies the migrations of that backend.
+pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(connect_postgres(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(connect_sqlite(url).await?))
+    } else {
+        Err(StoreError::Db(sqlx::Error::Configuration(
+            format!(
+                "database URL must start with sqlite:// or postgres://, got {:?}",
+                redact(url)
+            )
+            .into(),
+        )))
+    }
+}
+
+pub async fn connect_sqlite(url: &str) -> StoreResult<SqliteStore> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: a transaction the server acknowledged survives a power cut, not just a crash.
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    if let Some(path) = url.strip_prefix("sqlite://").and_then(|p| {
+        std::path::Path::new(p.split('?').next().unwrap_or(p))
+            .parent()
+            .map(|d| d.to_path_buf())
+    }) {
+        if !path.as_os_str().is_empty() {
+            std::fs::create_dir_all(&path).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+        }
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await?;
+    sqlx::migrate!("../migrations/server-sqlite")
+        .run(&pool)
+        .await?;
+    Ok(SqliteStore { pool })
+}
+
+pub async fn connect_postgres(url: &str) -> StoreResult<PgStore> {
+    let options = PgConnectOptions::from_str(url)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options)
+        .await?;
+    sqlx::migrate!("../migrations/server-postgres")
+        .run(&pool)
+        .await?;
+    Ok(PgStore { pool })
+}
+
+/// A database URL fit for logs: the password replaced.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}://{}:***@{}", &url[..s], user, &url[at + 1..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Next value of a named global counter (starts at 1).
+#[async_trait]
+pub trait Counters {
+    async fn next_counter(&self, name: &str) -> StoreResult<i64>;
+}
+
+macro_rules! impl_counters {
+    ($t:ty) => {
+        #[async_trait]
+        impl Counters for $t {
+            async fn next_counter(&self, name: &str) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar(
+                    "INSERT INTO counters (name, value) VALUES ($1, 1)
+                     ON CONFLICT (name) DO UPDATE SET value = counters.value + 1
+                     RETURNING value",
+                )
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+        }
+    };
+}
+impl_for_backends!(impl_counters);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_password() {
+        assert_eq!(
+            redact("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://data/tamaq.db"), "sqlite://data/tamaq.db");
+    }
+}
