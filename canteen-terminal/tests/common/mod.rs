@@ -107,8 +107,9 @@ pub struct ServerState {
     pub events: BTreeMap<(Uuid, i64), TerminalEvent>,
     /// Events received in upload bodies, duplicates included.
     pub received: u64,
-    /// Store this many events of the next upload, then fail it with a 500.
-    pub fail_next_upload_after: Option<usize>,
+    /// Fail the upload with a 500 once this many events were received in total (those before
+    /// it in the same request stay stored), then behave again.
+    pub fail_when_received: Option<u64>,
     /// Answer every request with 503 (a gateway in front of a stopped server).
     pub unavailable: bool,
     pub now: Arc<dyn Clock>,
@@ -304,11 +305,11 @@ async fn events(
     if upload.events.iter().any(|e| e.seq < 1) {
         return refuse(StatusCode::BAD_REQUEST, "bad_event", "seq starts at 1");
     }
-    let fail_after = st.fail_next_upload_after.take();
     let mut stored = 0;
     let mut already_had = 0;
-    for (i, e) in upload.events.into_iter().enumerate() {
-        if fail_after == Some(i) {
+    for e in upload.events {
+        if st.fail_when_received == Some(st.received) {
+            st.fail_when_received = None;
             return refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -433,7 +434,7 @@ impl World {
             terminals: HashMap::new(),
             events: BTreeMap::new(),
             received: 0,
-            fail_next_upload_after: None,
+            fail_when_received: None,
             unavailable: false,
             now: Arc::new(self.server_clock.clone()),
         };
