@@ -124,10 +124,12 @@ pub async fn sync_state(pool: &SqlitePool) -> Result<SyncState, StoreError> {
         Option<i64>,
         Option<String>,
     );
+    // last_seen_time comes back as the effective watermark (see the migration).
     let row: Option<Row> = sqlx::query_as(
         "SELECT trust_list, trust_version, snapshot_cursor, last_sync_at, server_offset, \
-         uploaded_through, last_seen_time, last_sync_attempt_at, last_sync_error \
-         FROM sync_state WHERE id = 1",
+         uploaded_through, max(last_seen_time, COALESCE((SELECT MAX(scanned_at) FROM events \
+         WHERE seq > s.watermark_seq), 0)), last_sync_attempt_at, last_sync_error \
+         FROM sync_state s WHERE id = 1",
     )
     .fetch_optional(pool)
     .await?;
@@ -308,8 +310,8 @@ pub struct Recorded {
     pub earlier_served_at: Option<i64>,
 }
 
-/// Appends the event (and, for `ok`, the meal row) in one durable transaction, and raises the
-/// clock watermark. Returns only after `COMMIT`.
+/// Appends the event (and, for `ok`, the meal row) in one durable transaction; the event's
+/// `scanned_at` raises the clock watermark. Returns only after `COMMIT`.
 pub async fn record(pool: &SqlitePool, ev: &NewEvent) -> Result<Recorded, StoreError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let day = ev.service_day.to_string();
@@ -356,12 +358,6 @@ pub async fn record(pool: &SqlitePool, ev: &NewEvent) -> Result<Recorded, StoreE
         .bind(seq)
         .execute(&mut *tx)
         .await?;
-    }
-    if verdict != Verdict::ClockUntrusted {
-        sqlx::query("UPDATE sync_state SET last_seen_time = max(last_seen_time, ?) WHERE id = 1")
-            .bind(ev.scanned_at)
-            .execute(&mut *tx)
-            .await?;
     }
     tx.commit().await?;
     Ok(Recorded {
@@ -451,8 +447,7 @@ pub async fn last_seq(pool: &SqlitePool) -> Result<i64, StoreError> {
     Ok(n)
 }
 
-/// Records the server's acknowledgement. Only moves forward unless `allow_rewind` (the server
-/// reported holding less than we thought: upload again from its last seq + 1).
+/// Records the server's acknowledgement: the next upload starts after it.
 pub async fn set_uploaded_through(pool: &SqlitePool, seq: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE sync_state SET uploaded_through = ? WHERE id = 1")
         .bind(seq)
@@ -481,7 +476,8 @@ pub struct SnapshotApply<'a> {
     pub own_terminal_id: Uuid,
     pub local_now: i64,
     pub server_offset: i64,
-    /// The clock watermark after this sync (see `sync::watermark_after_sync`).
+    /// The clock watermark after this sync (see `sync::watermark_after_sync`); events logged
+    /// before this sync no longer count towards it.
     pub last_seen_time: i64,
 }
 
@@ -492,7 +488,8 @@ pub async fn apply_snapshot(pool: &SqlitePool, a: &SnapshotApply<'_>) -> Result<
     sqlx::query(
         "UPDATE sync_state SET trust_list = ?, trust_version = ?, snapshot_cursor = ?, \
          last_sync_at = ?, server_offset = ?, last_seen_time = ?, last_sync_attempt_at = ?, \
-         last_sync_error = NULL WHERE id = 1",
+         last_sync_error = NULL, watermark_seq = (SELECT COALESCE(MAX(seq), 0) FROM events) \
+         WHERE id = 1",
     )
     .bind(trust_json)
     .bind(a.trust_version as i64)

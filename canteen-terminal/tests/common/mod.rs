@@ -483,27 +483,10 @@ pub async fn enrolled_terminal(
         .expect("terminal opens")
 }
 
-/// The token as a QR picture: `px` pixels per module, 4 modules of quiet zone, error
-/// correction M (what the wallet renders).
-pub fn render_qr(text: &str, px: u32) -> image::GrayImage {
-    let code =
-        qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M).unwrap();
-    let n = code.width() as u32;
-    let colors = code.to_colors();
-    let quiet = 4;
-    let side = (n + 2 * quiet) * px;
-    image::GrayImage::from_fn(side, side, |x, y| {
-        let (mx, my) = (x / px, y / px);
-        if mx < quiet || my < quiet || mx >= n + quiet || my >= n + quiet {
-            return image::Luma([255]);
-        }
-        let i = ((my - quiet) * n + (mx - quiet)) as usize;
-        match colors[i] {
-            qrcode::Color::Dark => image::Luma([0]),
-            qrcode::Color::Light => image::Luma([255]),
-        }
-    })
-}
+#[path = "../../benches/support/frames.rs"]
+pub mod frames;
+#[allow(unused_imports)]
+pub use frames::render_qr;
 
 pub fn png_bytes(img: &image::GrayImage) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
