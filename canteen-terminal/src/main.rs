@@ -1,10 +1,121 @@
-use clap::Parser;
+use canteen_terminal::commands::{self, Context};
+use canteen_terminal::{Settings, SystemClock};
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use shared::calendar::MealKind;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-/// Tamaq canteen terminal.
+/// Tamaq canteen terminal: verifies meal QR codes offline and records every meal durably.
 #[derive(Parser)]
 #[command(version)]
-struct Cli {}
+struct Cli {
+    /// Where the terminal keeps its database and secret.
+    #[arg(
+        long,
+        global = true,
+        env = "TAMAQ_TERMINAL_DATA_DIR",
+        default_value = "./terminal-data"
+    )]
+    data_dir: PathBuf,
+    /// TOML settings file (`[terminal]` table).
+    #[arg(long, global = true, env = "TAMAQ_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enroll this terminal with a one-time code from school staff.
+    Enroll {
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        code: String,
+        /// What staff call this counter, e.g. "Canteen 1".
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Upload scans and fetch the latest vouchers and keys (exit 2 when the server is unreachable).
+    Sync {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify tokens: one per stdin line (wedge scanner), or from QR pictures.
+    Scan {
+        #[arg(long)]
+        json: bool,
+        #[arg(long = "image", num_args = 1..)]
+        images: Vec<PathBuf>,
+        /// breakfast, lunch or snack (default: the meal window now).
+        #[arg(long)]
+        meal: Option<MealKind>,
+    },
+    /// Serve a pupil by ID-card number (exit 3 when not served).
+    Redeem {
+        #[arg(long)]
+        card: String,
+        #[arg(long)]
+        meal: Option<MealKind>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The day's local summary.
+    Report {
+        /// YYYY-MM-DD, local (default: today).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The counter screen: a local web page with background sync.
+    Kiosk {
+        /// Default 127.0.0.1:8090.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+}
 
 fn main() {
-    let _ = Cli::parse();
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TAMAQ_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    let ctx = Context {
+        data_dir: cli.data_dir,
+        settings,
+        clock: Arc::new(SystemClock),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Enroll {
+                server,
+                code,
+                label,
+            } => commands::enroll(&ctx, &server, &code, label.as_deref()).await,
+            Command::Sync { json } => commands::sync(&ctx, json).await,
+            Command::Scan { json, images, meal } => commands::scan(&ctx, json, &images, meal).await,
+            Command::Redeem { card, meal, json } => commands::redeem(&ctx, &card, meal, json).await,
+            Command::Report { date, json } => commands::report(&ctx, date, json).await,
+            Command::Kiosk { listen } => commands::kiosk(&ctx, listen.as_deref()).await,
+        }
+    })
 }

@@ -1,0 +1,210 @@
+//! The CLI commands of DESIGN §6.2; `main.rs` only parses arguments and calls these.
+//! Each returns the process exit code; errors come back as messages saying what to do next.
+
+use crate::clock::Clock;
+use crate::image_input::{self, DEFAULT_DECODER};
+use crate::kiosk::Kiosk;
+use crate::outcome::ScanOutcome;
+use crate::stream::{self, Format};
+use crate::sync;
+use crate::terminal::Terminal;
+use crate::Settings;
+use chrono::NaiveDate;
+use shared::calendar::MealKind;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Exit code when the server cannot be reached (sync, enroll).
+pub const EXIT_UNREACHABLE: i32 = 2;
+/// Exit code of `redeem` when the verdict is not `ok`.
+pub const EXIT_REFUSED: i32 = 3;
+/// Exit code of `scan --image` when a picture could not be read or held no QR code.
+pub const EXIT_NO_CODE: i32 = 4;
+
+pub struct Context {
+    pub data_dir: PathBuf,
+    pub settings: Settings,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub type CmdResult = anyhow::Result<i32>;
+
+async fn open(ctx: &Context) -> anyhow::Result<Terminal> {
+    Ok(Terminal::open(&ctx.data_dir, ctx.settings.clone(), ctx.clock.clone()).await?)
+}
+
+pub async fn enroll(ctx: &Context, server: &str, code: &str, label: Option<&str>) -> CmdResult {
+    match sync::enroll(
+        &ctx.data_dir,
+        server,
+        code,
+        label,
+        &ctx.settings,
+        ctx.clock.clone(),
+    )
+    .await
+    {
+        Ok(s) => {
+            println!(
+                "enrolled terminal {} for {} (BIN {}, school code {}): {} vouchers, trust list v{}",
+                s.terminal_id,
+                s.school_name,
+                s.school_bin,
+                s.school_code,
+                s.vouchers,
+                s.trust_version
+            );
+            println!("data dir: {}", ctx.data_dir.display());
+            Ok(0)
+        }
+        Err(sync::EnrollError::Client(e)) if e.is_unreachable() => {
+            eprintln!("error: {e}");
+            Ok(EXIT_UNREACHABLE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn sync(ctx: &Context, json: bool) -> CmdResult {
+    let terminal = open(ctx).await?;
+    match terminal.sync().await {
+        Ok(r) => {
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "synced: {} events uploaded ({} already on the server, server holds up to seq {}), \
+                     {} snapshot with {} vouchers, trust list v{}, clock offset {} s",
+                    r.uploaded,
+                    r.already_had,
+                    r.server_last_seq,
+                    if r.full_snapshot { "full" } else { "incremental" },
+                    r.vouchers_received,
+                    r.trust_version,
+                    r.server_offset
+                );
+            }
+            for w in terminal.status().await?.warnings {
+                eprintln!("warning: {} / {}", w.message_kk, w.message_ru);
+            }
+            Ok(0)
+        }
+        Err(e) if e.is_unreachable() => {
+            eprintln!("error: {e}");
+            Ok(EXIT_UNREACHABLE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn print_warnings(status: &crate::terminal::Status) {
+    for w in &status.warnings {
+        eprintln!("warning: {} / {}", w.message_kk, w.message_ru);
+    }
+}
+
+pub async fn scan(
+    ctx: &Context,
+    json: bool,
+    images: &[PathBuf],
+    meal: Option<MealKind>,
+) -> CmdResult {
+    let terminal = open(ctx).await?;
+    print_warnings(&terminal.status().await?);
+    let format = if json { Format::Json } else { Format::Text };
+    if images.is_empty() {
+        let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        let mut out = std::io::stdout().lock();
+        stream::scan_stream(&terminal, stdin, &mut out, format, meal).await?;
+        return Ok(0);
+    }
+    let mut code = 0;
+    for path in images {
+        code = code.max(scan_image(&terminal, path, format, meal).await?);
+    }
+    Ok(code)
+}
+
+async fn scan_image(
+    terminal: &Terminal,
+    path: &Path,
+    format: Format,
+    meal: Option<MealKind>,
+) -> CmdResult {
+    let owned = path.to_owned();
+    let decoded =
+        tokio::task::spawn_blocking(move || image_input::decode_file(&owned, DEFAULT_DECODER))
+            .await?;
+    let mut out = std::io::stdout().lock();
+    let tokens = match decoded {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            writeln!(out, "{}", no_code_line(path, &e.to_string(), format))?;
+            return Ok(EXIT_NO_CODE);
+        }
+    };
+    if tokens.is_empty() {
+        writeln!(out, "{}", no_code_line(path, "no QR code found", format))?;
+        return Ok(EXIT_NO_CODE);
+    }
+    for token in tokens {
+        let outcome = terminal.scan(&token, meal).await?;
+        writeln!(out, "{}", stream::render(&outcome, format))?;
+        out.flush()?;
+    }
+    Ok(0)
+}
+
+fn no_code_line(path: &Path, reason: &str, format: Format) -> String {
+    let kk = "Суретте QR-код табылмады.";
+    let ru = "На снимке не найден QR-код.";
+    match format {
+        Format::Text => format!("no_code | {} | {kk} | {ru} ({reason})", path.display()),
+        Format::Json => serde_json::json!({
+            "verdict": "no_code", "serve": false, "voucher_id": null, "display_name": null,
+            "served_at": null, "image": path.display().to_string(), "error": reason,
+            "message_kk": kk, "message_ru": ru,
+        })
+        .to_string(),
+    }
+}
+
+pub async fn redeem(ctx: &Context, card: &str, meal: Option<MealKind>, json: bool) -> CmdResult {
+    if card.trim().is_empty() {
+        anyhow::bail!("the card number is empty; type the number printed on the pupil's ID card");
+    }
+    let terminal = open(ctx).await?;
+    print_warnings(&terminal.status().await?);
+    let outcome: ScanOutcome = terminal.redeem_card(card, meal).await?;
+    let format = if json { Format::Json } else { Format::Text };
+    println!("{}", stream::render(&outcome, format));
+    Ok(if outcome.serve { 0 } else { EXIT_REFUSED })
+}
+
+pub async fn report(ctx: &Context, date: Option<NaiveDate>, json: bool) -> CmdResult {
+    let terminal = open(ctx).await?;
+    let report = terminal.report(date).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(0)
+}
+
+pub async fn kiosk(ctx: &Context, listen: Option<&str>) -> CmdResult {
+    let terminal = Arc::new(open(ctx).await?);
+    let addr = listen.unwrap_or(&ctx.settings.listen).to_owned();
+    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr}: {e}; pick another --listen address")
+    })?;
+    println!(
+        "kiosk for {} at http://{} (sync every {} s; Ctrl+C to stop)",
+        terminal.data_dir().display(),
+        listener.local_addr()?,
+        ctx.settings.sync_interval_seconds
+    );
+    Kiosk::new(terminal).serve(listener).await?;
+    Ok(0)
+}

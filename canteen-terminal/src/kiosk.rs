@@ -1,0 +1,232 @@
+//! The counter screen: a local web page (big green/red verdicts, name and class, an input that
+//! keeps focus for wedge scanners, the camera where the browser allows) and background sync.
+
+use crate::image_input::{self, DEFAULT_DECODER};
+use crate::outcome::local_datetime;
+use crate::sync::SyncReport;
+use crate::terminal::Terminal;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use shared::calendar::MealKind;
+use shared::error::ErrorBody;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+const PAGE: &str = include_str!("kiosk.html");
+
+/// The outcome of the last background (or button) sync, for the status line.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LastSync {
+    pub at: Option<i64>,
+    pub at_local: Option<String>,
+    pub ok: bool,
+    pub unreachable: bool,
+    pub message: Option<String>,
+    pub report: Option<SyncReport>,
+}
+
+#[derive(Clone)]
+pub struct Kiosk {
+    terminal: Arc<Terminal>,
+    last_sync: Arc<Mutex<LastSync>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanRequest {
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub card: Option<String>,
+    #[serde(default)]
+    pub meal: Option<MealKind>,
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(ErrorBody::new(code, message))).into_response()
+}
+
+impl Kiosk {
+    pub fn new(terminal: Arc<Terminal>) -> Kiosk {
+        Kiosk {
+            terminal,
+            last_sync: Arc::new(Mutex::new(LastSync::default())),
+        }
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/", get(page))
+            .route("/scan", post(scan).layer(DefaultBodyLimit::max(16 * 1024)))
+            .route(
+                "/scan/frame",
+                post(scan_frame).layer(DefaultBodyLimit::max(8 * 1024 * 1024)),
+            )
+            .route("/status", get(status))
+            .route("/sync", post(sync_now))
+            .with_state(self.clone())
+    }
+
+    /// One sync round, remembered for the status line.
+    pub async fn sync_once(&self) -> LastSync {
+        let result = self.terminal.sync().await;
+        let at = self.terminal.now();
+        let last = match result {
+            Ok(report) => LastSync {
+                at: Some(at),
+                at_local: Some(local_datetime(at)),
+                ok: true,
+                unreachable: false,
+                message: None,
+                report: Some(report),
+            },
+            Err(e) => {
+                tracing::warn!("sync failed: {e}");
+                LastSync {
+                    at: Some(at),
+                    at_local: Some(local_datetime(at)),
+                    ok: false,
+                    unreachable: e.is_unreachable(),
+                    message: Some(e.to_string()),
+                    report: None,
+                }
+            }
+        };
+        *self.last_sync.lock().await = last.clone();
+        last
+    }
+
+    /// Syncs every `interval` until the task is dropped.
+    pub fn spawn_background_sync(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let kiosk = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                kiosk.sync_once().await;
+            }
+        })
+    }
+
+    /// Serves until the listener fails; background sync runs alongside.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        let interval = Duration::from_secs(self.terminal.settings().sync_interval_seconds);
+        let _sync = self.spawn_background_sync(interval);
+        axum::serve(listener, self.router()).await
+    }
+}
+
+async fn page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Html(PAGE),
+    )
+}
+
+async fn scan(State(k): State<Kiosk>, body: axum::body::Bytes) -> Response {
+    let req: ScanRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("expected {{\"token\": \"...\"}} or {{\"card\": \"...\"}}: {e}"),
+            )
+        }
+    };
+    let result = match (req.token.as_deref(), req.card.as_deref()) {
+        (Some(token), None) => k.terminal.scan(token, req.meal).await,
+        (None, Some(card)) if !card.trim().is_empty() => {
+            k.terminal.redeem_card(card, req.meal).await
+        }
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "send exactly one of \"token\" or a non-empty \"card\"",
+            )
+        }
+    };
+    match result {
+        Ok(outcome) => Json(outcome).into_response(),
+        Err(e) => {
+            tracing::error!("scan not recorded: {e}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "not_recorded",
+                "The scan was not recorded; do not serve. Try again or tell the administrator.",
+            )
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct NoCode {
+    found: bool,
+}
+
+async fn scan_frame(State(k): State<Kiosk>, body: axum::body::Bytes) -> Response {
+    let decoded =
+        tokio::task::spawn_blocking(move || image_input::decode_bytes(&body, DEFAULT_DECODER))
+            .await;
+    let tokens = match decoded {
+        Ok(Ok(tokens)) => tokens,
+        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, "bad_image", &e.to_string()),
+        Err(_) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "decoder_failed",
+                "the QR decoder failed on this frame",
+            )
+        }
+    };
+    let Some(token) = tokens.first() else {
+        return Json(NoCode { found: false }).into_response();
+    };
+    match k.terminal.scan(token, None).await {
+        Ok(outcome) => Json(outcome).into_response(),
+        Err(e) => {
+            tracing::error!("scan not recorded: {e}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "not_recorded",
+                "The scan was not recorded; do not serve. Try again or tell the administrator.",
+            )
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct StatusBody {
+    #[serde(flatten)]
+    status: crate::terminal::Status,
+    last_sync_attempt: LastSync,
+}
+
+async fn status(State(k): State<Kiosk>) -> Response {
+    match k.terminal.status().await {
+        Ok(status) => Json(StatusBody {
+            status,
+            last_sync_attempt: k.last_sync.lock().await.clone(),
+        })
+        .into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "status_failed",
+            &e.to_string(),
+        ),
+    }
+}
+
+async fn sync_now(State(k): State<Kiosk>) -> Response {
+    Json(k.sync_once().await).into_response()
+}

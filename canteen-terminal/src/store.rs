@@ -1,0 +1,598 @@
+//! The terminal's SQLite file: opening it durably, and every statement the terminal runs.
+//!
+//! Durability: WAL with `synchronous=FULL`, so a committed transaction is fsynced to the WAL
+//! before `COMMIT` returns; `ok` is shown only after that.
+
+use chrono::NaiveDate;
+use shared::calendar::{MealKind, MealWindow, SchoolYear};
+use shared::trust::SignedTrustList;
+use shared::verdict::Verdict;
+use shared::wire::{ScanSource, Snapshot, SnapshotVoucher, TerminalEvent, VoucherStatus};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+pub const DB_FILE: &str = "terminal.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("terminal database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("terminal database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("terminal database holds an unreadable value in {what}: {value:?}")]
+    Corrupt { what: &'static str, value: String },
+}
+
+fn corrupt(what: &'static str, value: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        value: value.into(),
+    }
+}
+
+/// Opens (creating if needed) and migrates the database in `dir`.
+pub async fn open(dir: &Path) -> Result<SqlitePool, StoreError> {
+    let options = SqliteConnectOptions::new()
+        .filename(dir.join(DB_FILE))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        // A kiosk and a CLI may share the file; writers wait for each other instead of failing.
+        .busy_timeout(Duration::from_secs(10));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .min_connections(1)
+        .connect_with(options)
+        .await?;
+    sqlx::migrate!("../migrations/terminal").run(&pool).await?;
+    Ok(pool)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub terminal_id: Uuid,
+    pub label: Option<String>,
+    pub school_code: u32,
+    pub school_bin: String,
+    pub school_name: String,
+    pub server_url: String,
+    pub root_public_key: String,
+    pub enrolled_at: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncState {
+    pub trust_list: Option<SignedTrustList>,
+    pub trust_version: Option<u64>,
+    pub snapshot_cursor: i64,
+    pub last_sync_at: Option<i64>,
+    pub server_offset: Option<i64>,
+    pub uploaded_through: i64,
+    pub last_seen_time: i64,
+    pub last_sync_attempt_at: Option<i64>,
+    pub last_sync_error: Option<String>,
+}
+
+pub async fn identity(pool: &SqlitePool) -> Result<Option<Identity>, StoreError> {
+    type Row = (
+        String,
+        Option<String>,
+        i64,
+        String,
+        String,
+        String,
+        String,
+        i64,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT terminal_id, label, school_code, school_bin, school_name, server_url, \
+         root_public_key, enrolled_at FROM identity WHERE id = 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        Ok(Identity {
+            terminal_id: parse_uuid("identity.terminal_id", &r.0)?,
+            label: r.1,
+            school_code: u32::try_from(r.2)
+                .map_err(|_| corrupt("identity.school_code", r.2.to_string()))?,
+            school_bin: r.3,
+            school_name: r.4,
+            server_url: r.5,
+            root_public_key: r.6,
+            enrolled_at: r.7,
+        })
+    })
+    .transpose()
+}
+
+pub async fn sync_state(pool: &SqlitePool) -> Result<SyncState, StoreError> {
+    type Row = (
+        Option<String>,
+        Option<i64>,
+        i64,
+        Option<i64>,
+        Option<i64>,
+        i64,
+        i64,
+        Option<i64>,
+        Option<String>,
+    );
+    // last_seen_time comes back as the effective watermark (see the migration).
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT trust_list, trust_version, snapshot_cursor, last_sync_at, server_offset, \
+         uploaded_through, max(last_seen_time, COALESCE((SELECT MAX(scanned_at) FROM events \
+         WHERE seq > s.watermark_seq), 0)), last_sync_attempt_at, last_sync_error \
+         FROM sync_state s WHERE id = 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let Some(r) = row else {
+        return Ok(SyncState::default());
+    };
+    let trust_list = match r.0 {
+        Some(text) => {
+            Some(serde_json::from_str(&text).map_err(|_| corrupt("sync_state.trust_list", text))?)
+        }
+        None => None,
+    };
+    Ok(SyncState {
+        trust_list,
+        trust_version: r.1.map(|v| v as u64),
+        snapshot_cursor: r.2,
+        last_sync_at: r.3,
+        server_offset: r.4,
+        uploaded_through: r.5,
+        last_seen_time: r.6,
+        last_sync_attempt_at: r.7,
+        last_sync_error: r.8,
+    })
+}
+
+/// Writes the identity and an empty sync state; refuses when the terminal is already enrolled.
+pub async fn insert_identity(pool: &SqlitePool, id: &Identity, now: i64) -> Result<(), StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query(
+        "INSERT INTO identity (id, terminal_id, label, school_code, school_bin, school_name, \
+         server_url, root_public_key, enrolled_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id.terminal_id.to_string())
+    .bind(&id.label)
+    .bind(i64::from(id.school_code))
+    .bind(&id.school_bin)
+    .bind(&id.school_name)
+    .bind(&id.server_url)
+    .bind(&id.root_public_key)
+    .bind(id.enrolled_at)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO sync_state (id, last_seen_time) VALUES (1, ?)")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredCalendar {
+    pub school_year: SchoolYear,
+    pub meal_windows: Vec<MealWindow>,
+}
+
+pub async fn calendar(pool: &SqlitePool) -> Result<Option<StoredCalendar>, StoreError> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT school_year, meal_windows FROM school_calendar WHERE id = 1")
+            .fetch_optional(pool)
+            .await?;
+    row.map(|(y, w)| {
+        Ok(StoredCalendar {
+            school_year: serde_json::from_str(&y)
+                .map_err(|_| corrupt("school_calendar.school_year", y.clone()))?,
+            meal_windows: serde_json::from_str(&w)
+                .map_err(|_| corrupt("school_calendar.meal_windows", w.clone()))?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn listed_vouchers(pool: &SqlitePool) -> Result<Vec<SnapshotVoucher>, StoreError> {
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        i64,
+        String,
+        Option<String>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT voucher_id, status, valid_from, valid_to, display_name, grade, class_letter, \
+         card_number FROM vouchers WHERE listed = 1",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(SnapshotVoucher {
+                voucher_id: parse_uuid("vouchers.voucher_id", &r.0)?,
+                status: VoucherStatus::parse(&r.1)
+                    .ok_or_else(|| corrupt("vouchers.status", r.1))?,
+                valid_from: parse_day("vouchers.valid_from", &r.2)?,
+                valid_to: parse_day("vouchers.valid_to", &r.3)?,
+                display_name: r.4,
+                grade: u8::try_from(r.5).map_err(|_| corrupt("vouchers.grade", r.5.to_string()))?,
+                class_letter: r.6,
+                card_number: r.7,
+            })
+        })
+        .collect()
+}
+
+/// A meal already served on a day: here (`terminal_label` None) or at another terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorMeal {
+    pub voucher_id: Uuid,
+    pub meal_kind: MealKind,
+    pub served_at: i64,
+    pub terminal_label: Option<String>,
+}
+
+pub async fn meals_on(pool: &SqlitePool, day: NaiveDate) -> Result<Vec<PriorMeal>, StoreError> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT voucher_id, meal_kind, served_at FROM meals WHERE service_day = ? ORDER BY served_at",
+    )
+    .bind(day.to_string())
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(v, k, at)| {
+            Ok(PriorMeal {
+                voucher_id: parse_uuid("meals.voucher_id", &v)?,
+                meal_kind: parse_kind("meals.meal_kind", &k)?,
+                served_at: at,
+                terminal_label: None,
+            })
+        })
+        .collect()
+}
+
+pub async fn served_elsewhere_on(
+    pool: &SqlitePool,
+    day: NaiveDate,
+) -> Result<Vec<PriorMeal>, StoreError> {
+    let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
+        "SELECT voucher_id, meal_kind, served_at, terminal_label FROM served_elsewhere \
+         WHERE service_day = ? ORDER BY served_at",
+    )
+    .bind(day.to_string())
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(v, k, at, label)| {
+            Ok(PriorMeal {
+                voucher_id: parse_uuid("served_elsewhere.voucher_id", &v)?,
+                meal_kind: parse_kind("served_elsewhere.meal_kind", &k)?,
+                served_at: at,
+                terminal_label: Some(label),
+            })
+        })
+        .collect()
+}
+
+/// One scan about to be appended to the log.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub scanned_at: i64,
+    pub service_day: NaiveDate,
+    pub verdict: Verdict,
+    pub source: ScanSource,
+    pub meal_kind: MealKind,
+    pub voucher_id: Option<Uuid>,
+    pub key_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub seq: i64,
+    /// The verdict as committed; an `ok` becomes `already_served` when another process on this
+    /// data dir served the same (voucher, day, meal kind) first.
+    pub verdict: Verdict,
+    /// For `already_served` found here: when the earlier meal was served.
+    pub earlier_served_at: Option<i64>,
+}
+
+/// Appends the event (and, for `ok`, the meal row) in one durable transaction; the event's
+/// `scanned_at` raises the clock watermark. Returns only after `COMMIT`.
+pub async fn record(pool: &SqlitePool, ev: &NewEvent) -> Result<Recorded, StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let day = ev.service_day.to_string();
+    let mut verdict = ev.verdict;
+    let mut earlier_served_at = None;
+    let voucher = ev.voucher_id.map(|v| v.to_string());
+    if verdict == Verdict::Ok {
+        let existing: Option<(i64,)> = sqlx::query_as(
+            "SELECT served_at FROM meals WHERE voucher_id = ? AND service_day = ? AND meal_kind = ?",
+        )
+        .bind(&voucher)
+        .bind(&day)
+        .bind(ev.meal_kind.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((at,)) = existing {
+            verdict = Verdict::AlreadyServed;
+            earlier_served_at = Some(at);
+        }
+    }
+    let (seq,): (i64,) = sqlx::query_as(
+        "INSERT INTO events (event_id, scanned_at, service_day, verdict, source, meal_kind, \
+         voucher_id, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+    )
+    .bind(ev.event_id.to_string())
+    .bind(ev.scanned_at)
+    .bind(&day)
+    .bind(verdict.code())
+    .bind(source_str(ev.source))
+    .bind(ev.meal_kind.as_str())
+    .bind(&voucher)
+    .bind(&ev.key_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if verdict == Verdict::Ok {
+        sqlx::query(
+            "INSERT INTO meals (voucher_id, service_day, meal_kind, served_at, event_seq) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&voucher)
+        .bind(&day)
+        .bind(ev.meal_kind.as_str())
+        .bind(ev.scanned_at)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Recorded {
+        seq,
+        verdict,
+        earlier_served_at,
+    })
+}
+
+pub fn source_str(s: ScanSource) -> &'static str {
+    match s {
+        ScanSource::Qr => "qr",
+        ScanSource::Card => "card",
+    }
+}
+
+fn parse_source(what: &'static str, s: &str) -> Result<ScanSource, StoreError> {
+    match s {
+        "qr" => Ok(ScanSource::Qr),
+        "card" => Ok(ScanSource::Card),
+        _ => Err(corrupt(what, s)),
+    }
+}
+
+fn parse_uuid(what: &'static str, s: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(s).map_err(|_| corrupt(what, s))
+}
+
+fn parse_day(what: &'static str, s: &str) -> Result<NaiveDate, StoreError> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| corrupt(what, s))
+}
+
+fn parse_kind(what: &'static str, s: &str) -> Result<MealKind, StoreError> {
+    MealKind::from_str(s).map_err(|_| corrupt(what, s))
+}
+
+/// Events with `seq > after`, oldest first, at most `limit`.
+pub async fn events_after(
+    pool: &SqlitePool,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<TerminalEvent>, StoreError> {
+    type Row = (
+        i64,
+        String,
+        i64,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT seq, event_id, scanned_at, service_day, verdict, source, meal_kind, voucher_id, \
+         key_id FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(TerminalEvent {
+                seq: r.0,
+                event_id: parse_uuid("events.event_id", &r.1)?,
+                scanned_at: r.2,
+                service_day: parse_day("events.service_day", &r.3)?,
+                verdict: Verdict::from_str(&r.4).map_err(|_| corrupt("events.verdict", r.4))?,
+                source: parse_source("events.source", &r.5)?,
+                meal_kind: parse_kind("events.meal_kind", &r.6)?,
+                voucher_id: r
+                    .7
+                    .as_deref()
+                    .map(|v| parse_uuid("events.voucher_id", v))
+                    .transpose()?,
+                key_id: r.8,
+            })
+        })
+        .collect()
+}
+
+pub async fn last_seq(pool: &SqlitePool) -> Result<i64, StoreError> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM events")
+        .fetch_one(pool)
+        .await?;
+    Ok(n)
+}
+
+/// Records the server's acknowledgement: the next upload starts after it.
+pub async fn set_uploaded_through(pool: &SqlitePool, seq: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sync_state SET uploaded_through = ? WHERE id = 1")
+        .bind(seq)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn note_sync_attempt(
+    pool: &SqlitePool,
+    at: i64,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sync_state SET last_sync_attempt_at = ?, last_sync_error = ? WHERE id = 1")
+        .bind(at)
+        .bind(error)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// What a verified snapshot changes, applied in one transaction.
+pub struct SnapshotApply<'a> {
+    pub snapshot: &'a Snapshot,
+    pub trust_version: u64,
+    pub own_terminal_id: Uuid,
+    pub local_now: i64,
+    pub server_offset: i64,
+    /// The clock watermark after this sync (see `sync::watermark_after_sync`); events logged
+    /// before this sync no longer count towards it.
+    pub last_seen_time: i64,
+}
+
+pub async fn apply_snapshot(pool: &SqlitePool, a: &SnapshotApply<'_>) -> Result<(), StoreError> {
+    let s = a.snapshot;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let trust_json = serde_json::to_string(&s.trust_list).expect("trust list serialises");
+    sqlx::query(
+        "UPDATE sync_state SET trust_list = ?, trust_version = ?, snapshot_cursor = ?, \
+         last_sync_at = ?, server_offset = ?, last_seen_time = ?, last_sync_attempt_at = ?, \
+         last_sync_error = NULL, watermark_seq = (SELECT COALESCE(MAX(seq), 0) FROM events) \
+         WHERE id = 1",
+    )
+    .bind(trust_json)
+    .bind(a.trust_version as i64)
+    .bind(s.cursor)
+    .bind(a.local_now)
+    .bind(a.server_offset)
+    .bind(a.last_seen_time)
+    .bind(a.local_now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO school_calendar (id, school_year, meal_windows, updated_at) VALUES (1, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET school_year = excluded.school_year, \
+         meal_windows = excluded.meal_windows, updated_at = excluded.updated_at",
+    )
+    .bind(serde_json::to_string(&s.calendar).expect("calendar serialises"))
+    .bind(serde_json::to_string(&s.meal_windows).expect("meal windows serialise"))
+    .bind(a.local_now)
+    .execute(&mut *tx)
+    .await?;
+    if s.full {
+        sqlx::query("UPDATE vouchers SET listed = 0")
+            .execute(&mut *tx)
+            .await?;
+    }
+    for v in &s.vouchers {
+        sqlx::query(
+            "INSERT INTO vouchers (voucher_id, status, valid_from, valid_to, display_name, grade, \
+             class_letter, card_number, listed, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?) \
+             ON CONFLICT (voucher_id) DO UPDATE SET status = excluded.status, \
+             valid_from = excluded.valid_from, valid_to = excluded.valid_to, \
+             display_name = excluded.display_name, grade = excluded.grade, \
+             class_letter = excluded.class_letter, card_number = excluded.card_number, \
+             listed = 1, updated_at = excluded.updated_at",
+        )
+        .bind(v.voucher_id.to_string())
+        .bind(v.status.as_str())
+        .bind(v.valid_from.to_string())
+        .bind(v.valid_to.to_string())
+        .bind(&v.display_name)
+        .bind(i64::from(v.grade))
+        .bind(&v.class_letter)
+        .bind(&v.card_number)
+        .bind(a.local_now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for m in &s.served_today {
+        if m.terminal_id == a.own_terminal_id {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO served_elsewhere (voucher_id, service_day, meal_kind, served_at, \
+             terminal_id, terminal_label) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(m.voucher_id.to_string())
+        .bind(m.service_day.to_string())
+        .bind(m.meal_kind.as_str())
+        .bind(m.served_at)
+        .bind(m.terminal_id.to_string())
+        .bind(&m.terminal_label)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The day's local summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DayCounts {
+    pub served: Vec<(MealKind, i64)>,
+    pub by_verdict: Vec<(Verdict, i64)>,
+}
+
+pub async fn day_counts(pool: &SqlitePool, day: NaiveDate) -> Result<DayCounts, StoreError> {
+    let served: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT meal_kind, COUNT(*) FROM meals WHERE service_day = ? GROUP BY meal_kind ORDER BY meal_kind",
+    )
+    .bind(day.to_string())
+    .fetch_all(pool)
+    .await?;
+    let verdicts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT verdict, COUNT(*) FROM events WHERE service_day = ? GROUP BY verdict",
+    )
+    .bind(day.to_string())
+    .fetch_all(pool)
+    .await?;
+    let mut by_verdict = verdicts
+        .into_iter()
+        .map(|(v, n)| {
+            Ok((
+                Verdict::from_str(&v).map_err(|_| corrupt("events.verdict", v))?,
+                n,
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    by_verdict.sort();
+    Ok(DayCounts {
+        served: served
+            .into_iter()
+            .map(|(k, n)| Ok((parse_kind("meals.meal_kind", &k)?, n)))
+            .collect::<Result<_, StoreError>>()?,
+        by_verdict,
+    })
+}

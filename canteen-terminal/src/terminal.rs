@@ -1,0 +1,340 @@
+//! The terminal: opens its data dir, verifies scans and records them durably.
+
+use crate::clock::Clock;
+use crate::config::{Settings, OFFSET_WARNING_SECONDS};
+use crate::outcome::{local_datetime, messages, ScanOutcome};
+use crate::state::State;
+use crate::store::{self, NewEvent, PriorMeal, StoreError};
+use crate::verify::{self, Credential};
+use chrono::NaiveDate;
+use serde::Serialize;
+use shared::calendar::{MealKind, ServiceDay};
+use shared::verdict::Verdict;
+use shared::wire::ScanSource;
+use sqlx::SqlitePool;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+pub const SECRET_FILE: &str = "terminal.secret";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TerminalError {
+    #[error(
+        "{dir} holds no enrolled terminal. Enroll it first: \
+         canteen-terminal --data-dir {dir} enroll --server URL --code CODE \
+         (school staff print the code with `wallet-server terminal enroll-code --school BIN`)"
+    )]
+    NotEnrolled { dir: String },
+    #[error(
+        "{dir} already holds enrolled terminal {terminal_id} of school {school}; \
+         use another --data-dir for a new terminal"
+    )]
+    AlreadyEnrolled {
+        dir: String,
+        terminal_id: Uuid,
+        school: String,
+    },
+    #[error("cannot use data dir {dir}: {source}")]
+    DataDir { dir: String, source: std::io::Error },
+    #[error(
+        "cannot read the terminal secret {path}: {source}; re-enroll the terminal with a new code"
+    )]
+    Secret {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A staff-facing warning about the terminal's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub code: &'static str,
+    pub message_kk: String,
+    pub message_ru: String,
+}
+
+/// Everything the counter screen shows besides the verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub terminal_id: Uuid,
+    pub label: Option<String>,
+    pub school_name: String,
+    pub school_bin: String,
+    pub server_url: String,
+    pub now: i64,
+    pub service_day: NaiveDate,
+    pub current_meal: MealKind,
+    pub last_sync_at: Option<i64>,
+    pub last_sync_local: Option<String>,
+    pub last_sync_error: Option<String>,
+    pub server_offset: Option<i64>,
+    pub trust_version: Option<u64>,
+    pub vouchers: usize,
+    pub unsynced_events: i64,
+    pub warnings: Vec<Warning>,
+}
+
+pub struct Terminal {
+    pub(crate) pool: SqlitePool,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: Settings,
+    pub(crate) dir: PathBuf,
+    pub(crate) state: Mutex<State>,
+    /// Fixed at enrollment.
+    pub(crate) identity: store::Identity,
+}
+
+impl std::fmt::Debug for Terminal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Terminal").field("dir", &self.dir).finish()
+    }
+}
+
+impl Terminal {
+    /// Opens an enrolled terminal; an empty or missing dir is refused without creating files.
+    pub async fn open(
+        dir: &Path,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Terminal, TerminalError> {
+        let not_enrolled = || TerminalError::NotEnrolled {
+            dir: dir.display().to_string(),
+        };
+        if !dir.join(store::DB_FILE).is_file() {
+            return Err(not_enrolled());
+        }
+        let pool = store::open(dir).await?;
+        let state = State::load(&pool).await?.ok_or_else(not_enrolled)?;
+        Ok(Terminal {
+            identity: state.identity.clone(),
+            pool,
+            clock,
+            settings,
+            dir: dir.to_owned(),
+            state: Mutex::new(state),
+        })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub(crate) fn secret(&self) -> Result<String, TerminalError> {
+        let path = self.dir.join(SECRET_FILE);
+        std::fs::read_to_string(&path)
+            .map(|s| s.trim().to_owned())
+            .map_err(|source| TerminalError::Secret {
+                path: path.display().to_string(),
+                source,
+            })
+    }
+
+    /// Verifies a scanned token and records the scan; returns after the commit.
+    pub async fn scan(
+        &self,
+        token: &str,
+        meal: Option<MealKind>,
+    ) -> Result<ScanOutcome, TerminalError> {
+        // Wedge scanners end lines with CR LF and some pad with spaces.
+        self.check(Credential::Token(token.trim()), ScanSource::Qr, meal)
+            .await
+    }
+
+    /// The fallback by ID-card number (§1.9): same checks from `unknown_voucher` on.
+    pub async fn redeem_card(
+        &self,
+        card: &str,
+        meal: Option<MealKind>,
+    ) -> Result<ScanOutcome, TerminalError> {
+        self.check(Credential::Card(card.trim()), ScanSource::Card, meal)
+            .await
+    }
+
+    async fn check(
+        &self,
+        credential: Credential<'_>,
+        source: ScanSource,
+        meal: Option<MealKind>,
+    ) -> Result<ScanOutcome, TerminalError> {
+        let mut state = self.state.lock().await;
+        let now = self.clock.now();
+        let day = ServiceDay::from_unix(now).0;
+        state.ensure_day(&self.pool, day).await?;
+        let meal_kind = meal.unwrap_or_else(|| state.default_meal(now));
+        let decision = verify::decide(
+            &state,
+            credential,
+            now,
+            meal_kind,
+            self.settings.skew_seconds,
+        );
+        let event = NewEvent {
+            event_id: Uuid::new_v4(),
+            scanned_at: now,
+            service_day: decision.service_day,
+            verdict: decision.verdict,
+            source,
+            meal_kind,
+            voucher_id: decision.voucher_id,
+            key_id: decision.key_id.map(|k| k.hex()),
+        };
+        let recorded = store::record(&self.pool, &event).await?;
+        if recorded.verdict != Verdict::ClockUntrusted {
+            state.sync.last_seen_time = state.sync.last_seen_time.max(now);
+        }
+        let mut earlier = decision.earlier;
+        if let Some(voucher_id) = decision.voucher_id {
+            if recorded.verdict == Verdict::Ok {
+                state.today.note_local(voucher_id, meal_kind, now);
+            } else if let Some(at) = recorded.earlier_served_at {
+                // Another process on this data dir served it first; learn that.
+                state.today.note_local(voucher_id, meal_kind, at);
+                earlier = Some(PriorMeal {
+                    voucher_id,
+                    meal_kind,
+                    served_at: at,
+                    terminal_label: None,
+                });
+            }
+        }
+        let verdict = recorded.verdict;
+        let pupil = decision
+            .voucher_id
+            .and_then(|id| state.vouchers.get(&id))
+            .filter(|_| verdict.shows_pupil());
+        let served_at = match verdict {
+            Verdict::Ok => Some(now),
+            Verdict::AlreadyServed => earlier.as_ref().map(|m| m.served_at),
+            _ => None,
+        };
+        let (message_kk, message_ru) = messages(verdict, earlier.as_ref());
+        Ok(ScanOutcome {
+            verdict,
+            serve: verdict.serves(),
+            voucher_id: decision.voucher_id,
+            display_name: pupil.map(|p| p.display_name.clone()),
+            class: pupil.map(|p| p.class()),
+            served_at,
+            served_at_local: served_at.map(local_datetime),
+            served_where: earlier.as_ref().map(|m| {
+                m.terminal_label
+                    .clone()
+                    .unwrap_or_else(|| state.label().to_owned())
+            }),
+            served_here: earlier.as_ref().map(|m| m.terminal_label.is_none()),
+            message_kk,
+            message_ru,
+            meal_kind,
+            service_day: decision.service_day,
+            scanned_at: now,
+            source,
+            seq: recorded.seq,
+            event_id: event.event_id,
+        })
+    }
+
+    /// Rebuilds the in-memory view from the database (after a sync).
+    pub async fn reload(&self) -> Result<(), TerminalError> {
+        let fresh = State::load(&self.pool)
+            .await?
+            .ok_or_else(|| TerminalError::NotEnrolled {
+                dir: self.dir.display().to_string(),
+            })?;
+        let mut state = self.state.lock().await;
+        *state = fresh;
+        Ok(())
+    }
+
+    pub async fn status(&self) -> Result<Status, TerminalError> {
+        let now = self.clock.now();
+        let unsynced = store::last_seq(&self.pool).await?;
+        let sync = store::sync_state(&self.pool).await?;
+        let state = self.state.lock().await;
+        let warnings = warnings(&self.settings, &sync, now);
+        Ok(Status {
+            terminal_id: state.identity.terminal_id,
+            label: state.identity.label.clone(),
+            school_name: state.identity.school_name.clone(),
+            school_bin: state.identity.school_bin.clone(),
+            server_url: state.identity.server_url.clone(),
+            now,
+            service_day: ServiceDay::from_unix(now).0,
+            current_meal: state.default_meal(now),
+            last_sync_at: sync.last_sync_at,
+            last_sync_local: sync.last_sync_at.map(local_datetime),
+            last_sync_error: sync.last_sync_error.clone(),
+            server_offset: sync.server_offset,
+            trust_version: sync.trust_version,
+            vouchers: state.vouchers.len(),
+            unsynced_events: (unsynced - sync.uploaded_through).max(0),
+            warnings,
+        })
+    }
+}
+
+/// Staff warnings: clock behind its watermark, clock far from the server's, sync too old.
+pub fn warnings(settings: &Settings, sync: &store::SyncState, now: i64) -> Vec<Warning> {
+    let mut out = Vec::new();
+    if now < sync.last_seen_time {
+        out.push(Warning {
+            code: "clock_untrusted",
+            message_kk: format!(
+                "Терминал сағаты артқа кетті ({}). Сағатты түзетіп, синхрондаңыз.",
+                local_datetime(now)
+            ),
+            message_ru: format!(
+                "Часы терминала ушли назад ({}). Исправьте часы и синхронизируйте.",
+                local_datetime(now)
+            ),
+        });
+    }
+    if let Some(offset) = sync.server_offset {
+        if offset.abs() > OFFSET_WARNING_SECONDS {
+            let minutes = offset.abs() / 60;
+            out.push(Warning {
+                code: "clock_offset",
+                message_kk: format!(
+                    "Терминал сағаты сервермен {minutes} минутқа сәйкес келмейді. Сағатты түзетіңіз."
+                ),
+                message_ru: format!(
+                    "Часы терминала расходятся с сервером на {minutes} мин. Исправьте часы."
+                ),
+            });
+        }
+    }
+    match sync.last_sync_at {
+        None => out.push(Warning {
+            code: "never_synced",
+            message_kk: "Терминал әлі синхрондалмаған.".to_owned(),
+            message_ru: "Терминал ещё не синхронизирован.".to_owned(),
+        }),
+        Some(at) if now - at > settings.stale_after_seconds => {
+            let when = local_datetime(at);
+            out.push(Warning {
+                code: "sync_stale",
+                message_kk: format!("Соңғы синхрондау: {when}. Интернетке қосылып, синхрондаңыз."),
+                message_ru: format!(
+                    "Последняя синхронизация: {when}. Подключитесь к интернету и синхронизируйте."
+                ),
+            });
+        }
+        Some(_) => {}
+    }
+    out
+}

@@ -1,0 +1,194 @@
+//! The counter screen over HTTP: the page, /scan, /scan/frame, /status, /sync.
+
+mod common;
+
+use canteen_terminal::clock::ManualClock;
+use canteen_terminal::kiosk::Kiosk;
+use common::*;
+use shared::wire::VoucherStatus;
+use std::sync::Arc;
+
+async fn start() -> (String, World, FakeServer, tempfile::TempDir) {
+    let world = World::new();
+    let server = FakeServer::start(world.server_state(vec![
+        voucher(1, VoucherStatus::Active),
+        voucher(2, VoucherStatus::Active),
+        voucher(3, VoucherStatus::Revoked),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(monday_noon());
+    let t = enrolled_terminal(dir.path(), &server, "K", "Асхана 1", &clock).await;
+    let kiosk = Kiosk::new(Arc::new(t));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, kiosk.router()).await.unwrap() });
+    (format!("http://{addr}"), world, server, dir)
+}
+
+fn id(n: u32) -> uuid::Uuid {
+    voucher(n, VoucherStatus::Active).voucher_id
+}
+
+#[tokio::test]
+async fn page_scan_status_and_sync() {
+    let (base, world, server, _dir) = start().await;
+    let http = reqwest::Client::new();
+
+    let page = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    for needle in [
+        "autofocus",
+        "BarcodeDetector",
+        "getUserMedia",
+        "/scan",
+        "Покажите QR-код",
+        "QR-кодты көрсетіңіз",
+        "Последняя синхронизация",
+    ] {
+        assert!(html.contains(needle), "page lacks {needle}");
+    }
+
+    let token = world.token(id(1), monday_noon());
+    let ok: serde_json::Value = http
+        .post(format!("{base}/scan"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ok["verdict"], "ok");
+    assert_eq!(ok["serve"], true);
+    assert_eq!(ok["display_name"], "Айгерим1 С.");
+    assert_eq!(ok["class"], "2Б");
+    let again: serde_json::Value = http
+        .post(format!("{base}/scan"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["verdict"], "already_served");
+    assert_eq!(again["serve"], false);
+    let revoked: serde_json::Value = http
+        .post(format!("{base}/scan"))
+        .json(&serde_json::json!({ "card": "000000003" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(revoked["verdict"], "voucher_inactive");
+    assert!(revoked["display_name"].is_null(), "no name on refusal");
+
+    for bad in [
+        "not json",
+        r#"{"token": "a", "card": "b"}"#,
+        r#"{}"#,
+        r#"{"card": "  "}"#,
+        r#"{"token": 5}"#,
+        r#"{"token": "a", "extra": 1}"#,
+    ] {
+        let resp = http
+            .post(format!("{base}/scan"))
+            .header("content-type", "application/json")
+            .body(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{bad}");
+        let body: shared::ErrorBody = resp.json().await.unwrap();
+        assert_eq!(body.error.code, "bad_request");
+    }
+
+    // A camera frame with the code of voucher 2 on it.
+    let frame = render_qr(&world.token(id(2), monday_noon()), 5);
+    let resp: serde_json::Value = http
+        .post(format!("{base}/scan/frame"))
+        .header("content-type", "image/png")
+        .body(png_bytes(&frame))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp["verdict"], "ok", "{resp}");
+    assert_eq!(resp["display_name"], "Айгерим2 С.");
+    let blank = image::GrayImage::from_pixel(64, 48, image::Luma([200]));
+    let resp: serde_json::Value = http
+        .post(format!("{base}/scan/frame"))
+        .body(png_bytes(&blank))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp["found"], false);
+    let resp = http
+        .post(format!("{base}/scan/frame"))
+        .body("not a picture")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+
+    let status: serde_json::Value = http
+        .get(format!("{base}/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status["unsynced_events"], 4,
+        "bad requests and empty frames are not scans"
+    );
+    assert_eq!(status["label"], "Асхана 1");
+    assert_eq!(status["current_meal"], "lunch");
+
+    let synced: serde_json::Value = http
+        .post(format!("{base}/sync"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(synced["ok"], true, "{synced}");
+    assert_eq!(synced["report"]["uploaded"], 4);
+    let status: serde_json::Value = http
+        .get(format!("{base}/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["unsynced_events"], 0);
+    assert_eq!(status["last_sync_attempt"]["ok"], true);
+
+    // Server gone: the status line says so, scanning goes on.
+    drop(server.stop());
+    let synced: serde_json::Value = http
+        .post(format!("{base}/sync"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(synced["ok"], false);
+    assert_eq!(synced["unreachable"], true);
+}
