@@ -13,6 +13,7 @@
 pub mod csv_source;
 pub mod fields;
 pub mod json_source;
+pub mod sample;
 pub mod validate;
 
 use crate::config::Settings;
