@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod server_core;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "wallet-server",
@@ -47,6 +49,35 @@ pub enum Command {
     /// Signing keys for QR tokens.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Import a NOBD roster, CSV or JSON (fields: docs/roster-import.md).
+    ImportRoster {
+        file: PathBuf,
+        /// `snapshot` also removes the listed schools' pupils missing from the file.
+        #[arg(long, value_enum, default_value = "incremental")]
+        mode: ImportMode,
+        /// Import the good rows even if some are rejected.
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+    /// The SMS consent process.
+    #[command(subcommand)]
+    Consent(ConsentCommand),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ImportMode {
+    Incremental,
+    Snapshot,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConsentCommand {
+    /// Run the consent process once (due requests, repeats, expiries) and send due SMS.
+    Tick {
+        /// Act as if it were this time (RFC 3339), e.g. 2026-11-26T09:00:00+05:00.
+        #[arg(long)]
+        now: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,8 +129,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "wallet-server listening on http://{}",
                 listener.local_addr()?
             );
+            let jobs = crate::jobs::start(state.clone())?;
             crate::app::serve(state, listener).await?;
+            jobs.stop().await;
             Ok(())
+        }
+        Command::ImportRoster {
+            file,
+            mode,
+            skip_invalid,
+        } => {
+            let mode = match mode {
+                ImportMode::Incremental => crate::roster::Mode::Incremental,
+                ImportMode::Snapshot => crate::roster::Mode::Snapshot,
+            };
+            server_core::import_roster(&cli.global, &file, mode, skip_invalid).await
+        }
+        Command::Consent(ConsentCommand::Tick { now }) => {
+            server_core::consent_tick(&cli.global, now.as_deref()).await
         }
         Command::Keys(KeysCommand::List) => {
             let state = open_state(&cli.global, Clock::System, false).await?;

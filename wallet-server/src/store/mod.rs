@@ -6,8 +6,12 @@
 //! them in order makes the two agree). Where the dialects differ, `Self::BACKEND` decides.
 
 pub mod audit;
+pub mod consent;
+pub mod import;
 pub mod keys;
 pub mod roster;
+pub mod sms;
+pub mod sql;
 pub mod testing;
 pub mod vouchers;
 
@@ -21,8 +25,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use audit::AuditStore;
+pub use consent::ConsentStore;
+pub use import::ImportStore;
 pub use keys::KeyRecordStore;
 pub use roster::RosterStore;
+pub use sms::SmsOutboxStore;
 pub use vouchers::VoucherStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +69,16 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the server stores. Each resource trait lives in its own module.
 pub trait Store:
-    RosterStore + VoucherStore + AuditStore + KeyRecordStore + Send + Sync + 'static
+    RosterStore
+    + VoucherStore
+    + AuditStore
+    + KeyRecordStore
+    + ImportStore
+    + ConsentStore
+    + SmsOutboxStore
+    + Send
+    + Sync
+    + 'static
 {
     fn backend(&self) -> Backend;
 }

@@ -1,0 +1,125 @@
+//! A parent's SMS answer: `3#1` / `3#2` applies to every request awaiting an answer on that
+//! number; anything else gets the help text and changes nothing.
+//!
+//! Decisions where the pilot's rules are silent:
+//! * a valid answer from a number with nothing awaiting an answer (unknown, already answered,
+//!   expired) changes nothing and gets a short "no request awaits an answer" text;
+//! * texts for a number the roster does not know are sent in Kazakh and Russian;
+//! * at most [`HELP_PER_DAY`] help texts go to one number in 24 hours, so an auto-responder on
+//!   the other end cannot start an endless exchange; later ones are answered with silence;
+//! * the agreement and refusal answers go once per reply, not once per child.
+
+use super::reply::{parse_reply, Reply};
+use super::texts;
+use super::tick::lang_of;
+use crate::config::{Lang, Settings};
+use crate::sms::SmsKind;
+use crate::store::consent::{ConsentStatus, ConsentTarget};
+use crate::store::sms::NewSms;
+use crate::store::{Store, StoreError, StoreResult};
+use serde::Serialize;
+use shared::phone::Phone;
+
+pub const HELP_PER_DAY: i64 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ReplyOutcome {
+    Consented { consents: usize, vouchers: usize },
+    Refused { consents: usize },
+    /// Not an answer; `answered` is false when the help limit was reached.
+    Help { answered: bool },
+    /// A valid answer, but nothing awaits one on this number.
+    NothingPending { answered: bool },
+}
+
+/// The language a number's texts are in: its pupils' (the first listed), or none.
+async fn lang_for(store: &dyn Store, phone: &Phone) -> StoreResult<Option<Lang>> {
+    Ok(store
+        .pupils_by_phone(phone.as_str())
+        .await?
+        .first()
+        .and_then(|p| Lang::parse(&p.lang)))
+}
+
+/// Queues a help-kind text unless this number had its share today.
+async fn answer_help(
+    store: &dyn Store,
+    phone: &Phone,
+    text: String,
+    now: i64,
+) -> StoreResult<bool> {
+    let recent = store
+        .sms_count_since(phone.as_str(), SmsKind::Help, now - 24 * 3600)
+        .await?;
+    if recent >= HELP_PER_DAY {
+        tracing::info!(phone = %phone.masked(), "help limit reached; not answering");
+        return Ok(false);
+    }
+    crate::sms::queue(store, phone, &text, SmsKind::Help, now).await?;
+    Ok(true)
+}
+
+pub async fn handle_reply(
+    store: &dyn Store,
+    settings: &Settings,
+    from: &Phone,
+    text: &str,
+    now: i64,
+) -> StoreResult<ReplyOutcome> {
+    let Some(reply) = parse_reply(text) else {
+        let lang = lang_for(store, from).await?;
+        let answered = answer_help(store, from, texts::help(lang), now).await?;
+        return Ok(ReplyOutcome::Help { answered });
+    };
+    let year = settings.school_year.label();
+    let default = settings.server.default_lang;
+    let link = texts::wallet_link(&settings.server.public_url);
+    let (status, kind) = match reply {
+        Reply::Agree => (ConsentStatus::Consented, SmsKind::ConsentConfirmed),
+        Reply::Refuse => (ConsentStatus::Refused, SmsKind::ConsentRefused),
+    };
+    let answer = |targets: &[ConsentTarget]| {
+        let lang = targets.first().map(|t| lang_of(t, default)).unwrap_or(default);
+        Some(NewSms {
+            to: from.as_str().to_owned(),
+            text: match reply {
+                Reply::Agree => texts::confirmed(lang, &link),
+                Reply::Refuse => texts::refused(lang),
+            },
+            kind,
+        })
+    };
+    let detail = format!("reply {}", reply.as_str());
+    let changed = store
+        .answer_consents(&year, from.as_str(), status, now, &detail, &answer)
+        .await?;
+    if changed.is_empty() {
+        let lang = lang_for(store, from).await?;
+        let answered = answer_help(store, from, texts::nothing_pending(lang), now).await?;
+        return Ok(ReplyOutcome::NothingPending { answered });
+    }
+    crate::sms::wake();
+    match reply {
+        Reply::Refuse => Ok(ReplyOutcome::Refused {
+            consents: changed.len(),
+        }),
+        Reply::Agree => {
+            let mut vouchers = 0;
+            for t in &changed {
+                match store
+                    .create_voucher(t.pupil_id, t.school_code, &settings.school_year, now)
+                    .await
+                {
+                    Ok(_) => vouchers += 1,
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(ReplyOutcome::Consented {
+                consents: changed.len(),
+                vouchers,
+            })
+        }
+    }
+}

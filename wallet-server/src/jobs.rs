@@ -1,0 +1,115 @@
+//! Background jobs of `wallet-server serve`: the consent tick, SMS delivery and picking up keys
+//! rotated elsewhere. Each runs in a loop until [`Jobs::stop`]; a failed round is logged and
+//! tried again at the next interval. Safe with several instances on one PostgreSQL: every job
+//! claims its rows (see the store modules).
+
+use crate::sms::{self, SmsGateway};
+use crate::state::AppState;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// SMS delivery waits at most this long between rounds (queueing wakes it sooner): login codes
+/// must not wait for the consent interval.
+const SMS_MAX_WAIT: Duration = Duration::from_secs(5);
+
+pub struct Jobs {
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Jobs {
+    /// Signals every job to stop and waits for rounds in progress to finish.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for h in self.handles {
+            let _ = h.await;
+        }
+    }
+}
+
+/// Runs `round` now and then every `every` (or when `wake` resolves) until stopped.
+fn spawn_loop<R, F, W, WF>(
+    name: &'static str,
+    mut stop: watch::Receiver<bool>,
+    every: Duration,
+    wake: W,
+    mut round: R,
+) -> JoinHandle<()>
+where
+    R: FnMut() -> F + Send + 'static,
+    F: Future<Output = anyhow::Result<()>> + Send,
+    W: Fn() -> WF + Send + 'static,
+    WF: Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            if let Err(e) = round().await {
+                tracing::error!(job = name, error = %format!("{e:#}"), "background job failed");
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(every) => {}
+                _ = wake() => {}
+            }
+        }
+        tracing::debug!(job = name, "stopped");
+    })
+}
+
+pub fn start(state: AppState) -> anyhow::Result<Jobs> {
+    let gateway: Arc<dyn SmsGateway> = sms::from_settings(&state.settings, &state.paths)?;
+    tracing::info!(gateway = %gateway.describe(), "SMS delivery");
+    let every = Duration::from_secs(state.settings.server.job_interval_seconds.max(1));
+    let (stop, rx) = watch::channel(false);
+    let never = || std::future::pending::<()>();
+    let mut handles = Vec::new();
+
+    let s = state.clone();
+    handles.push(spawn_loop("consent", rx.clone(), every, never, move || {
+        let s = s.clone();
+        async move {
+            let report = crate::consent::tick(s.store.as_ref(), &s.settings, s.now()).await?;
+            if report != Default::default() {
+                tracing::info!(?report, "consent tick");
+            }
+            Ok(())
+        }
+    }));
+
+    let s = state.clone();
+    handles.push(spawn_loop(
+        "sms",
+        rx.clone(),
+        every.min(SMS_MAX_WAIT),
+        sms::woken,
+        move || {
+            let (s, gateway) = (s.clone(), gateway.clone());
+            async move {
+                let report = sms::deliver_due(s.store.as_ref(), gateway.as_ref(), s.now()).await?;
+                if report.sent + report.failed > 0 {
+                    tracing::info!(sent = report.sent, failed = report.failed, "SMS delivery");
+                }
+                Ok(())
+            }
+        },
+    ));
+
+    let s = state;
+    handles.push(spawn_loop("keys", rx, every, never, move || {
+        let s = s.clone();
+        async move {
+            if s.keys.reload(s.store.as_ref(), s.now()).await? {
+                tracing::info!("signing keys changed; trust list reloaded");
+            }
+            Ok(())
+        }
+    }));
+
+    Ok(Jobs { stop, handles })
+}

@@ -1,0 +1,257 @@
+//! Roster import (DESIGN §7.1): read a NOBD roster (CSV or JSON), validate every row, apply the
+//! good ones in one transaction.
+//!
+//! * [`read_rows`]: file bytes → raw rows ([`csv_source`], [`json_source`]).
+//! * [`prepare`]: raw rows → valid pupils grouped by school, and every bad row's problems
+//!   (line, column, reason); a later row repeating an IIN is refused.
+//! * [`import`]: both, then [`crate::store::ImportStore::apply_roster`] — nothing when a row was
+//!   refused, unless `skip_invalid`.
+//!
+//! Eligibility is decided here (`eligibility::categorize` with the configured subsistence
+//! minimum), as is the parent to ask (mother, father, guardian: the first with a phone).
+
+pub mod csv_source;
+pub mod fields;
+pub mod json_source;
+pub mod sample;
+pub mod validate;
+
+use crate::config::Settings;
+use crate::store::import::{ImportCounts, ImportPupil, ImportSchool, RosterBatch};
+use crate::store::{Store, StoreError};
+use shared::ids::Iin;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+pub use fields::{Column, RawRow, RowError};
+pub use validate::{ValidRow, Validator};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file as a whole cannot be read: nothing is imported.
+    #[error("{0}")]
+    File(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Adds and updates the listed pupils.
+    #[default]
+    Incremental,
+    /// Also removes the listed schools' pupils the file leaves out, revoking their vouchers.
+    Snapshot,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Incremental => "incremental",
+            Mode::Snapshot => "snapshot",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportOptions {
+    pub mode: Mode,
+    /// Import the good rows even when some are refused.
+    pub skip_invalid: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Json,
+}
+
+/// `.json` / `.csv` by name; otherwise JSON when the first character (after a byte-order mark
+/// and blanks) is `[`.
+pub fn detect_format(name: Option<&Path>, bytes: &[u8]) -> Format {
+    let ext = name
+        .and_then(|p| p.extension())
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("json") => Format::Json,
+        Some("csv") => Format::Csv,
+        _ => match csv_source::strip_bom(bytes)
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+        {
+            Some(b'[') => Format::Json,
+            _ => Format::Csv,
+        },
+    }
+}
+
+pub fn read_rows(bytes: &[u8], format: Format) -> Result<Vec<RawRow>, ImportError> {
+    match format {
+        Format::Csv => csv_source::read(bytes),
+        Format::Json => json_source::read(bytes),
+    }
+}
+
+/// The file's rows, checked.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    pub schools: Vec<ImportSchool>,
+    pub pupils: Vec<ImportPupil>,
+    /// Every problem of every refused row, in file order.
+    pub errors: Vec<RowError>,
+    pub rejected_rows: usize,
+    pub total_rows: usize,
+    /// Every valid IIN the file names (refused rows too).
+    pub listed_iins: HashSet<String>,
+}
+
+pub fn prepare(rows: &[RawRow], validator: &Validator) -> Prepared {
+    let mut out = Prepared {
+        total_rows: rows.len(),
+        ..Prepared::default()
+    };
+    let mut first_line: HashMap<String, u64> = HashMap::with_capacity(rows.len());
+    let mut school_index: HashMap<String, usize> = HashMap::new();
+    for raw in rows {
+        let mut result = validator.validate(raw);
+        if let Ok(iin) = Iin::parse(raw.get(Column::StudentIin)) {
+            let iin = iin.to_string();
+            if let Some(&line) = first_line.get(&iin) {
+                let dup = RowError::at(
+                    raw.line,
+                    Column::StudentIin,
+                    format!("IIN {} already given on line {line}", iin),
+                );
+                match &mut result {
+                    Ok(_) => result = Err(vec![dup]),
+                    Err(errors) => errors.push(dup),
+                }
+            } else {
+                first_line.insert(iin.clone(), raw.line);
+            }
+            out.listed_iins.insert(iin);
+        }
+        match result {
+            Ok(row) => {
+                let next = school_index.len();
+                let school = *school_index.entry(row.school_bin.clone()).or_insert(next);
+                if school == out.schools.len() {
+                    out.schools.push(ImportSchool {
+                        bin: row.school_bin,
+                        name: row.school_name,
+                    });
+                }
+                out.pupils.push(ImportPupil {
+                    school,
+                    pupil: row.pupil,
+                });
+            }
+            Err(errors) => {
+                out.rejected_rows += 1;
+                out.errors.extend(errors);
+            }
+        }
+    }
+    out
+}
+
+/// What an import did (or, when `applied` is false, would not do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub rows: usize,
+    pub rejected_rows: usize,
+    pub errors: Vec<RowError>,
+    /// False when refused rows stopped an all-or-nothing import: nothing was written.
+    pub applied: bool,
+    pub counts: ImportCounts,
+}
+
+impl ImportReport {
+    /// `added 3, updated 1, unchanged 10, removed 0, rejected 2` and the rest.
+    pub fn summary(&self) -> String {
+        let c = &self.counts;
+        format!(
+            "rows {}: added {}, updated {}, unchanged {}, removed {}, rejected {}; \
+             schools created {}, vouchers revoked {}{}",
+            self.rows,
+            c.added,
+            c.updated,
+            c.unchanged,
+            c.removed,
+            self.rejected_rows,
+            c.schools_created,
+            c.vouchers_revoked,
+            if self.applied {
+                ""
+            } else {
+                " — nothing imported"
+            }
+        )
+    }
+}
+
+/// One import: the file, how to apply it, and who asks (file name and actor are audited).
+pub struct ImportRequest<'a> {
+    pub name: &'a str,
+    pub actor: &'a str,
+    pub bytes: &'a [u8],
+    pub format: Format,
+    pub options: ImportOptions,
+}
+
+/// Reads, validates and applies a roster. `progress(done, total)` is called as pupils are
+/// written. Refused rows without `skip_invalid`: nothing is written, `applied` is false.
+pub async fn import(
+    store: &dyn Store,
+    settings: &Settings,
+    request: &ImportRequest<'_>,
+    now: i64,
+    progress: &(dyn Fn(usize, usize) + Send + Sync),
+) -> Result<ImportReport, ImportError> {
+    let rows = read_rows(request.bytes, request.format)?;
+    let validator = Validator {
+        subsistence_minimum_kzt: settings.eligibility.subsistence_minimum_kzt,
+        default_lang: settings.server.default_lang,
+    };
+    let prepared = prepare(&rows, &validator);
+    drop(rows);
+    let mut report = ImportReport {
+        rows: prepared.total_rows,
+        rejected_rows: prepared.rejected_rows,
+        errors: prepared.errors,
+        applied: false,
+        counts: ImportCounts::default(),
+    };
+    if report.rejected_rows > 0 && !request.options.skip_invalid {
+        return Ok(report);
+    }
+    let total = prepared.pupils.len();
+    let batch = RosterBatch {
+        schools: &prepared.schools,
+        pupils: &prepared.pupils,
+        snapshot: request.options.mode == Mode::Snapshot,
+        listed_iins: &prepared.listed_iins,
+        actor: request.actor,
+        source: request.name,
+        rejected: report.rejected_rows,
+    };
+    report.counts = store
+        .apply_roster(&batch, now, &|done| progress(done, total))
+        .await?;
+    report.applied = true;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_by_name_then_content() {
+        assert_eq!(detect_format(Some(Path::new("r.JSON")), b"a,b"), Format::Json);
+        assert_eq!(detect_format(Some(Path::new("r.csv")), b"[1]"), Format::Csv);
+        assert_eq!(detect_format(None, b"\xEF\xBB\xBF \n [{}]"), Format::Json);
+        assert_eq!(detect_format(Some(Path::new("r.txt")), b"school_bin,"), Format::Csv);
+    }
+}

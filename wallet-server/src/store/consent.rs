@@ -1,0 +1,437 @@
+//! The consent process per pupil and school year (DESIGN §1.4): its current status, every
+//! transition with its time, and the SMS each step sends — written in one transaction.
+//!
+//! Every step claims its rows before changing them, so several server instances on one
+//! PostgreSQL never take the same step twice: opening relies on the unique
+//! `(pupil_id, school_year)` key with `ON CONFLICT DO NOTHING`, the timed steps lock rows with
+//! `FOR UPDATE SKIP LOCKED` and re-check the status in the `UPDATE`. On SQLite every step runs
+//! in a `BEGIN IMMEDIATE` transaction: one writer at a time.
+
+use super::sms::{insert_sms_sql, NewSms};
+use super::sql::{begin_write, placeholders, skip_locked};
+use super::{StoreError, StoreResult};
+use async_trait::async_trait;
+use sqlx::FromRow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConsentStatus {
+    Pending,
+    Requested,
+    Repeated,
+    Consented,
+    Refused,
+    Expired,
+    NoPhone,
+}
+
+impl ConsentStatus {
+    pub const ALL: [ConsentStatus; 7] = [
+        ConsentStatus::Pending,
+        ConsentStatus::Requested,
+        ConsentStatus::Repeated,
+        ConsentStatus::Consented,
+        ConsentStatus::Refused,
+        ConsentStatus::Expired,
+        ConsentStatus::NoPhone,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentStatus::Pending => "pending",
+            ConsentStatus::Requested => "requested",
+            ConsentStatus::Repeated => "repeated",
+            ConsentStatus::Consented => "consented",
+            ConsentStatus::Refused => "refused",
+            ConsentStatus::Expired => "expired",
+            ConsentStatus::NoPhone => "no_phone",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ConsentStatus> {
+        ConsentStatus::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// A request was sent and no answer has come yet.
+    pub fn awaits_answer(self) -> bool {
+        matches!(self, ConsentStatus::Requested | ConsentStatus::Repeated)
+    }
+}
+
+impl TryFrom<String> for ConsentStatus {
+    type Error = StoreError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        ConsentStatus::parse(&s).ok_or(StoreError::Corrupt(format!("consent status {s:?}")))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Consent {
+    pub id: i64,
+    pub pupil_id: i64,
+    pub school_year: String,
+    pub phone: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub status: ConsentStatus,
+    pub requested_at: Option<i64>,
+    pub repeated_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+const CONSENT_COLUMNS: &str =
+    "id, pupil_id, school_year, phone, status, requested_at, repeated_at, ended_at, updated_at";
+
+/// A consent that just changed, with what its SMS needs: the pupil's names and language.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct ConsentTarget {
+    pub consent_id: i64,
+    pub pupil_id: i64,
+    pub school_code: i64,
+    pub phone: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub status: ConsentStatus,
+    pub lang: String,
+    pub last_name: String,
+    pub first_name: String,
+    pub middle_name: Option<String>,
+    /// The asked parent's full name as the roster gives it.
+    pub contact_name: Option<String>,
+}
+
+impl ConsentTarget {
+    /// Surname, name, patronymic (where known).
+    pub fn child_name(&self) -> String {
+        [
+            Some(self.last_name.as_str()),
+            Some(self.first_name.as_str()),
+            self.middle_name.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+}
+
+const TARGET_SELECT: &str = "SELECT c.id AS consent_id, c.pupil_id, p.school_code, c.phone, \
+    c.status, p.lang, p.last_name, p.first_name, p.middle_name, p.contact_name \
+    FROM consents c JOIN pupils p ON p.id = c.pupil_id";
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Transition {
+    pub consent_id: i64,
+    pub status: String,
+    pub at: i64,
+    pub detail: Option<String>,
+}
+
+/// A timed step of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimedStep {
+    /// `requested` since `due_before` or earlier → `repeated` (with the repeat SMS).
+    Repeat,
+    /// `repeated` since `due_before` or earlier → `expired` (the process ends).
+    Expire,
+}
+
+/// The SMS a consent that changed sends (`None`: none), written in the same transaction.
+pub type SmsFor<'a> = &'a (dyn Fn(&ConsentTarget) -> Option<NewSms> + Send + Sync);
+/// The one answer to a reply, given every consent it changed.
+pub type AnswerSms<'a> = &'a (dyn Fn(&[ConsentTarget]) -> Option<NewSms> + Send + Sync);
+
+#[async_trait]
+pub trait ConsentStore {
+    /// Opens the process for up to `limit` eligible, listed pupils with none this school year:
+    /// `no_phone` (ended at once) when the roster has no phone for the family, else
+    /// `requested` with the SMS `sms` writes. Returns the consents opened, by id.
+    async fn open_consents(
+        &self,
+        school_year: &str,
+        now: i64,
+        limit: i64,
+        sms: SmsFor<'_>,
+    ) -> StoreResult<Vec<ConsentTarget>>;
+
+    /// Takes `step` for up to `limit` consents whose clock started at `due_before` or earlier.
+    async fn advance_consents(
+        &self,
+        school_year: &str,
+        step: TimedStep,
+        due_before: i64,
+        now: i64,
+        limit: i64,
+        sms: SmsFor<'_>,
+    ) -> StoreResult<Vec<ConsentTarget>>;
+
+    /// Applies a reply from `phone` to every consent awaiting an answer on that number:
+    /// `outcome` is `Consented` or `Refused`. Writes one answer SMS for them all.
+    async fn answer_consents(
+        &self,
+        school_year: &str,
+        phone: &str,
+        outcome: ConsentStatus,
+        now: i64,
+        detail: &str,
+        sms: AnswerSms<'_>,
+    ) -> StoreResult<Vec<ConsentTarget>>;
+
+    /// Consented pupils (still listed) of the school year without a voucher for it:
+    /// `(pupil_id, school_code)`.
+    async fn consented_without_voucher(
+        &self,
+        school_year: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, i64)>>;
+
+    async fn consent_for_pupil(
+        &self,
+        pupil_id: i64,
+        school_year: &str,
+    ) -> StoreResult<Option<Consent>>;
+
+    /// Oldest first.
+    async fn consent_transitions(&self, consent_id: i64) -> StoreResult<Vec<Transition>>;
+
+    /// How many consents of the school year are in each status.
+    async fn consent_counts(&self, school_year: &str) -> StoreResult<Vec<(String, i64)>>;
+}
+
+/// The SQL of a timed step: `(from, to, clock column, sets)`.
+fn step_sql(step: TimedStep) -> (&'static str, &'static str, &'static str, &'static str) {
+    match step {
+        TimedStep::Repeat => ("requested", "repeated", "requested_at", "repeated_at = $1"),
+        TimedStep::Expire => ("repeated", "expired", "repeated_at", "ended_at = $1"),
+    }
+}
+
+macro_rules! impl_consent {
+    ($t:ty) => {
+        impl $t {
+            /// Loads the targets of the changed consents, writes their transitions and SMS.
+            async fn record_changes(
+                tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
+                ids: &[i64],
+                now: i64,
+                detail: Option<&str>,
+            ) -> StoreResult<Vec<ConsentTarget>> {
+                let mut targets: Vec<ConsentTarget> = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(super::sql::CHUNK) {
+                    let sql = format!(
+                        "{TARGET_SELECT} WHERE c.id IN ({})",
+                        placeholders(chunk.len(), 1)
+                    );
+                    let mut q = sqlx::query_as(&sql);
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    targets.extend(q.fetch_all(&mut **tx).await?);
+                    let sql = format!(
+                        "INSERT INTO consent_transitions (consent_id, status, at, detail)
+                         SELECT id, status, $1, $2 FROM consents WHERE id IN ({})",
+                        placeholders(chunk.len(), 3)
+                    );
+                    let mut q = sqlx::query(&sql).bind(now).bind(detail);
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    q.execute(&mut **tx).await?;
+                }
+                targets.sort_by_key(|t| t.consent_id);
+                Ok(targets)
+            }
+
+            async fn insert_sms(
+                tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
+                rows: &[NewSms],
+                now: i64,
+            ) -> StoreResult<()> {
+                for chunk in rows.chunks(super::sql::CHUNK) {
+                    let sql = insert_sms_sql(chunk.len());
+                    $crate::bind_sms!(sqlx::query(&sql), chunk, now)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl ConsentStore for $t {
+            async fn open_consents(
+                &self,
+                school_year: &str,
+                now: i64,
+                limit: i64,
+                sms: SmsFor<'_>,
+            ) -> StoreResult<Vec<ConsentTarget>> {
+                let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
+                // The unique (pupil_id, school_year) key decides which instance opens a
+                // pupil's process: only rows this statement inserted come back.
+                let ids: Vec<i64> = sqlx::query_scalar(&format!(
+                    "INSERT INTO consents (pupil_id, school_year, phone, status, requested_at,
+                        ended_at, updated_at)
+                     SELECT p.id, $1, p.contact_phone,
+                        CASE WHEN p.contact_phone IS NULL THEN 'no_phone' ELSE 'requested' END,
+                        CASE WHEN p.contact_phone IS NULL THEN NULL ELSE $2 END,
+                        CASE WHEN p.contact_phone IS NULL THEN $2 ELSE NULL END,
+                        $2
+                     FROM pupils p
+                     WHERE p.category <> 'not_eligible' AND p.removed_at IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM consents c
+                                       WHERE c.pupil_id = p.id AND c.school_year = $1)
+                     ORDER BY p.id LIMIT $3{}
+                     ON CONFLICT (pupil_id, school_year) DO NOTHING
+                     RETURNING id",
+                    skip_locked(Self::BACKEND, "p")
+                ))
+                .bind(school_year)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let targets = Self::record_changes(&mut tx, &ids, now, None).await?;
+                let outgoing: Vec<NewSms> = targets
+                    .iter()
+                    .filter(|t| t.status == ConsentStatus::Requested)
+                    .filter_map(sms)
+                    .collect();
+                Self::insert_sms(&mut tx, &outgoing, now).await?;
+                tx.commit().await?;
+                Ok(targets)
+            }
+
+            async fn advance_consents(
+                &self,
+                school_year: &str,
+                step: TimedStep,
+                due_before: i64,
+                now: i64,
+                limit: i64,
+                sms: SmsFor<'_>,
+            ) -> StoreResult<Vec<ConsentTarget>> {
+                let (from, to, clock, sets) = step_sql(step);
+                let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
+                // The outer status check makes a row another instance moved meanwhile a no-op.
+                let ids: Vec<i64> = sqlx::query_scalar(&format!(
+                    "UPDATE consents SET status = '{to}', {sets}, updated_at = $1
+                     WHERE status = '{from}' AND id IN (
+                        SELECT c.id FROM consents c JOIN pupils p ON p.id = c.pupil_id
+                        WHERE c.school_year = $2 AND c.status = '{from}' AND c.{clock} <= $3
+                          AND p.removed_at IS NULL
+                        ORDER BY c.id LIMIT $4{})
+                     RETURNING id",
+                    skip_locked(Self::BACKEND, "c")
+                ))
+                .bind(now)
+                .bind(school_year)
+                .bind(due_before)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let detail = match step {
+                    TimedStep::Repeat => "no answer in 3 days: request repeated",
+                    TimedStep::Expire => "no answer in 3 days after the repeat",
+                };
+                let targets = Self::record_changes(&mut tx, &ids, now, Some(detail)).await?;
+                let outgoing: Vec<NewSms> = targets.iter().filter_map(sms).collect();
+                Self::insert_sms(&mut tx, &outgoing, now).await?;
+                tx.commit().await?;
+                Ok(targets)
+            }
+
+            async fn answer_consents(
+                &self,
+                school_year: &str,
+                phone: &str,
+                outcome: ConsentStatus,
+                now: i64,
+                detail: &str,
+                sms: AnswerSms<'_>,
+            ) -> StoreResult<Vec<ConsentTarget>> {
+                let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
+                // No SKIP LOCKED here: a reply waits for a tick holding the row, then applies.
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "UPDATE consents SET status = $1, ended_at = $2, updated_at = $2
+                     WHERE phone = $3 AND school_year = $4 AND status IN ('requested', 'repeated')
+                       AND pupil_id IN (SELECT id FROM pupils WHERE removed_at IS NULL)
+                     RETURNING id",
+                )
+                .bind(outcome.as_str())
+                .bind(now)
+                .bind(phone)
+                .bind(school_year)
+                .fetch_all(&mut *tx)
+                .await?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let targets = Self::record_changes(&mut tx, &ids, now, Some(detail)).await?;
+                if let Some(answer) = sms(&targets) {
+                    Self::insert_sms(&mut tx, std::slice::from_ref(&answer), now).await?;
+                }
+                tx.commit().await?;
+                Ok(targets)
+            }
+
+            async fn consented_without_voucher(
+                &self,
+                school_year: &str,
+                limit: i64,
+            ) -> StoreResult<Vec<(i64, i64)>> {
+                Ok(sqlx::query_as(
+                    "SELECT p.id, p.school_code FROM consents c JOIN pupils p ON p.id = c.pupil_id
+                     WHERE c.school_year = $1 AND c.status = 'consented' AND p.removed_at IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM vouchers v
+                                       WHERE v.pupil_id = p.id AND v.school_year = $1)
+                     ORDER BY p.id LIMIT $2",
+                )
+                .bind(school_year)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn consent_for_pupil(
+                &self,
+                pupil_id: i64,
+                school_year: &str,
+            ) -> StoreResult<Option<Consent>> {
+                Ok(sqlx::query_as(&format!(
+                    "SELECT {CONSENT_COLUMNS} FROM consents WHERE pupil_id = $1 AND school_year = $2"
+                ))
+                .bind(pupil_id)
+                .bind(school_year)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn consent_transitions(&self, consent_id: i64) -> StoreResult<Vec<Transition>> {
+                Ok(sqlx::query_as(
+                    "SELECT consent_id, status, at, detail FROM consent_transitions
+                     WHERE consent_id = $1 ORDER BY id",
+                )
+                .bind(consent_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn consent_counts(&self, school_year: &str) -> StoreResult<Vec<(String, i64)>> {
+                Ok(sqlx::query_as(
+                    "SELECT status, COUNT(*) FROM consents WHERE school_year = $1
+                     GROUP BY status ORDER BY status",
+                )
+                .bind(school_year)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+        }
+    };
+}
+crate::impl_for_backends!(impl_consent);

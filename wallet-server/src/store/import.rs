@@ -1,0 +1,356 @@
+//! Applying a validated roster in one transaction: schools, pupils (multi-row upserts; rows that
+//! did not change are not written), and in snapshot mode the removal of pupils the file no
+//! longer lists, with their vouchers revoked and audited.
+
+use super::roster::{NewPupil, Pupil, PUPIL_COLUMNS};
+use super::sql::{begin_write, placeholders, values_list, CHUNK};
+use super::vouchers::VOUCHER_CHANGE;
+use super::StoreResult;
+use async_trait::async_trait;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportSchool {
+    pub bin: String,
+    pub name: String,
+}
+
+/// A pupil row: `school` indexes [`RosterBatch::schools`]; `pupil.school_code` is ignored (the
+/// code is known only once the school is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportPupil {
+    pub school: usize,
+    pub pupil: NewPupil,
+}
+
+pub struct RosterBatch<'a> {
+    pub schools: &'a [ImportSchool],
+    pub pupils: &'a [ImportPupil],
+    /// Also remove the listed schools' pupils missing from the file, revoking their vouchers.
+    pub snapshot: bool,
+    /// Every IIN the file mentions, rejected rows included: a snapshot never removes a pupil
+    /// whose row was only refused for a typo elsewhere.
+    pub listed_iins: &'a HashSet<String>,
+    /// Who imported (audit `actor`) and from where (audit `subject`).
+    pub actor: &'a str,
+    pub source: &'a str,
+    /// Rows refused by validation (for the audit entry).
+    pub rejected: usize,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ImportCounts {
+    pub schools_created: usize,
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub removed: usize,
+    pub vouchers_revoked: usize,
+}
+
+/// Called with the number of pupil rows applied so far.
+pub type Progress<'a> = &'a (dyn Fn(usize) + Send + Sync);
+
+pub const SNAPSHOT_REVOKE_REASON: &str = "no longer listed in the roster (snapshot import)";
+
+#[async_trait]
+pub trait ImportStore {
+    /// Applies the batch in one transaction: all of it or (on error) nothing.
+    async fn apply_roster(
+        &self,
+        batch: &RosterBatch<'_>,
+        now: i64,
+        progress: Progress<'_>,
+    ) -> StoreResult<ImportCounts>;
+}
+
+/// The stored row already says what the file says (and the pupil is not marked removed).
+fn unchanged(old: &Pupil, school_code: i64, new: &NewPupil) -> bool {
+    old.removed_at.is_none()
+        && old.school_code == school_code
+        && old.last_name == new.last_name
+        && old.first_name == new.first_name
+        && old.middle_name == new.middle_name
+        && old.grade == new.grade
+        && old.class_letter == new.class_letter
+        && old.receives_asp == new.receives_asp
+        && old.per_capita_income_kzt == new.per_capita_income_kzt
+        && old.orphan == new.orphan
+        && old.mother_name == new.mother_name
+        && old.mother_phone == new.mother_phone
+        && old.father_name == new.father_name
+        && old.father_phone == new.father_phone
+        && old.guardian_name == new.guardian_name
+        && old.guardian_phone == new.guardian_phone
+        && old.card_number == new.card_number
+        && old.lang == new.lang
+        && old.category == new.category
+        && old.contact_phone == new.contact_phone
+        && old.contact_name == new.contact_name
+}
+
+/// Columns after `created_at, updated_at` (bound as the shared `$1`).
+const PUPIL_VALUE_COLUMNS: usize = 21;
+
+fn upsert_pupils_sql(rows: usize) -> String {
+    let values = (0..rows)
+        .map(|r| {
+            format!(
+                "($1, $1, {})",
+                placeholders(PUPIL_VALUE_COLUMNS, 2 + r * PUPIL_VALUE_COLUMNS)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO pupils (created_at, updated_at, iin, school_code, last_name, first_name,
+            middle_name, grade, class_letter, receives_asp, per_capita_income_kzt, orphan,
+            mother_name, mother_phone, father_name, father_phone, guardian_name, guardian_phone,
+            card_number, lang, category, contact_phone, contact_name)
+         VALUES {values}
+         ON CONFLICT (iin) DO UPDATE SET school_code = excluded.school_code,
+            last_name = excluded.last_name, first_name = excluded.first_name,
+            middle_name = excluded.middle_name, grade = excluded.grade,
+            class_letter = excluded.class_letter, receives_asp = excluded.receives_asp,
+            per_capita_income_kzt = excluded.per_capita_income_kzt, orphan = excluded.orphan,
+            mother_name = excluded.mother_name, mother_phone = excluded.mother_phone,
+            father_name = excluded.father_name, father_phone = excluded.father_phone,
+            guardian_name = excluded.guardian_name, guardian_phone = excluded.guardian_phone,
+            card_number = excluded.card_number, lang = excluded.lang,
+            category = excluded.category, contact_phone = excluded.contact_phone,
+            contact_name = excluded.contact_name, removed_at = NULL,
+            updated_at = excluded.updated_at"
+    )
+}
+
+macro_rules! impl_import {
+    ($t:ty) => {
+        #[async_trait]
+        impl ImportStore for $t {
+            async fn apply_roster(
+                &self,
+                batch: &RosterBatch<'_>,
+                now: i64,
+                progress: Progress<'_>,
+            ) -> StoreResult<ImportCounts> {
+                let mut counts = ImportCounts::default();
+                let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
+
+                let mut codes = Vec::with_capacity(batch.schools.len());
+                for s in batch.schools {
+                    let existing: Option<(i64, String)> =
+                        sqlx::query_as("SELECT code, name FROM schools WHERE bin = $1")
+                            .bind(&s.bin)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    let code = match existing {
+                        Some((code, name)) => {
+                            if name != s.name {
+                                sqlx::query("UPDATE schools SET name = $1, updated_at = $2 WHERE code = $3")
+                                    .bind(&s.name)
+                                    .bind(now)
+                                    .bind(code)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                            code
+                        }
+                        None => {
+                            counts.schools_created += 1;
+                            sqlx::query_scalar(
+                                "INSERT INTO schools (bin, name, created_at, updated_at)
+                                 VALUES ($1, $2, $3, $3) RETURNING code",
+                            )
+                            .bind(&s.bin)
+                            .bind(&s.name)
+                            .bind(now)
+                            .fetch_one(&mut *tx)
+                            .await?
+                        }
+                    };
+                    codes.push(code);
+                }
+
+                let mut done = 0;
+                for chunk in batch.pupils.chunks(CHUNK) {
+                    let sql = format!(
+                        "SELECT {PUPIL_COLUMNS} FROM pupils WHERE iin IN ({})",
+                        placeholders(chunk.len(), 1)
+                    );
+                    let mut q = sqlx::query_as::<_, Pupil>(&sql);
+                    for row in chunk {
+                        q = q.bind(&row.pupil.iin);
+                    }
+                    let existing: HashMap<String, Pupil> = q
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .map(|p| (p.iin.clone(), p))
+                        .collect();
+                    let mut writes = Vec::with_capacity(chunk.len());
+                    for row in chunk {
+                        let code = codes[row.school];
+                        match existing.get(&row.pupil.iin) {
+                            None => {
+                                counts.added += 1;
+                                writes.push((code, &row.pupil));
+                            }
+                            Some(old) if unchanged(old, code, &row.pupil) => counts.unchanged += 1,
+                            Some(_) => {
+                                counts.updated += 1;
+                                writes.push((code, &row.pupil));
+                            }
+                        }
+                    }
+                    if !writes.is_empty() {
+                        let sql = upsert_pupils_sql(writes.len());
+                        let mut q = sqlx::query(&sql).bind(now);
+                        for (code, p) in writes {
+                            q = q
+                                .bind(&p.iin)
+                                .bind(code)
+                                .bind(&p.last_name)
+                                .bind(&p.first_name)
+                                .bind(&p.middle_name)
+                                .bind(p.grade)
+                                .bind(&p.class_letter)
+                                .bind(p.receives_asp)
+                                .bind(p.per_capita_income_kzt)
+                                .bind(p.orphan)
+                                .bind(&p.mother_name)
+                                .bind(&p.mother_phone)
+                                .bind(&p.father_name)
+                                .bind(&p.father_phone)
+                                .bind(&p.guardian_name)
+                                .bind(&p.guardian_phone)
+                                .bind(&p.card_number)
+                                .bind(&p.lang)
+                                .bind(p.category.as_str())
+                                .bind(&p.contact_phone)
+                                .bind(&p.contact_name);
+                        }
+                        q.execute(&mut *tx).await?;
+                    }
+                    done += chunk.len();
+                    progress(done);
+                }
+
+                if batch.snapshot {
+                    let mut missing: Vec<i64> = Vec::new();
+                    for code in &codes {
+                        let listed: Vec<(i64, String)> = sqlx::query_as(
+                            "SELECT id, iin FROM pupils WHERE school_code = $1 AND removed_at IS NULL",
+                        )
+                        .bind(code)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        missing.extend(
+                            listed
+                                .into_iter()
+                                .filter(|(_, iin)| !batch.listed_iins.contains(iin))
+                                .map(|(id, _)| id),
+                        );
+                    }
+                    counts.removed = missing.len();
+                    let seq: Option<i64> = if missing.is_empty() {
+                        None
+                    } else {
+                        // One change number for every revocation of this import: they commit
+                        // together, so a terminal's cursor sees all of them or none.
+                        Some(
+                            sqlx::query_scalar(
+                                "INSERT INTO counters (name, value) VALUES ($1, 1)
+                                 ON CONFLICT (name) DO UPDATE SET value = counters.value + 1
+                                 RETURNING value",
+                            )
+                            .bind(VOUCHER_CHANGE)
+                            .fetch_one(&mut *tx)
+                            .await?,
+                        )
+                    };
+                    for chunk in missing.chunks(CHUNK) {
+                        let sql = format!(
+                            "UPDATE pupils SET removed_at = $1, updated_at = $1 WHERE id IN ({})",
+                            placeholders(chunk.len(), 2)
+                        );
+                        let mut q = sqlx::query(&sql).bind(now);
+                        for id in chunk {
+                            q = q.bind(id);
+                        }
+                        q.execute(&mut *tx).await?;
+
+                        let sql = format!(
+                            "UPDATE vouchers SET status = 'revoked', revoked_at = $1,
+                                revoke_reason = $2, change_seq = $3
+                             WHERE status IN ('issued', 'active') AND pupil_id IN ({})
+                             RETURNING id",
+                            placeholders(chunk.len(), 4)
+                        );
+                        let mut q = sqlx::query_scalar::<_, String>(&sql)
+                            .bind(now)
+                            .bind(SNAPSHOT_REVOKE_REASON)
+                            .bind(seq.unwrap_or(0));
+                        for id in chunk {
+                            q = q.bind(id);
+                        }
+                        let revoked = q.fetch_all(&mut *tx).await?;
+                        counts.vouchers_revoked += revoked.len();
+                        if !revoked.is_empty() {
+                            let sql = format!(
+                                "INSERT INTO audit_log (at, actor, action, detail, subject) VALUES {}",
+                                values_list(revoked.len(), 1, 5)
+                                    .replace('(', "($1, $2, $3, $4, ")
+                            );
+                            let detail = format!("{SNAPSHOT_REVOKE_REASON}: {}", batch.source);
+                            let mut q = sqlx::query(&sql)
+                                .bind(now)
+                                .bind(batch.actor)
+                                .bind("voucher.revoke")
+                                .bind(&detail);
+                            for id in &revoked {
+                                q = q.bind(id);
+                            }
+                            q.execute(&mut *tx).await?;
+                        }
+                    }
+                }
+
+                let detail = serde_json::json!({
+                    "mode": if batch.snapshot { "snapshot" } else { "incremental" },
+                    "rows": batch.pupils.len(),
+                    "rejected": batch.rejected,
+                    "counts": counts,
+                });
+                sqlx::query(
+                    "INSERT INTO audit_log (at, actor, action, subject, detail)
+                     VALUES ($1, $2, 'roster.import', $3, $4)",
+                )
+                .bind(now)
+                .bind(batch.actor)
+                .bind(batch.source)
+                .bind(detail.to_string())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(counts)
+            }
+        }
+    };
+}
+crate::impl_for_backends!(impl_import);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upsert_placeholders_in_order_of_appearance() {
+        let sql = upsert_pupils_sql(2);
+        let first = sql.find("($1, $1, $2,").unwrap();
+        let second = sql.find("($1, $1, $23,").unwrap();
+        assert!(first < second);
+        assert!(sql.contains("$43)"));
+        assert!(!sql.contains("$44"));
+    }
+}

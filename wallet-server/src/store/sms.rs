@@ -1,0 +1,207 @@
+//! The SMS outbox: every SMS is a row first, written in the same transaction as the change that
+//! causes it; a delivery job claims due rows with a lease, sends them and marks them sent.
+
+use super::sql::{begin_write, placeholders, skip_locked};
+use super::StoreResult;
+use crate::sms::SmsKind;
+use async_trait::async_trait;
+use sqlx::FromRow;
+
+/// An SMS to be queued: `to` is a normalised `+77…` number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSms {
+    pub to: String,
+    pub text: String,
+    pub kind: SmsKind,
+}
+
+/// An outbox row.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct QueuedSms {
+    pub id: String,
+    pub to_phone: String,
+    pub text: String,
+    pub kind: String,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+}
+
+pub const SMS_COLUMNS: &str =
+    "id, to_phone, text, kind, created_at, sent_at, attempts, next_attempt_at, last_error";
+
+/// `INSERT` of `n` outbox rows; bind each with [`bind_sms!`](crate::bind_sms).
+pub fn insert_sms_sql(n: usize) -> String {
+    format!(
+        "INSERT INTO sms_outbox (id, to_phone, text, kind, created_at, next_attempt_at) VALUES {}",
+        (0..n)
+            .map(|i| {
+                let b = i * 5;
+                format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 5)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Binds the rows of [`insert_sms_sql`] to a query (fresh UUIDs as ids); usable inside any
+/// backend's transaction, so an SMS commits with the state change that caused it.
+#[macro_export]
+macro_rules! bind_sms {
+    ($query:expr, $rows:expr, $now:expr) => {{
+        let mut q = $query;
+        for sms in $rows {
+            q = q
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(&sms.to)
+                .bind(&sms.text)
+                .bind(sms.kind.as_str())
+                .bind($now);
+        }
+        q
+    }};
+}
+
+#[async_trait]
+pub trait SmsOutboxStore {
+    /// Queues one SMS, due at once; returns its id.
+    async fn queue_sms(&self, sms: &NewSms, now: i64) -> StoreResult<String>;
+    /// Claims up to `limit` due, unsent rows for `lease` seconds: another instance skips them
+    /// until the lease runs out (a crashed sender's rows are retried then).
+    async fn claim_due_sms(&self, now: i64, lease: i64, limit: i64)
+        -> StoreResult<Vec<QueuedSms>>;
+    async fn mark_sms_sent(&self, ids: &[String], now: i64) -> StoreResult<()>;
+    /// Records a failed attempt and when to try again; releases the lease.
+    async fn mark_sms_failed(&self, id: &str, error: &str, retry_at: i64) -> StoreResult<()>;
+    /// SMS of this kind queued to this number at or after `since` (rate limits).
+    async fn sms_count_since(&self, to: &str, kind: SmsKind, since: i64) -> StoreResult<i64>;
+    /// The outbox, oldest first (tests, operators).
+    async fn sms_outbox(&self, limit: i64) -> StoreResult<Vec<QueuedSms>>;
+    /// Rows not yet sent.
+    async fn unsent_sms_count(&self) -> StoreResult<i64>;
+}
+
+macro_rules! impl_sms {
+    ($t:ty) => {
+        #[async_trait]
+        impl SmsOutboxStore for $t {
+            async fn queue_sms(&self, sms: &NewSms, now: i64) -> StoreResult<String> {
+                let id = uuid::Uuid::new_v4().to_string();
+                sqlx::query(
+                    "INSERT INTO sms_outbox (id, to_phone, text, kind, created_at, next_attempt_at)
+                     VALUES ($1, $2, $3, $4, $5, $5)",
+                )
+                .bind(&id)
+                .bind(&sms.to)
+                .bind(&sms.text)
+                .bind(sms.kind.as_str())
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(id)
+            }
+
+            async fn claim_due_sms(
+                &self,
+                now: i64,
+                lease: i64,
+                limit: i64,
+            ) -> StoreResult<Vec<QueuedSms>> {
+                let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
+                // The outer conditions repeat the inner ones: on PostgreSQL a row another
+                // instance claimed between our SELECT and UPDATE is re-checked and left alone.
+                let mut rows: Vec<QueuedSms> = sqlx::query_as(&format!(
+                    "UPDATE sms_outbox SET claimed_until = $1, attempts = attempts + 1
+                     WHERE sent_at IS NULL AND next_attempt_at <= $2
+                       AND (claimed_until IS NULL OR claimed_until < $2)
+                       AND id IN (SELECT id FROM sms_outbox
+                                  WHERE sent_at IS NULL AND next_attempt_at <= $2
+                                    AND (claimed_until IS NULL OR claimed_until < $2)
+                                  ORDER BY created_at, id LIMIT $3{})
+                     RETURNING {SMS_COLUMNS}",
+                    skip_locked(Self::BACKEND, "sms_outbox")
+                ))
+                .bind(now + lease)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+                Ok(rows)
+            }
+
+            async fn mark_sms_sent(&self, ids: &[String], now: i64) -> StoreResult<()> {
+                for chunk in ids.chunks(super::sql::CHUNK) {
+                    let sql = format!(
+                        "UPDATE sms_outbox SET sent_at = $1, claimed_until = NULL, last_error = NULL
+                         WHERE id IN ({})",
+                        placeholders(chunk.len(), 2)
+                    );
+                    let mut q = sqlx::query(&sql).bind(now);
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    q.execute(&self.pool).await?;
+                }
+                Ok(())
+            }
+
+            async fn mark_sms_failed(&self, id: &str, error: &str, retry_at: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE sms_outbox SET last_error = $1, next_attempt_at = $2, claimed_until = NULL
+                     WHERE id = $3 AND sent_at IS NULL",
+                )
+                .bind(error)
+                .bind(retry_at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn sms_count_since(&self, to: &str, kind: SmsKind, since: i64) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM sms_outbox WHERE to_phone = $1 AND kind = $2 AND created_at >= $3",
+                )
+                .bind(to)
+                .bind(kind.as_str())
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn sms_outbox(&self, limit: i64) -> StoreResult<Vec<QueuedSms>> {
+                Ok(sqlx::query_as(&format!(
+                    "SELECT {SMS_COLUMNS} FROM sms_outbox ORDER BY created_at, id LIMIT $1"
+                ))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn unsent_sms_count(&self) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM sms_outbox WHERE sent_at IS NULL")
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+        }
+    };
+}
+crate::impl_for_backends!(impl_sms);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_numbers_placeholders_in_order() {
+        assert_eq!(
+            insert_sms_sql(2),
+            "INSERT INTO sms_outbox (id, to_phone, text, kind, created_at, next_attempt_at) VALUES \
+             ($1, $2, $3, $4, $5, $5), ($6, $7, $8, $9, $10, $10)"
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! SQL text built at run time: multi-row `VALUES` lists and `IN` lists with `$N` placeholders
+//! numbered in order of appearance, and the statement that opens a write transaction.
+
+use super::{Backend, PgStore, SqliteStore};
+
+/// The sqlx database type behind a store, for helpers that take its transactions.
+pub trait HasDb {
+    type Db: sqlx::Database;
+}
+
+impl HasDb for SqliteStore {
+    type Db = sqlx::Sqlite;
+}
+
+impl HasDb for PgStore {
+    type Db = sqlx::Postgres;
+}
+
+/// Rows per multi-row statement: 500 rows of ~25 columns stay far below both SQLite's
+/// (32,766) and PostgreSQL's (65,535) limit on bound parameters.
+pub const CHUNK: usize = 500;
+
+/// `$first, $first+1, …` — `n` placeholders.
+pub fn placeholders(n: usize, first: usize) -> String {
+    let mut s = String::with_capacity(n * 6);
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push('$');
+        s.push_str(&(first + i).to_string());
+    }
+    s
+}
+
+/// `($first, …), (…)` — `rows` tuples of `cols` placeholders, numbered row by row.
+pub fn values_list(rows: usize, cols: usize, first: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 6);
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        s.push_str(&placeholders(cols, first + r * cols));
+        s.push(')');
+    }
+    s
+}
+
+/// Opens a transaction that will write. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later can fail to
+/// upgrade when another connection committed in between, while an immediate one simply waits
+/// its turn (busy timeout). PostgreSQL locks rows as it goes.
+pub fn begin_write(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "BEGIN IMMEDIATE",
+        Backend::Postgres => "BEGIN",
+    }
+}
+
+/// The row-locking suffix of a claiming `SELECT`: on PostgreSQL, rows another instance is
+/// working on are skipped rather than waited for. SQLite has one writer at a time and needs none.
+pub fn skip_locked(backend: Backend, of: &str) -> String {
+    match backend {
+        Backend::Sqlite => String::new(),
+        Backend::Postgres => format!(" FOR UPDATE OF {of} SKIP LOCKED"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_in_order() {
+        assert_eq!(placeholders(3, 2), "$2, $3, $4");
+        assert_eq!(values_list(2, 2, 1), "($1, $2), ($3, $4)");
+        assert_eq!(placeholders(0, 1), "");
+    }
+}
