@@ -47,6 +47,9 @@ pub enum Command {
     /// Signing keys for QR tokens.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Canteen terminals: enrollment codes, listing, revocation.
+    #[command(subcommand)]
+    Terminal(crate::terminal_sync::cli::TerminalCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -100,6 +103,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             crate::app::serve(state, listener).await?;
             Ok(())
+        }
+        Command::Terminal(cmd) => {
+            let state = open_state(&cli.global, Clock::System, false).await?;
+            crate::terminal_sync::cli::run(&state, cmd).await
         }
         Command::Keys(KeysCommand::List) => {
             let state = open_state(&cli.global, Clock::System, false).await?;

@@ -11,6 +11,7 @@ pub mod error;
 pub mod signing;
 pub mod state;
 pub mod store;
+pub mod terminal_sync;
 pub mod testkit;
 
 pub use app::app;

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod keys;
 pub mod roster;
+pub mod terminals;
 pub mod testing;
 pub mod vouchers;
 
@@ -23,6 +24,7 @@ use std::time::Duration;
 pub use audit::AuditStore;
 pub use keys::KeyRecordStore;
 pub use roster::RosterStore;
+pub use terminals::TerminalStore;
 pub use vouchers::VoucherStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +64,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the server stores. Each resource trait lives in its own module.
 pub trait Store:
-    RosterStore + VoucherStore + AuditStore + KeyRecordStore + Send + Sync + 'static
+    RosterStore + VoucherStore + AuditStore + KeyRecordStore + TerminalStore + Send + Sync + 'static
 {
     fn backend(&self) -> Backend;
 }
