@@ -19,8 +19,11 @@ use uuid::Uuid;
 const INSERT_CHUNK: usize = 500;
 /// Values per `IN (...)` list.
 const IN_CHUNK: usize = 1000;
-/// Attempts of one upload when a concurrent upload took the same meal first (PostgreSQL).
-const UPLOAD_ATTEMPTS: usize = 8;
+/// Attempts of one upload when a concurrent upload took the same meal first (PostgreSQL; only
+/// possible across schools, as one school's uploads take turns).
+const UPLOAD_ATTEMPTS: usize = 10;
+/// High bits of the advisory-lock key that makes one school's uploads take turns.
+const SCHOOL_LOCK_SPACE: i64 = 0x7445_0000_0000_0000;
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct EnrollCode {
@@ -331,11 +334,13 @@ fn decide_duplicates(
             }
         }
     }
-    let remark = counted
+    // Sorted, so concurrent uploads lock the rows they re-mark in one order.
+    let mut remark: Vec<Rank> = counted
         .iter()
         .filter(|(key, _)| matches!(best.get(*key), Some((_, Some(_)))))
         .map(|(_, rank)| rank.clone())
         .collect();
+    remark.sort();
     (duplicate, remark)
 }
 
@@ -373,6 +378,15 @@ macro_rules! impl_terminals {
                 clock_offset: Option<i64>,
             ) -> StoreResult<EventsOutcome> {
                 let mut tx = self.pool.begin().await?;
+                if Self::BACKEND == super::Backend::Postgres {
+                    // Uploads of one school's terminals take turns: the meals they may share are
+                    // decided without racing (and without deadlocks on the counted index).
+                    // Other schools run in parallel. SQLite has one writer anyway.
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(SCHOOL_LOCK_SPACE | (school_code & 0xFFFF_FFFF))
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 // A write first: it takes SQLite's write lock before anything is read, and on
                 // PostgreSQL locks the terminal's row, so one terminal's uploads run one by one.
                 let last_seq: Option<i64> = sqlx::query_scalar(
