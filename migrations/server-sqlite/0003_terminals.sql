@@ -12,6 +12,8 @@ CREATE TABLE terminals (
     last_seq       INTEGER NOT NULL DEFAULT 0    -- highest contiguous seq stored
 );
 CREATE INDEX terminals_school ON terminals(school_code);
+-- A terminal may present its secret alone (without its id): found by the hash.
+CREATE UNIQUE INDEX terminals_secret_hash ON terminals(secret_hash);
 
 CREATE TABLE enroll_codes (
     code_hash    TEXT PRIMARY KEY,               -- SHA-256 hex of the code
@@ -40,8 +42,15 @@ CREATE TABLE terminal_events (
     -- A second 'ok' for the same (voucher, day, meal kind) from another terminal: kept,
     -- shown to the school, counted once in reports.
     duplicate    BOOLEAN NOT NULL DEFAULT FALSE,
+    -- The event names a voucher that was not one of the terminal's school when it arrived
+    -- (normal for wrong_school scans; for an 'ok' it is worth a look by the school).
+    foreign_voucher BOOLEAN NOT NULL DEFAULT FALSE,
     PRIMARY KEY (terminal_id, seq)
 );
 CREATE INDEX terminal_events_school_day ON terminal_events(school_code, service_day);
 CREATE INDEX terminal_events_voucher_day ON terminal_events(voucher_id, service_day, meal_kind);
 CREATE INDEX terminal_events_received ON terminal_events(received_at);
+-- At most one counted meal per (voucher, service day, meal kind), across all terminals: the
+-- database itself refuses a second, so concurrent uploads cannot both count one.
+CREATE UNIQUE INDEX terminal_events_counted ON terminal_events(voucher_id, service_day, meal_kind)
+    WHERE verdict = 'ok' AND duplicate = FALSE;

@@ -62,6 +62,9 @@ pub enum Command {
     /// The SMS consent process.
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// Canteen terminals: enrollment codes, listing, revocation.
+    #[command(subcommand)]
+    Terminal(crate::terminal_sync::cli::TerminalCommand),
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -147,6 +150,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Consent(ConsentCommand::Tick { now }) => {
             server_core::consent_tick(&cli.global, now.as_deref()).await
+        }
+        Command::Terminal(cmd) => {
+            let state = open_state(&cli.global, Clock::System, false).await?;
+            crate::terminal_sync::cli::run(&state, cmd).await
         }
         Command::Keys(KeysCommand::List) => {
             let state = open_state(&cli.global, Clock::System, false).await?;

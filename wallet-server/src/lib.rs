@@ -15,6 +15,7 @@ pub mod signing;
 pub mod sms;
 pub mod state;
 pub mod store;
+pub mod terminal_sync;
 pub mod testkit;
 
 pub use app::app;

@@ -3,10 +3,14 @@
 pub mod health;
 pub mod keys;
 pub mod sms;
+pub mod terminal;
 
 use crate::state::AppState;
 use axum::Router;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(keys::router()).merge(sms::router())
+    Router::new()
+        .merge(keys::router())
+        .merge(sms::router())
+        .merge(terminal::router())
 }

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod roster;
 pub mod sms;
 pub mod sql;
+pub mod terminals;
 pub mod testing;
 pub mod vouchers;
 
@@ -30,6 +31,7 @@ pub use import::ImportStore;
 pub use keys::KeyRecordStore;
 pub use roster::RosterStore;
 pub use sms::SmsOutboxStore;
+pub use terminals::TerminalStore;
 pub use vouchers::VoucherStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +78,7 @@ pub trait Store:
     + ImportStore
     + ConsentStore
     + SmsOutboxStore
+    + TerminalStore
     + Send
     + Sync
     + 'static

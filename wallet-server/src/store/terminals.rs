@@ -1,0 +1,986 @@
+//! Canteen terminals (DESIGN §5): one-time enrollment codes, terminals and their bearer-secret
+//! hashes, the events they upload, and what a snapshot needs to read.
+//!
+//! Counting rule for meals served twice: among the `ok` events of one (voucher, service day,
+//! meal kind), the one scanned first counts — ordered by `(scanned_at, terminal_id, seq)` — and
+//! every other is kept with `duplicate = TRUE`. The order does not depend on when events reach
+//! the server: an event that arrives late but was scanned earlier takes the count over and the
+//! previous one is re-marked. A partial unique index allows one counted row per key, so two
+//! uploads racing on PostgreSQL cannot both count one; the loser retries with fresh data.
+
+use super::{StoreError, StoreResult};
+use async_trait::async_trait;
+use shared::wire::TerminalEvent;
+use sqlx::FromRow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use uuid::Uuid;
+
+/// Rows per multi-row INSERT: 11 bound values per row stays far below SQLite's 32,766.
+const INSERT_CHUNK: usize = 500;
+/// Values per `IN (...)` list.
+const IN_CHUNK: usize = 1000;
+/// Attempts of one upload when a concurrent upload took the same meal first (PostgreSQL; only
+/// possible across schools, as one school's uploads take turns).
+const UPLOAD_ATTEMPTS: usize = 10;
+/// High bits of the advisory-lock key that makes one school's uploads take turns.
+const SCHOOL_LOCK_SPACE: i64 = 0x7445_0000_0000_0000;
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct EnrollCode {
+    pub code_hash: String,
+    pub school_code: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub created_by: String,
+    pub used_at: Option<i64>,
+    pub terminal_id: Option<String>,
+}
+
+/// Why a code cannot be used (or that it can).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeState {
+    Unknown,
+    Used,
+    Expired,
+    Valid { school_code: i64 },
+}
+
+impl EnrollCode {
+    pub fn state(&self, now: i64) -> CodeState {
+        if self.used_at.is_some() {
+            CodeState::Used
+        } else if self.expires_at <= now {
+            CodeState::Expired
+        } else {
+            CodeState::Valid {
+                school_code: self.school_code,
+            }
+        }
+    }
+}
+
+/// A terminal with its secret hash: only for authentication.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct TerminalRecord {
+    pub id: String,
+    pub school_code: i64,
+    pub label: String,
+    pub secret_hash: String,
+    pub enrolled_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_sync_at: Option<i64>,
+    pub clock_offset: Option<i64>,
+    pub last_seq: i64,
+}
+
+impl TerminalRecord {
+    pub fn uuid(&self) -> Uuid {
+        Uuid::parse_str(&self.id).expect("terminal ids are written as UUIDs")
+    }
+}
+
+/// A terminal as school staff see it (no secret hash).
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct TerminalInfo {
+    pub id: String,
+    pub school_code: i64,
+    pub label: String,
+    pub enrolled_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_sync_at: Option<i64>,
+    /// Terminal clock minus server clock, seconds, as last reported.
+    pub clock_offset: Option<i64>,
+    /// Highest seq held, contiguous from 1.
+    pub last_seq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTerminal {
+    pub id: Uuid,
+    pub label: String,
+    pub secret_hash: String,
+}
+
+/// One voucher row of a snapshot, with the few pupil fields a terminal may hold.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct SnapshotRow {
+    pub id: String,
+    pub status: String,
+    pub valid_from: String,
+    pub valid_to: String,
+    pub change_seq: i64,
+    pub first_name: String,
+    pub last_name: String,
+    pub grade: i64,
+    pub class_letter: String,
+    pub card_number: Option<String>,
+    pub pupil_removed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRows {
+    /// The cursor to hand out: every change up to it is in `rows` (or was before the input cursor).
+    pub cursor: i64,
+    /// The input cursor was 0 or ahead of the server (a restored database): everything is sent.
+    pub full: bool,
+    pub rows: Vec<SnapshotRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct ServedRow {
+    pub voucher_id: String,
+    pub meal_kind: String,
+    pub service_day: String,
+    pub scanned_at: i64,
+    pub terminal_id: String,
+    pub terminal_label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct StoredEvent {
+    pub terminal_id: String,
+    pub seq: i64,
+    pub event_id: String,
+    pub school_code: i64,
+    pub voucher_id: Option<String>,
+    pub verdict: String,
+    pub source: String,
+    pub meal_kind: String,
+    pub service_day: String,
+    pub scanned_at: i64,
+    pub key_id: Option<String>,
+    pub received_at: i64,
+    pub duplicate: bool,
+    pub foreign_voucher: bool,
+}
+
+const EVENT_COLUMNS: &str =
+    "terminal_id, seq, event_id, school_code, voucher_id, verdict, source, \
+    meal_kind, service_day, scanned_at, key_id, received_at, duplicate, foreign_voucher";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventsStored {
+    pub stored: u64,
+    pub already_had: u64,
+    pub last_seq: i64,
+}
+
+/// What became of an upload. Everything but `Stored` wrote nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventsOutcome {
+    Stored(EventsStored),
+    /// The terminal already uploaded this seq with another event id: its log was reset or
+    /// restored from an old copy, and storing the new event would lose one of the two.
+    SeqTaken {
+        seq: i64,
+        event_id: String,
+    },
+    /// Another terminal's event has this id.
+    EventIdTaken {
+        event_id: String,
+    },
+    /// Revoked (or removed) since it authenticated.
+    TerminalGone,
+}
+
+#[async_trait]
+pub trait TerminalStore {
+    /// Stores a new code (by hash) and audits it, in one transaction.
+    async fn create_enroll_code(
+        &self,
+        code_hash: &str,
+        school_code: i64,
+        actor: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    async fn enroll_code(&self, code_hash: &str) -> StoreResult<Option<EnrollCode>>;
+    /// Consumes the code if it is unused and unexpired at `now` and creates the terminal, in one
+    /// transaction; `None` (and nothing written) when the code cannot be used.
+    async fn enroll_terminal(
+        &self,
+        code_hash: &str,
+        terminal: &NewTerminal,
+        now: i64,
+    ) -> StoreResult<Option<TerminalRecord>>;
+    async fn terminal(&self, id: Uuid) -> StoreResult<Option<TerminalRecord>>;
+    async fn terminal_by_secret_hash(&self, hash: &str) -> StoreResult<Option<TerminalRecord>>;
+    /// The school's terminals, revoked ones too, in enrollment order.
+    async fn terminals_of_school(&self, school_code: i64) -> StoreResult<Vec<TerminalInfo>>;
+    /// Revokes and audits; `false` when it was already revoked, `NotFound` when unknown.
+    async fn revoke_terminal(&self, id: Uuid, actor: &str, now: i64) -> StoreResult<bool>;
+    /// Records a sync; the clock offset only when the terminal reported its time.
+    async fn note_terminal_sync(
+        &self,
+        id: Uuid,
+        now: i64,
+        clock_offset: Option<i64>,
+    ) -> StoreResult<()>;
+    /// Stores a validated batch in one transaction: new seqs inserted, known ones counted as
+    /// already had, duplicates marked (module docs), `last_seq` advanced over contiguous seqs.
+    async fn store_events(
+        &self,
+        terminal_id: Uuid,
+        school_code: i64,
+        events: &[TerminalEvent],
+        now: i64,
+        clock_offset: Option<i64>,
+    ) -> StoreResult<EventsOutcome>;
+    /// Vouchers of the school changed after `cursor` (all when `cursor` is 0 or ahead), leaving
+    /// out on a full snapshot those whose validity ended before `today` (`YYYY-MM-DD`).
+    async fn snapshot_vouchers(
+        &self,
+        school_code: i64,
+        cursor: i64,
+        today: &str,
+    ) -> StoreResult<SnapshotRows>;
+    /// `ok` events of the school on that service day from terminals other than `except`.
+    async fn served_on_day(
+        &self,
+        school_code: i64,
+        service_day: &str,
+        except: Option<Uuid>,
+    ) -> StoreResult<Vec<ServedRow>>;
+    /// Events of the school on a service day (all terminals), in scan order.
+    async fn school_events_on_day(
+        &self,
+        school_code: i64,
+        service_day: &str,
+    ) -> StoreResult<Vec<StoredEvent>>;
+    /// A terminal's events in seq order.
+    async fn terminal_events(&self, terminal_id: Uuid) -> StoreResult<Vec<StoredEvent>>;
+    async fn terminal_event_count(&self) -> StoreResult<i64>;
+}
+
+/// A counted `ok` row, as far as deciding which one counts goes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Rank {
+    scanned_at: i64,
+    terminal_id: String,
+    seq: i64,
+}
+
+type MealKey = (String, String, String);
+
+fn meal_key(e: &TerminalEvent) -> Option<MealKey> {
+    Some((
+        e.voucher_id?.to_string(),
+        e.service_day.to_string(),
+        e.meal_kind.as_str().to_owned(),
+    ))
+}
+
+/// `$a, $a+1, ..., $a+n-1`.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A concurrent upload won a race the database noticed: run the batch again on fresh data.
+fn worth_retrying(e: &StoreError) -> bool {
+    match e {
+        StoreError::Conflict(what) => {
+            what.contains("terminal_events_counted") || what.contains("terminal_events.voucher_id")
+        }
+        // Deadlock detected / serialization failure (PostgreSQL).
+        StoreError::Db(sqlx::Error::Database(d)) => {
+            matches!(d.code().as_deref(), Some("40P01") | Some("40001"))
+        }
+        _ => false,
+    }
+}
+
+fn is_event_id_conflict(e: &StoreError) -> bool {
+    matches!(e, StoreError::Conflict(what) if what.contains("event_id"))
+}
+
+/// Which of the batch's new `ok` events count, given the counted rows already stored for their
+/// keys: returns the flags per new event (by index) and the stored rows to re-mark.
+fn decide_duplicates(
+    terminal_id: &str,
+    new: &[&TerminalEvent],
+    counted: &HashMap<MealKey, Rank>,
+) -> (Vec<bool>, Vec<Rank>) {
+    let mut duplicate = vec![false; new.len()];
+    let mut best: BTreeMap<MealKey, (Rank, Option<usize>)> = BTreeMap::new();
+    for (key, rank) in counted {
+        best.insert(key.clone(), (rank.clone(), None));
+    }
+    for (i, e) in new.iter().enumerate() {
+        if !e.verdict.serves() {
+            continue;
+        }
+        let Some(key) = meal_key(e) else { continue };
+        let rank = Rank {
+            scanned_at: e.scanned_at,
+            terminal_id: terminal_id.to_owned(),
+            seq: e.seq,
+        };
+        match best.get_mut(&key) {
+            None => {
+                best.insert(key, (rank, Some(i)));
+            }
+            Some(current) => {
+                if rank < current.0 {
+                    if let Some(prev) = current.1 {
+                        duplicate[prev] = true;
+                    }
+                    *current = (rank, Some(i));
+                } else {
+                    duplicate[i] = true;
+                }
+            }
+        }
+    }
+    // Sorted, so concurrent uploads lock the rows they re-mark in one order.
+    let mut remark: Vec<Rank> = counted
+        .iter()
+        .filter(|(key, _)| matches!(best.get(*key), Some((_, Some(_)))))
+        .map(|(_, rank)| rank.clone())
+        .collect();
+    remark.sort();
+    (duplicate, remark)
+}
+
+macro_rules! impl_terminals {
+    ($t:ty) => {
+        impl $t {
+            async fn terminals_audit_in(
+                tx: &mut sqlx::Transaction<'_, <Self as StoreDb>::Db>,
+                at: i64,
+                actor: &str,
+                action: &str,
+                subject: &str,
+                detail: Option<&str>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(at)
+                .bind(actor)
+                .bind(action)
+                .bind(subject)
+                .bind(detail)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            /// One attempt of `store_events`; errors roll the transaction back.
+            async fn terminals_store_events_once(
+                &self,
+                terminal_id: &str,
+                school_code: i64,
+                events: &[TerminalEvent],
+                now: i64,
+                clock_offset: Option<i64>,
+            ) -> StoreResult<EventsOutcome> {
+                let mut tx = self.pool.begin().await?;
+                if Self::BACKEND == super::Backend::Postgres {
+                    // Uploads of one school's terminals take turns: the meals they may share are
+                    // decided without racing (and without deadlocks on the counted index).
+                    // Other schools run in parallel. SQLite has one writer anyway.
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(SCHOOL_LOCK_SPACE | (school_code & 0xFFFF_FFFF))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                // A write first: it takes SQLite's write lock before anything is read, and on
+                // PostgreSQL locks the terminal's row, so one terminal's uploads run one by one.
+                let last_seq: Option<i64> = sqlx::query_scalar(
+                    "UPDATE terminals SET last_sync_at = $1, clock_offset = COALESCE($2, clock_offset)
+                     WHERE id = $3 AND revoked_at IS NULL RETURNING last_seq",
+                )
+                .bind(now)
+                .bind(clock_offset)
+                .bind(terminal_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(mut last_seq) = last_seq else {
+                    return Ok(EventsOutcome::TerminalGone);
+                };
+                if events.is_empty() {
+                    tx.commit().await?;
+                    return Ok(EventsOutcome::Stored(EventsStored {
+                        stored: 0,
+                        already_had: 0,
+                        last_seq,
+                    }));
+                }
+
+                let lo = events.iter().map(|e| e.seq).min().unwrap_or(0);
+                let hi = events.iter().map(|e| e.seq).max().unwrap_or(0);
+                let held: HashMap<i64, String> = sqlx::query_as::<_, (i64, String)>(
+                    "SELECT seq, event_id FROM terminal_events
+                     WHERE terminal_id = $1 AND seq >= $2 AND seq <= $3",
+                )
+                .bind(terminal_id)
+                .bind(lo)
+                .bind(hi)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+                let mut new: Vec<&TerminalEvent> = Vec::with_capacity(events.len());
+                let mut already_had = 0u64;
+                for e in events {
+                    match held.get(&e.seq) {
+                        Some(id) if *id == e.event_id.to_string() => already_had += 1,
+                        Some(_) => {
+                            return Ok(EventsOutcome::SeqTaken {
+                                seq: e.seq,
+                                event_id: e.event_id.to_string(),
+                            })
+                        }
+                        None => new.push(e),
+                    }
+                }
+
+                // Vouchers named by the new events that are this school's.
+                let named: Vec<String> = new
+                    .iter()
+                    .filter_map(|e| e.voucher_id.map(|v| v.to_string()))
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .collect();
+                let mut ours: HashSet<String> = HashSet::new();
+                for chunk in named.chunks(IN_CHUNK) {
+                    let sql = format!(
+                        "SELECT id FROM vouchers WHERE school_code = $1 AND id IN ({})",
+                        placeholders(2, chunk.len())
+                    );
+                    let mut q = sqlx::query_scalar::<_, String>(&sql).bind(school_code);
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    ours.extend(q.fetch_all(&mut *tx).await?);
+                }
+
+                // Counted rows already stored for the keys of the new `ok` events.
+                let oks: Vec<MealKey> = new
+                    .iter()
+                    .filter(|e| e.verdict.serves())
+                    .filter_map(|e| meal_key(e))
+                    .collect();
+                let mut counted: HashMap<MealKey, Rank> = HashMap::new();
+                if !oks.is_empty() {
+                    let days: Vec<&String> =
+                        oks.iter().map(|k| &k.1).collect::<HashSet<_>>().into_iter().collect();
+                    let vouchers: Vec<&String> =
+                        oks.iter().map(|k| &k.0).collect::<HashSet<_>>().into_iter().collect();
+                    let wanted: HashSet<&MealKey> = oks.iter().collect();
+                    for chunk in vouchers.chunks(IN_CHUNK) {
+                        // Literal 'ok' and FALSE so the planner can use the partial index.
+                        let sql = format!(
+                            "SELECT voucher_id, service_day, meal_kind, terminal_id, seq, scanned_at
+                             FROM terminal_events
+                             WHERE verdict = 'ok' AND duplicate = FALSE
+                               AND service_day IN ({}) AND voucher_id IN ({})",
+                            placeholders(1, days.len()),
+                            placeholders(1 + days.len(), chunk.len())
+                        );
+                        let mut q = sqlx::query_as::<_, (String, String, String, String, i64, i64)>(&sql);
+                        for d in &days {
+                            q = q.bind(*d);
+                        }
+                        for v in chunk {
+                            q = q.bind(*v);
+                        }
+                        for (voucher, day, kind, tid, seq, scanned_at) in q.fetch_all(&mut *tx).await? {
+                            let key = (voucher, day, kind);
+                            if wanted.contains(&key) {
+                                counted.insert(key, Rank { scanned_at, terminal_id: tid, seq });
+                            }
+                        }
+                    }
+                }
+                let (duplicate, remark) = decide_duplicates(terminal_id, &new, &counted);
+                for r in &remark {
+                    let done = sqlx::query(
+                        "UPDATE terminal_events SET duplicate = TRUE
+                         WHERE terminal_id = $1 AND seq = $2 AND duplicate = FALSE",
+                    )
+                    .bind(&r.terminal_id)
+                    .bind(r.seq)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if done != 1 {
+                        // Another upload re-marked it first: decide again on fresh data.
+                        return Err(StoreError::Conflict("terminal_events_counted (re-marked)".into()));
+                    }
+                }
+
+                // Counted rows in key order, so concurrent uploads take the unique index's
+                // locks in one order (no deadlock between two terminals' batches).
+                let mut order: Vec<usize> = (0..new.len()).collect();
+                order.sort_by_cached_key(|&i| {
+                    let counts = new[i].verdict.serves() && !duplicate[i];
+                    (!counts, if counts { meal_key(new[i]) } else { None }, new[i].seq)
+                });
+                let mut stored = 0u64;
+                for chunk in order.chunks(INSERT_CHUNK) {
+                    let rows: Vec<String> = (0..chunk.len())
+                        .map(|r| format!("($1, $2, $3, {})", placeholders(4 + r * 11, 11)))
+                        .collect();
+                    let sql = format!(
+                        "INSERT INTO terminal_events (terminal_id, school_code, received_at, seq,
+                            event_id, voucher_id, verdict, source, meal_kind, service_day,
+                            scanned_at, key_id, duplicate, foreign_voucher)
+                         VALUES {}
+                         ON CONFLICT (terminal_id, seq) DO NOTHING",
+                        rows.join(", ")
+                    );
+                    let mut q = sqlx::query(&sql).bind(terminal_id).bind(school_code).bind(now);
+                    for &i in chunk {
+                        let e = new[i];
+                        let voucher = e.voucher_id.map(|v| v.to_string());
+                        let foreign = voucher.as_ref().is_some_and(|v| !ours.contains(v));
+                        q = q
+                            .bind(e.seq)
+                            .bind(e.event_id.to_string())
+                            .bind(voucher)
+                            .bind(e.verdict.code())
+                            .bind(match e.source {
+                                shared::wire::ScanSource::Qr => "qr",
+                                shared::wire::ScanSource::Card => "card",
+                            })
+                            .bind(e.meal_kind.as_str())
+                            .bind(e.service_day.to_string())
+                            .bind(e.scanned_at)
+                            .bind(e.key_id.clone())
+                            .bind(duplicate[i])
+                            .bind(foreign);
+                    }
+                    stored += q.execute(&mut *tx).await?.rows_affected();
+                }
+                // The terminal's row is locked, so no other upload of it stored these seqs.
+                already_had += new.len() as u64 - stored;
+
+                // Advance over contiguous seqs (a batch may also fill a gap before later seqs).
+                loop {
+                    let seqs: Vec<i64> = sqlx::query_scalar(
+                        "SELECT seq FROM terminal_events WHERE terminal_id = $1 AND seq > $2
+                         ORDER BY seq LIMIT 1000",
+                    )
+                    .bind(terminal_id)
+                    .bind(last_seq)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let n = seqs.len();
+                    let mut advanced = 0;
+                    for s in seqs {
+                        if s != last_seq + 1 {
+                            break;
+                        }
+                        last_seq = s;
+                        advanced += 1;
+                    }
+                    if advanced < n || n < 1000 {
+                        break;
+                    }
+                }
+                sqlx::query("UPDATE terminals SET last_seq = $1 WHERE id = $2")
+                    .bind(last_seq)
+                    .bind(terminal_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(EventsOutcome::Stored(EventsStored {
+                    stored,
+                    already_had,
+                    last_seq,
+                }))
+            }
+        }
+
+        #[async_trait]
+        impl TerminalStore for $t {
+            async fn create_enroll_code(
+                &self,
+                code_hash: &str,
+                school_code: i64,
+                actor: &str,
+                now: i64,
+                expires_at: i64,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO enroll_codes (code_hash, school_code, created_at, expires_at, created_by)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(code_hash)
+                .bind(school_code)
+                .bind(now)
+                .bind(expires_at)
+                .bind(actor)
+                .execute(&mut *tx)
+                .await?;
+                Self::terminals_audit_in(
+                    &mut tx,
+                    now,
+                    actor,
+                    "terminal.enroll_code",
+                    &format!("school:{school_code}"),
+                    Some(&format!("expires_at={expires_at}")),
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn enroll_code(&self, code_hash: &str) -> StoreResult<Option<EnrollCode>> {
+                Ok(sqlx::query_as(
+                    "SELECT code_hash, school_code, created_at, expires_at, created_by, used_at, terminal_id
+                     FROM enroll_codes WHERE code_hash = $1",
+                )
+                .bind(code_hash)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn enroll_terminal(
+                &self,
+                code_hash: &str,
+                terminal: &NewTerminal,
+                now: i64,
+            ) -> StoreResult<Option<TerminalRecord>> {
+                let mut tx = self.pool.begin().await?;
+                // Single use even under concurrency: only one UPDATE can see used_at IS NULL.
+                let school: Option<i64> = sqlx::query_scalar(
+                    "UPDATE enroll_codes SET used_at = $1, terminal_id = $2
+                     WHERE code_hash = $3 AND used_at IS NULL AND expires_at > $1
+                     RETURNING school_code",
+                )
+                .bind(now)
+                .bind(terminal.id.to_string())
+                .bind(code_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(school_code) = school else {
+                    return Ok(None);
+                };
+                let record: TerminalRecord = sqlx::query_as(
+                    "INSERT INTO terminals (id, school_code, label, secret_hash, enrolled_at)
+                     VALUES ($1, $2, $3, $4, $5)
+                     RETURNING id, school_code, label, secret_hash, enrolled_at, revoked_at,
+                        last_sync_at, clock_offset, last_seq",
+                )
+                .bind(terminal.id.to_string())
+                .bind(school_code)
+                .bind(&terminal.label)
+                .bind(&terminal.secret_hash)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                Self::terminals_audit_in(
+                    &mut tx,
+                    now,
+                    "enroll-code",
+                    "terminal.enroll",
+                    &format!("terminal:{}", terminal.id),
+                    Some(&format!("school:{school_code} label={:?}", terminal.label)),
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(Some(record))
+            }
+
+            async fn terminal(&self, id: Uuid) -> StoreResult<Option<TerminalRecord>> {
+                Ok(sqlx::query_as(
+                    "SELECT id, school_code, label, secret_hash, enrolled_at, revoked_at,
+                        last_sync_at, clock_offset, last_seq
+                     FROM terminals WHERE id = $1",
+                )
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn terminal_by_secret_hash(&self, hash: &str) -> StoreResult<Option<TerminalRecord>> {
+                Ok(sqlx::query_as(
+                    "SELECT id, school_code, label, secret_hash, enrolled_at, revoked_at,
+                        last_sync_at, clock_offset, last_seq
+                     FROM terminals WHERE secret_hash = $1",
+                )
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn terminals_of_school(&self, school_code: i64) -> StoreResult<Vec<TerminalInfo>> {
+                Ok(sqlx::query_as(
+                    "SELECT id, school_code, label, enrolled_at, revoked_at, last_sync_at,
+                        clock_offset, last_seq
+                     FROM terminals WHERE school_code = $1 ORDER BY enrolled_at, id",
+                )
+                .bind(school_code)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn revoke_terminal(&self, id: Uuid, actor: &str, now: i64) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let revoked = sqlx::query(
+                    "UPDATE terminals SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !revoked {
+                    let exists: Option<i64> =
+                        sqlx::query_scalar("SELECT school_code FROM terminals WHERE id = $1")
+                            .bind(id.to_string())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    return match exists {
+                        Some(_) => Ok(false),
+                        None => Err(StoreError::NotFound),
+                    };
+                }
+                Self::terminals_audit_in(&mut tx, now, actor, "terminal.revoke", &format!("terminal:{id}"), None)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn note_terminal_sync(
+                &self,
+                id: Uuid,
+                now: i64,
+                clock_offset: Option<i64>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE terminals SET last_sync_at = $1, clock_offset = COALESCE($2, clock_offset)
+                     WHERE id = $3",
+                )
+                .bind(now)
+                .bind(clock_offset)
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn store_events(
+                &self,
+                terminal_id: Uuid,
+                school_code: i64,
+                events: &[TerminalEvent],
+                now: i64,
+                clock_offset: Option<i64>,
+            ) -> StoreResult<EventsOutcome> {
+                let id = terminal_id.to_string();
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match self
+                        .terminals_store_events_once(&id, school_code, events, now, clock_offset)
+                        .await
+                    {
+                        Err(e) if attempt < UPLOAD_ATTEMPTS && worth_retrying(&e) => {
+                            tracing::debug!(terminal = %id, attempt, error = %e, "upload raced another; retrying");
+                            tokio::time::sleep(std::time::Duration::from_millis(
+                                5 * attempt as u64 + rand::random::<u64>() % 20,
+                            ))
+                            .await;
+                        }
+                        Err(e) if is_event_id_conflict(&e) => {
+                            // Find which id, for a message the terminal's operator can act on.
+                            let ids: Vec<String> =
+                                events.iter().map(|e| e.event_id.to_string()).collect();
+                            for chunk in ids.chunks(IN_CHUNK) {
+                                let sql = format!(
+                                    "SELECT event_id FROM terminal_events
+                                     WHERE terminal_id <> $1 AND event_id IN ({})",
+                                    placeholders(2, chunk.len())
+                                );
+                                let mut q = sqlx::query_scalar::<_, String>(&sql).bind(&id);
+                                for e in chunk {
+                                    q = q.bind(e);
+                                }
+                                if let Some(taken) = q.fetch_optional(&self.pool).await? {
+                                    return Ok(EventsOutcome::EventIdTaken { event_id: taken });
+                                }
+                            }
+                            return Err(e);
+                        }
+                        other => return other,
+                    }
+                }
+            }
+
+            async fn snapshot_vouchers(
+                &self,
+                school_code: i64,
+                cursor: i64,
+                today: &str,
+            ) -> StoreResult<SnapshotRows> {
+                // The counter first: a change that commits after this read has a higher value,
+                // so `change_seq <= upto` below never hides a change from the next cursor.
+                let upto: i64 = sqlx::query_scalar::<_, i64>("SELECT value FROM counters WHERE name = $1")
+                    .bind(super::vouchers::VOUCHER_CHANGE)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .unwrap_or(0);
+                let full = cursor <= 0 || cursor > upto;
+                let (after, since_day) = if full { (0, today) } else { (cursor, "") };
+                let rows: Vec<SnapshotRow> = sqlx::query_as(
+                    "SELECT v.id, v.status, v.valid_from, v.valid_to, v.change_seq,
+                        p.first_name, p.last_name, p.grade, p.class_letter, p.card_number,
+                        p.removed_at AS pupil_removed_at
+                     FROM vouchers v JOIN pupils p ON p.id = v.pupil_id
+                     WHERE v.school_code = $1 AND v.change_seq > $2 AND v.change_seq <= $3
+                       AND v.valid_to >= $4
+                     ORDER BY v.change_seq, v.id",
+                )
+                .bind(school_code)
+                .bind(after)
+                .bind(upto)
+                .bind(since_day)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(SnapshotRows { cursor: upto, full, rows })
+            }
+
+            async fn served_on_day(
+                &self,
+                school_code: i64,
+                service_day: &str,
+                except: Option<Uuid>,
+            ) -> StoreResult<Vec<ServedRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT e.voucher_id, e.meal_kind, e.service_day, e.scanned_at, e.terminal_id,
+                        t.label AS terminal_label
+                     FROM terminal_events e JOIN terminals t ON t.id = e.terminal_id
+                     WHERE e.school_code = $1 AND e.service_day = $2 AND e.verdict = 'ok'
+                       AND e.voucher_id IS NOT NULL AND e.terminal_id <> $3
+                     ORDER BY e.scanned_at, e.terminal_id, e.seq",
+                )
+                .bind(school_code)
+                .bind(service_day)
+                .bind(except.map(|u| u.to_string()).unwrap_or_default())
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn school_events_on_day(
+                &self,
+                school_code: i64,
+                service_day: &str,
+            ) -> StoreResult<Vec<StoredEvent>> {
+                Ok(sqlx::query_as(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM terminal_events
+                     WHERE school_code = $1 AND service_day = $2
+                     ORDER BY scanned_at, terminal_id, seq"
+                ))
+                .bind(school_code)
+                .bind(service_day)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn terminal_events(&self, terminal_id: Uuid) -> StoreResult<Vec<StoredEvent>> {
+                Ok(sqlx::query_as(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM terminal_events WHERE terminal_id = $1 ORDER BY seq"
+                ))
+                .bind(terminal_id.to_string())
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn terminal_event_count(&self) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM terminal_events")
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+        }
+    };
+}
+
+/// The sqlx database type of each backend, for helpers that take a transaction.
+pub trait StoreDb {
+    type Db: sqlx::Database;
+}
+
+impl StoreDb for super::SqliteStore {
+    type Db = sqlx::Sqlite;
+}
+
+impl StoreDb for super::PgStore {
+    type Db = sqlx::Postgres;
+}
+
+crate::impl_for_backends!(impl_terminals);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use shared::calendar::MealKind;
+    use shared::verdict::Verdict;
+    use shared::wire::ScanSource;
+
+    fn ev(seq: i64, scanned_at: i64, voucher: Uuid, verdict: Verdict) -> TerminalEvent {
+        TerminalEvent {
+            event_id: Uuid::new_v4(),
+            seq,
+            scanned_at,
+            service_day: NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(),
+            verdict,
+            source: ScanSource::Qr,
+            meal_kind: MealKind::Lunch,
+            voucher_id: Some(voucher),
+            key_id: None,
+        }
+    }
+
+    #[test]
+    fn earliest_scan_counts_whatever_the_arrival_order() {
+        let v = Uuid::new_v4();
+        let a = ev(1, 100, v, Verdict::Ok);
+        let b = ev(2, 50, v, Verdict::Ok);
+        let rejected = ev(3, 10, v, Verdict::AlreadyServed);
+        // Within one batch: the earlier scan counts even though its seq is later.
+        let (dup, remark) = decide_duplicates("t1", &[&a, &b, &rejected], &HashMap::new());
+        assert_eq!(dup, vec![true, false, false]);
+        assert!(remark.is_empty());
+
+        // A stored counted row scanned later is re-marked; one scanned earlier keeps the count.
+        let key = meal_key(&a).unwrap();
+        let later = HashMap::from([(
+            key.clone(),
+            Rank {
+                scanned_at: 200,
+                terminal_id: "t0".into(),
+                seq: 9,
+            },
+        )]);
+        let (dup, remark) = decide_duplicates("t1", &[&a], &later);
+        assert_eq!(dup, vec![false]);
+        assert_eq!(remark.len(), 1);
+        let earlier = HashMap::from([(
+            key,
+            Rank {
+                scanned_at: 100,
+                terminal_id: "t0".into(),
+                seq: 9,
+            },
+        )]);
+        // Same second: the lower terminal id wins, so the result is the same on every server.
+        let (dup, remark) = decide_duplicates("t1", &[&a], &earlier);
+        assert_eq!(dup, vec![true]);
+        assert!(remark.is_empty());
+    }
+
+    #[test]
+    fn placeholders_are_numbered_in_order() {
+        assert_eq!(placeholders(3, 3), "$3, $4, $5");
+        assert_eq!(placeholders(1, 0), "");
+    }
+}

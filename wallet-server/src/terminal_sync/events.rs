@@ -1,0 +1,247 @@
+//! Event batches from terminals: what a batch must look like, and storing it exactly once.
+//!
+//! A batch is refused whole (nothing written) only for what a correct terminal never sends:
+//! seq below 1, a seq or event id twice in one batch, an `ok`/`already_served` without a
+//! voucher, a service day that is not the scan's local day (±1 for terminals that correct their
+//! clock), a key id that is not 8 hex digits, or more than `MAX_BATCH` events. Anything a
+//! terminal may legitimately record is stored, including events naming vouchers of another
+//! school (a `wrong_school` scan); those are flagged `foreign_voucher`.
+
+use crate::store::terminals::{EventsOutcome, EventsStored, TerminalRecord};
+use crate::store::{Store, StoreError};
+use shared::calendar::ServiceDay;
+use shared::keys::KeyId;
+use shared::wire::{EventAck, TerminalEvent};
+use std::collections::HashSet;
+
+/// Events per upload; the terminal sends 500 at a time.
+pub const MAX_BATCH: usize = 1000;
+/// 9999-12-31T23:59:59Z: later (or negative) times cannot be a scan.
+const MAX_TIME: i64 = 253_402_300_799;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("a batch holds at most {MAX_BATCH} events, this one {0}; upload in smaller batches")]
+    TooLarge(usize),
+    #[error("event {index} (seq {seq}): {reason}; nothing from this batch was stored")]
+    Invalid {
+        index: usize,
+        seq: i64,
+        reason: String,
+    },
+}
+
+pub fn validate(events: &[TerminalEvent]) -> Result<(), BatchError> {
+    if events.len() > MAX_BATCH {
+        return Err(BatchError::TooLarge(events.len()));
+    }
+    let mut seqs = HashSet::with_capacity(events.len());
+    let mut ids = HashSet::with_capacity(events.len());
+    for (index, e) in events.iter().enumerate() {
+        let bad = |reason: String| BatchError::Invalid {
+            index,
+            seq: e.seq,
+            reason,
+        };
+        if e.seq < 1 {
+            return Err(bad("seq must be 1 or more".into()));
+        }
+        if !seqs.insert(e.seq) {
+            return Err(bad("the same seq appears twice in the batch".into()));
+        }
+        if e.event_id.is_nil() {
+            return Err(bad("event_id is the nil UUID".into()));
+        }
+        if !ids.insert(e.event_id) {
+            return Err(bad("the same event_id appears twice in the batch".into()));
+        }
+        if !(0..=MAX_TIME).contains(&e.scanned_at) {
+            return Err(bad(format!(
+                "scanned_at {} is not a Unix time in seconds",
+                e.scanned_at
+            )));
+        }
+        let local = ServiceDay::from_unix(e.scanned_at).date();
+        if (e.service_day - local).num_days().abs() > 1 {
+            return Err(bad(format!(
+                "service_day {} is not the local day of scanned_at ({local})",
+                e.service_day
+            )));
+        }
+        if matches!(
+            e.verdict,
+            shared::Verdict::Ok | shared::Verdict::AlreadyServed
+        ) && e.voucher_id.is_none()
+        {
+            return Err(bad(format!("a {} event must name its voucher", e.verdict)));
+        }
+        if let Some(k) = &e.key_id {
+            if k.parse::<KeyId>().is_err() || k.bytes().any(|b| b.is_ascii_uppercase()) {
+                return Err(bad(format!("key_id {k:?} is not 8 lowercase hex digits")));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    #[error("seq {seq} is already stored with another event id (this one is {event_id}): the terminal's log was reset or restored from an old copy; nothing from this batch was stored — tell the operator")]
+    SeqTaken { seq: i64, event_id: String },
+    #[error(
+        "event id {0} is already stored for another terminal; nothing from this batch was stored"
+    )]
+    EventIdTaken(String),
+    #[error("this terminal was revoked by the school; enroll it again with a new code")]
+    TerminalGone,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Validates and stores one batch for an authenticated terminal.
+pub async fn upload(
+    store: &dyn Store,
+    terminal: &TerminalRecord,
+    events: &[TerminalEvent],
+    now: i64,
+    clock_offset: Option<i64>,
+) -> Result<EventAck, UploadError> {
+    validate(events)?;
+    match store
+        .store_events(
+            terminal.uuid(),
+            terminal.school_code,
+            events,
+            now,
+            clock_offset,
+        )
+        .await?
+    {
+        EventsOutcome::Stored(EventsStored {
+            stored,
+            already_had,
+            last_seq,
+        }) => {
+            if stored > 0 {
+                tracing::info!(terminal = %terminal.id, stored, already_had, last_seq, "events stored");
+            }
+            Ok(EventAck {
+                last_seq,
+                stored,
+                already_had,
+            })
+        }
+        EventsOutcome::SeqTaken { seq, event_id } => Err(UploadError::SeqTaken { seq, event_id }),
+        EventsOutcome::EventIdTaken { event_id } => Err(UploadError::EventIdTaken(event_id)),
+        EventsOutcome::TerminalGone => Err(UploadError::TerminalGone),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use shared::calendar::MealKind;
+    use shared::wire::ScanSource;
+    use shared::Verdict;
+    use uuid::Uuid;
+
+    const NOON: i64 = 1_795_424_400; // 2026-11-23 14:00 local
+
+    fn ev(seq: i64) -> TerminalEvent {
+        TerminalEvent {
+            event_id: Uuid::new_v4(),
+            seq,
+            scanned_at: NOON,
+            service_day: NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(),
+            verdict: Verdict::Ok,
+            source: ScanSource::Qr,
+            meal_kind: MealKind::Lunch,
+            voucher_id: Some(Uuid::new_v4()),
+            key_id: Some("0a1b2c3d".into()),
+        }
+    }
+
+    #[test]
+    fn good_batches_pass() {
+        validate(&[]).unwrap();
+        validate(&(1..=MAX_BATCH as i64).map(ev).collect::<Vec<_>>()).unwrap();
+        let mut rejected = ev(1);
+        rejected.verdict = Verdict::BadFormat;
+        rejected.voucher_id = None;
+        rejected.key_id = None;
+        validate(&[rejected]).unwrap();
+    }
+
+    #[test]
+    fn bad_batches_say_why() {
+        let too_many: Vec<_> = (1..=MAX_BATCH as i64 + 1).map(ev).collect();
+        assert_eq!(
+            validate(&too_many),
+            Err(BatchError::TooLarge(MAX_BATCH + 1))
+        );
+        let cases: Vec<(Vec<TerminalEvent>, &str)> = vec![
+            (vec![ev(0)], "seq must be"),
+            (vec![ev(1), ev(1)], "same seq"),
+            (
+                {
+                    let a = ev(1);
+                    let mut b = ev(2);
+                    b.event_id = a.event_id;
+                    vec![a, b]
+                },
+                "same event_id",
+            ),
+            (
+                {
+                    let mut e = ev(1);
+                    e.voucher_id = None;
+                    vec![e]
+                },
+                "must name its voucher",
+            ),
+            (
+                {
+                    let mut e = ev(1);
+                    e.service_day = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+                    vec![e]
+                },
+                "not the local day",
+            ),
+            (
+                {
+                    let mut e = ev(1);
+                    e.scanned_at = -5;
+                    vec![e]
+                },
+                "not a Unix time",
+            ),
+            (
+                {
+                    let mut e = ev(1);
+                    e.key_id = Some("XYZ".into());
+                    vec![e]
+                },
+                "key_id",
+            ),
+            (
+                {
+                    let mut e = ev(1);
+                    e.event_id = Uuid::nil();
+                    vec![e]
+                },
+                "nil",
+            ),
+        ];
+        for (batch, needle) in cases {
+            let err = validate(&batch).unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        // A service day one off (a terminal correcting its clock near midnight) is accepted.
+        let mut e = ev(1);
+        e.service_day = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+        validate(&[e]).unwrap();
+    }
+}
