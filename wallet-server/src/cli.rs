@@ -76,6 +76,8 @@ pub async fn open_state(global: &Global, clock: Clock, demo: bool) -> anyhow::Re
     let keys = Keys::open(&paths.keys_dir(), store.as_ref(), clock.now())
         .await
         .context("cannot load signing keys")?;
+    let wallet = crate::wallet::WalletRuntime::open(&paths.keys_dir())
+        .context("cannot load the wallet's login pepper")?;
     Ok(AppState {
         store,
         settings: Arc::new(settings),
@@ -83,6 +85,7 @@ pub async fn open_state(global: &Global, clock: Clock, demo: bool) -> anyhow::Re
         keys: Arc::new(keys),
         clock,
         demo,
+        wallet: Arc::new(wallet),
     })
 }
 
@@ -98,7 +101,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "wallet-server listening on http://{}",
                 listener.local_addr()?
             );
-            crate::app::serve(state, listener).await?;
+            let jobs = crate::wallet::jobs::spawn(&state);
+            crate::app::serve(state.clone(), listener).await?;
+            jobs.iter().for_each(|j| j.abort());
+            crate::wallet::jobs::flush(&state).await;
             Ok(())
         }
         Command::Keys(KeysCommand::List) => {

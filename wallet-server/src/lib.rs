@@ -6,12 +6,15 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod eligibility;
 pub mod error;
 pub mod signing;
 pub mod state;
 pub mod store;
 pub mod testkit;
+pub mod wallet;
+pub mod web;
 
 pub use app::app;
 pub use state::AppState;

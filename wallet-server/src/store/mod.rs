@@ -10,6 +10,7 @@ pub mod keys;
 pub mod roster;
 pub mod testing;
 pub mod vouchers;
+pub mod wallet;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -24,6 +25,7 @@ pub use audit::AuditStore;
 pub use keys::KeyRecordStore;
 pub use roster::RosterStore;
 pub use vouchers::VoucherStore;
+pub use wallet::WalletStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -62,7 +64,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the server stores. Each resource trait lives in its own module.
 pub trait Store:
-    RosterStore + VoucherStore + AuditStore + KeyRecordStore + Send + Sync + 'static
+    RosterStore + VoucherStore + AuditStore + KeyRecordStore + WalletStore + Send + Sync + 'static
 {
     fn backend(&self) -> Backend;
 }
