@@ -110,6 +110,16 @@ pub struct ClaimedComplaint {
     pub attempts: i64,
 }
 
+/// Where a complaint stands in its delivery (operators, tests).
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct ComplaintDelivery {
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub sent_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
 /// `(voucher_id, service_day, tokens to add)`.
 pub type CountDelta = (String, String, i64);
 
@@ -178,6 +188,7 @@ pub trait WalletStore {
         limit: i64,
     ) -> StoreResult<Vec<ClaimedComplaint>>;
     async fn complaint_sent(&self, id: &str, now: i64) -> StoreResult<()>;
+    async fn complaint_delivery(&self, id: &str) -> StoreResult<Option<ComplaintDelivery>>;
     async fn complaint_failed(
         &self,
         id: &str,
@@ -528,6 +539,16 @@ macro_rules! impl_wallet {
                 .execute(&self.pool)
                 .await?;
                 Ok(())
+            }
+
+            async fn complaint_delivery(&self, id: &str) -> StoreResult<Option<ComplaintDelivery>> {
+                Ok(sqlx::query_as(
+                    "SELECT status, attempts, next_attempt_at, sent_at, last_error
+                     FROM complaints WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
             }
 
             async fn complaint_failed(
