@@ -87,12 +87,13 @@ async fn share(State(state): State<AppState>, Path(text): Path<String>) -> Respo
     let remaining = i64::from(decoded.claims.expires_at) - now;
     let body = format!(
         r#"<figure class="qr qr-big" id="qr" aria-label="QR">{svg}</figure>
-<p class="countdown" aria-live="polite"><span class="label">⏱</span> <span id="left" data-remaining="{remaining}"></span></p>
+<p class="countdown"><span class="label">{label}</span> <strong id="left" data-remaining="{remaining}"></strong></p>
 <p class="hint">{hint}</p>
 <p id="expired" class="notice error" role="alert" hidden>{expired}</p>"#,
         svg = matrix.svg(),
         hint = both("share_page_hint"),
         expired = both("share_expired"),
+        label = both("expires_in"),
     );
     page(StatusCode::OK, shell(&body))
 }

@@ -8,7 +8,7 @@
   var deadline = Date.now() + Number(left.getAttribute('data-remaining')) * 1000;
   function two(n) { return (n < 10 ? '0' : '') + n; }
   function tick() {
-    var s = Math.max(0, Math.floor((deadline - Date.now()) / 1000));
+    var s = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
     var h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60);
     left.textContent = (h ? h + ':' + two(m) : m) + ':' + two(s % 60);
     if (s <= 0) {

@@ -88,7 +88,7 @@
     return d.getUTCFullYear() + '-' + two(d.getUTCMonth() + 1) + '-' + two(d.getUTCDate());
   }
   function left(seconds) {
-    seconds = Math.max(0, Math.floor(seconds));
+    seconds = Math.max(0, Math.ceil(seconds));
     var h = Math.floor(seconds / 3600), m = Math.floor(seconds % 3600 / 60), s = seconds % 60;
     return (h ? h + ':' + two(m) : m) + ':' + two(s);
   }
