@@ -55,18 +55,29 @@ impl std::fmt::Debug for Matrix {
     }
 }
 
-/// Per mask pattern: the modules a fresh canvas shows after `apply_mask` (the mask bits, and
-/// the format information in the format area). Computed once.
-struct MaskTables {
+/// What is the same for every version-8 symbol, computed once: the functional patterns, where
+/// each bit of the codeword stream goes, and for each mask pattern the modules a fresh canvas
+/// shows after `apply_mask` (the mask bits, and the format information in the format area).
+struct Tables {
+    /// Dark modules of the finder, timing, alignment and version patterns.
+    functional_dark: [u64; WIDTH],
+    /// Modules that carry data and error correction (everything not functional).
+    data: [u64; WIDTH],
+    data_cols: [u64; WIDTH],
+    /// `(x, y)` of each bit of the codeword stream, most significant bit of each byte first.
+    placement: Vec<(u8, u8)>,
     masks: [[u64; WIDTH]; 8],
     mask_cols: [[u64; WIDTH]; 8],
     format: [u64; WIDTH],
     format_cols: [u64; WIDTH],
 }
 
-fn tables() -> &'static MaskTables {
-    static TABLES: OnceLock<MaskTables> = OnceLock::new();
+fn tables() -> &'static Tables {
+    static TABLES: OnceLock<Tables> = OnceLock::new();
     TABLES.get_or_init(|| {
+        let mut functional = Canvas::new(Version::Normal(VERSION), EcLevel::M);
+        functional.draw_all_functional_patterns();
+        let data = rows_where(&functional, |m| m == Module::Empty);
         let mut masks = [[0u64; WIDTH]; 8];
         for (i, p) in PATTERNS.iter().enumerate() {
             let mut c = Canvas::new(Version::Normal(VERSION), EcLevel::M);
@@ -84,13 +95,42 @@ fn tables() -> &'static MaskTables {
                 }
             }
         }
-        MaskTables {
+        Tables {
+            functional_dark: rows_where(&functional, |m| m.is_dark()),
+            data_cols: transpose(&data),
+            placement: placement(&data),
+            data,
             mask_cols: masks.map(|m| transpose(&m)),
             masks,
             format_cols: transpose(&format),
             format,
         }
     })
+}
+
+/// ISO/IEC 18004 §7.7.3: two-module-wide columns from the right, alternately upwards and
+/// downwards, right module before left, skipping the vertical timing pattern and every
+/// functional module.
+fn placement(data: &[u64; WIDTH]) -> Vec<(u8, u8)> {
+    let mut order = Vec::with_capacity(WIDTH * WIDTH);
+    let mut right = WIDTH as i32 - 1;
+    let mut upwards = true;
+    while right > 0 {
+        if right == 6 {
+            right -= 1;
+        }
+        for i in 0..WIDTH {
+            let y = if upwards { WIDTH - 1 - i } else { i };
+            for x in [right as usize, right as usize - 1] {
+                if data[y] >> x & 1 == 1 {
+                    order.push((x as u8, y as u8));
+                }
+            }
+        }
+        upwards = !upwards;
+        right -= 2;
+    }
+    order
 }
 
 fn rows_where(c: &Canvas, f: impl Fn(Module) -> bool) -> [u64; WIDTH] {
@@ -192,25 +232,28 @@ impl Matrix {
         let (codewords, ec) =
             qrcode::ec::construct_codewords(&bits.into_bytes(), version, EcLevel::M)
                 .map_err(|_| too_long())?;
-        let mut canvas = Canvas::new(version, EcLevel::M);
-        canvas.draw_all_functional_patterns();
-        canvas.draw_data(&codewords, &ec);
-        let base = rows_where(&canvas, |m| m.is_dark());
-        let data_modules = rows_where(&canvas, |m| {
-            matches!(m, Module::Unmasked(_) | Module::Empty)
-        });
-        let data_cols = transpose(&data_modules);
-        let base_cols = transpose(&base);
         let t = tables();
+        let mut base = t.functional_dark;
+        let stream = codewords.iter().chain(ec.iter());
+        for (byte, at) in stream.zip(t.placement.chunks_exact(8)) {
+            for (bit, &(x, y)) in at.iter().enumerate() {
+                if byte >> (7 - bit) & 1 == 1 {
+                    base[usize::from(y)] |= 1 << x;
+                }
+            }
+        }
+        let data_modules = &t.data;
+        let data_cols = &t.data_cols;
+        let base_cols = transpose(&base);
         let best = (0..PATTERNS.len())
             .min_by_key(|&i| {
-                let rows = compose(&base, &data_modules, &t.masks[i], &t.format);
-                let cols = compose(&base_cols, &data_cols, &t.mask_cols[i], &t.format_cols);
+                let rows = compose(&base, data_modules, &t.masks[i], &t.format);
+                let cols = compose(&base_cols, data_cols, &t.mask_cols[i], &t.format_cols);
                 (penalty(&rows, &cols), i)
             })
             .expect("eight patterns");
         Ok(Matrix {
-            rows: compose(&base, &data_modules, &t.masks[best], &t.format),
+            rows: compose(&base, data_modules, &t.masks[best], &t.format),
         })
     }
 
@@ -309,8 +352,13 @@ mod tests {
     }
 
     #[test]
-    fn composed_masks_match_the_crates_own_masking() {
-        let data = token(3);
+    fn placement_and_masks_match_the_crates_own_drawing() {
+        for seed in [3, 4, 5] {
+            placement_and_masks_match_for(&token(seed));
+        }
+    }
+
+    fn placement_and_masks_match_for(data: &str) {
         let version = Version::Normal(VERSION);
         let mut bits = Bits::new(version);
         bits.push_byte_data(data.as_bytes()).unwrap();
@@ -325,6 +373,21 @@ mod tests {
             matches!(m, Module::Unmasked(_) | Module::Empty)
         });
         let t = tables();
+        assert_eq!(data_modules, t.data);
+        assert_eq!(
+            t.placement.len(),
+            (codewords.len() + ec.len()) * 8,
+            "every module used"
+        );
+        // Our placement of the codewords gives the crate's drawing, module for module.
+        let stream: Vec<u8> = codewords.iter().chain(ec.iter()).copied().collect();
+        let mut placed = t.functional_dark;
+        for (i, &(x, y)) in t.placement.iter().enumerate() {
+            if stream[i / 8] >> (7 - i % 8) & 1 == 1 {
+                placed[usize::from(y)] |= 1 << x;
+            }
+        }
+        assert_eq!(placed, base);
         for (i, p) in PATTERNS.iter().enumerate() {
             let mut masked = canvas.clone();
             masked.apply_mask(*p);
