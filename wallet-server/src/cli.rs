@@ -110,6 +110,8 @@ pub async fn open_state(global: &Global, clock: Clock, demo: bool) -> anyhow::Re
     let keys = Keys::open(&paths.keys_dir(), store.as_ref(), clock.now())
         .await
         .context("cannot load signing keys")?;
+    let wallet = crate::wallet::WalletRuntime::open(&paths.keys_dir())
+        .context("cannot load the wallet's login pepper")?;
     Ok(AppState {
         store,
         settings: Arc::new(settings),
@@ -117,6 +119,7 @@ pub async fn open_state(global: &Global, clock: Clock, demo: bool) -> anyhow::Re
         keys: Arc::new(keys),
         clock,
         demo,
+        wallet: Arc::new(wallet),
     })
 }
 
@@ -133,7 +136,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 listener.local_addr()?
             );
             let jobs = crate::jobs::start(state.clone())?;
-            crate::app::serve(state, listener).await?;
+            crate::app::serve(state.clone(), listener).await?;
             jobs.stop().await;
             Ok(())
         }

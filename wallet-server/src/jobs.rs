@@ -18,6 +18,7 @@ const SMS_MAX_WAIT: Duration = Duration::from_secs(5);
 pub struct Jobs {
     stop: watch::Sender<bool>,
     handles: Vec<JoinHandle<()>>,
+    state: AppState,
 }
 
 impl Jobs {
@@ -27,6 +28,8 @@ impl Jobs {
         for h in self.handles {
             let _ = h.await;
         }
+        // The last token counts since the previous flush.
+        crate::wallet::jobs::flush(&self.state).await;
     }
 }
 
@@ -100,7 +103,32 @@ pub fn start(state: AppState) -> anyhow::Result<Jobs> {
         },
     ));
 
-    let s = state;
+    let s = state.clone();
+    handles.push(spawn_loop(
+        "wallet-counts",
+        rx.clone(),
+        crate::wallet::jobs::FLUSH_EVERY,
+        never,
+        move || {
+            let s = s.clone();
+            async move {
+                crate::wallet::jobs::flush(&s).await;
+                Ok(())
+            }
+        },
+    ));
+
+    let s = state.clone();
+    let last_purge = Arc::new(tokio::sync::Mutex::new(i64::MIN));
+    handles.push(spawn_loop("complaints", rx.clone(), every, never, move || {
+        let (s, last_purge) = (s.clone(), last_purge.clone());
+        async move {
+            let mut last = last_purge.lock().await;
+            crate::wallet::jobs::deliver_and_purge(&s, &mut last).await
+        }
+    }));
+
+    let s = state.clone();
     handles.push(spawn_loop("keys", rx, every, never, move || {
         let s = s.clone();
         async move {
@@ -111,5 +139,9 @@ pub fn start(state: AppState) -> anyhow::Result<Jobs> {
         }
     }));
 
-    Ok(Jobs { stop, handles })
+    Ok(Jobs {
+        stop,
+        handles,
+        state,
+    })
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod consent;
+pub mod delivery;
 pub mod eligibility;
 pub mod error;
 pub mod jobs;
@@ -17,6 +18,8 @@ pub mod state;
 pub mod store;
 pub mod terminal_sync;
 pub mod testkit;
+pub mod wallet;
+pub mod web;
 
 pub use app::app;
 pub use state::AppState;

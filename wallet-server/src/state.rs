@@ -15,6 +15,8 @@ pub struct AppState {
     pub clock: Clock,
     /// `demo` mode: the SMS inbound endpoint works without a secret, login codes are printed.
     pub demo: bool,
+    /// The parents' wallet: login-code pepper, session cache, rate limits, token counts.
+    pub wallet: Arc<crate::wallet::WalletRuntime>,
 }
 
 impl AppState {

@@ -29,6 +29,7 @@ pub async fn state_with(pg: bool, settings: Settings) -> TestState {
     let keys = Keys::open(&paths.keys_dir(), store.as_ref(), clock.now())
         .await
         .expect("keys");
+    let wallet = crate::wallet::WalletRuntime::open(&paths.keys_dir()).expect("wallet pepper");
     TestState {
         state: AppState {
             store,
@@ -37,6 +38,7 @@ pub async fn state_with(pg: bool, settings: Settings) -> TestState {
             keys: Arc::new(keys),
             clock,
             demo: false,
+            wallet: Arc::new(wallet),
         },
         db,
         dir,

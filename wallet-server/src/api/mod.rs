@@ -4,6 +4,7 @@ pub mod health;
 pub mod keys;
 pub mod sms;
 pub mod terminal;
+pub mod wallet;
 
 use crate::state::AppState;
 use axum::Router;
@@ -13,4 +14,5 @@ pub fn router() -> Router<AppState> {
         .merge(keys::router())
         .merge(sms::router())
         .merge(terminal::router())
+        .merge(wallet::router())
 }

@@ -15,6 +15,7 @@ pub mod sql;
 pub mod terminals;
 pub mod testing;
 pub mod vouchers;
+pub mod wallet;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -33,6 +34,7 @@ pub use roster::RosterStore;
 pub use sms::SmsOutboxStore;
 pub use terminals::TerminalStore;
 pub use vouchers::VoucherStore;
+pub use wallet::WalletStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -79,6 +81,7 @@ pub trait Store:
     + ConsentStore
     + SmsOutboxStore
     + TerminalStore
+    + WalletStore
     + Send
     + Sync
     + 'static

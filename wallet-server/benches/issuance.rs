@@ -1,0 +1,329 @@
+//! QR token issuance over HTTP on SQLite (DESIGN §8: ≥ 10,000 tokens/s as JSON, ≥ 1,000/s as
+//! PNG, on two cores).
+//!
+//! Seeds a fresh data dir (one school, `CONNECTIONS` parents with one active voucher and one
+//! session each), starts the `wallet-server serve` binary of this build as its own process on
+//! loopback, and drives it with keep-alive HTTP/1.1 connections for a fixed time, checking every
+//! answer's status. Also times the per-token work in-process for reference.
+//!
+//! ```sh
+//! cargo bench -p wallet-server --bench issuance
+//! TAMAQ_BENCH_SECONDS=20 TAMAQ_BENCH_CONNECTIONS=128 cargo bench -p wallet-server --bench issuance
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wallet_server::cli::{open_state, Global};
+use wallet_server::clock::Clock;
+use wallet_server::eligibility::Category;
+use wallet_server::store::roster::NewPupil;
+use wallet_server::wallet::qr::{Matrix, PNG_MODULE_PX};
+use wallet_server::wallet::session;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Client {
+    session: String,
+    voucher: String,
+}
+
+async fn seed(dir: &std::path::Path, n: usize) -> Vec<Client> {
+    let state = open_state(
+        &Global {
+            data_dir: dir.to_path_buf(),
+            database_url: None,
+            config: None,
+        },
+        Clock::System,
+        false,
+    )
+    .await
+    .expect("open the bench data dir");
+    let store = &state.store;
+    let now = state.now();
+    let school = store
+        .upsert_school("000140000007", "Bench school", now)
+        .await
+        .unwrap();
+    let year = state.settings.school_year.clone();
+    let mut clients = Vec::with_capacity(n);
+    for i in 0..n {
+        let phone = format!("+7701{:07}", i);
+        let pupil = NewPupil {
+            iin: format!("{:012}", 100_000_000 + i),
+            school_code: school.code,
+            last_name: "Bench".into(),
+            first_name: format!("Pupil{i}"),
+            middle_name: None,
+            grade: 2,
+            class_letter: "A".into(),
+            receives_asp: true,
+            per_capita_income_kzt: None,
+            orphan: false,
+            mother_name: Some("Mother".into()),
+            mother_phone: Some(phone.clone()),
+            father_name: None,
+            father_phone: None,
+            guardian_name: None,
+            guardian_phone: None,
+            card_number: None,
+            lang: "ru".into(),
+            category: Category::Asp,
+            contact_phone: Some(phone.clone()),
+            contact_name: None,
+        };
+        let id = store.upsert_pupil(&pupil, now).await.unwrap();
+        let v = store
+            .create_voucher(id, school.code, &year, now)
+            .await
+            .unwrap();
+        store
+            .set_voucher_status(v.uuid(), shared::wire::VoucherStatus::Active, now, None)
+            .await
+            .unwrap();
+        // A session as `login/verify` would store it (the login flow itself is tested
+        // elsewhere and is rate-limited per address, which a benchmark on loopback would hit).
+        let token = session::new_token();
+        store
+            .insert_session(
+                &hex::encode(session::hash_token(&token)),
+                &phone,
+                now,
+                now + session::SESSION_SECONDS,
+            )
+            .await
+            .unwrap();
+        clients.push(Client {
+            session: token,
+            voucher: v.id,
+        });
+    }
+    clients
+}
+
+#[derive(Default)]
+struct Outcome {
+    ok: u64,
+    failed: u64,
+    bytes: u64,
+    latencies_us: Vec<u32>,
+}
+
+/// One keep-alive connection sending `request` until `end`; reads each answer whole.
+async fn drive(addr: String, request: Vec<u8>, warm_until: Instant, end: Instant) -> Outcome {
+    let mut out = Outcome::default();
+    let mut stream = TcpStream::connect(&addr).await.expect("connect");
+    stream.set_nodelay(true).unwrap();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    while Instant::now() < end {
+        let started = Instant::now();
+        stream.write_all(&request).await.expect("send");
+        buf.clear();
+        let (status, body_len, head_len) = loop {
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "server closed the connection");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&buf[..pos]).expect("ASCII head");
+                let status: u16 = head[9..12].parse().expect("status");
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .expect("content-length");
+                break (status, len, pos + 4);
+            }
+        };
+        while buf.len() < head_len + body_len {
+            let n = stream.read(&mut chunk).await.expect("read body");
+            assert!(n > 0, "server closed the connection mid-body");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        if started < warm_until {
+            continue;
+        }
+        if status == 200 {
+            out.ok += 1;
+            out.bytes += body_len as u64;
+        } else {
+            out.failed += 1;
+            if out.failed == 1 {
+                eprintln!(
+                    "status {status}: {}",
+                    String::from_utf8_lossy(&buf[head_len..])
+                );
+            }
+        }
+        out.latencies_us
+            .push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
+    }
+    out
+}
+
+fn request(kind: &str, c: &Client) -> Vec<u8> {
+    match kind {
+        "json" => {
+            let body = r#"{"validity":"short"}"#;
+            format!(
+                "POST /api/v1/wallet/vouchers/{}/qr HTTP/1.1\r\nHost: bench\r\n\
+                 Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                c.voucher,
+                c.session,
+                body.len()
+            )
+        }
+        _ => format!(
+            "GET /api/v1/wallet/vouchers/{}/qr.png HTTP/1.1\r\nHost: bench\r\n\
+             Authorization: Bearer {}\r\n\r\n",
+            c.voucher, c.session
+        ),
+    }
+    .into_bytes()
+}
+
+async fn run(kind: &str, addr: &str, clients: &[Client], seconds: u64) {
+    let warm = Duration::from_secs(2);
+    let start = Instant::now();
+    let warm_until = start + warm;
+    let end = warm_until + Duration::from_secs(seconds);
+    let tasks: Vec<_> = clients
+        .iter()
+        .map(|c| tokio::spawn(drive(addr.to_owned(), request(kind, c), warm_until, end)))
+        .collect();
+    let mut total = Outcome::default();
+    for t in tasks {
+        let o = t.await.unwrap();
+        total.ok += o.ok;
+        total.failed += o.failed;
+        total.bytes += o.bytes;
+        total.latencies_us.extend(o.latencies_us);
+    }
+    total.latencies_us.sort_unstable();
+    let pct = |p: f64| {
+        let l = &total.latencies_us;
+        if l.is_empty() {
+            0.0
+        } else {
+            f64::from(l[((l.len() - 1) as f64 * p) as usize]) / 1000.0
+        }
+    };
+    let rate = total.ok as f64 / seconds as f64;
+    println!(
+        "{kind:<5} {:>9.0} tokens/s  ok {:>8}  failed {:>4}  avg body {:>6} B  latency p50 {:>6.2} ms  p99 {:>6.2} ms",
+        rate,
+        total.ok,
+        total.failed,
+        total.bytes.checked_div(total.ok).unwrap_or(0),
+        pct(0.5),
+        pct(0.99),
+    );
+}
+
+/// In-process cost of the per-token work, for reference next to the HTTP figures.
+fn components() {
+    let key = shared::KeyPair::generate();
+    let req = shared::token::TokenRequest {
+        voucher_id: uuid::Uuid::new_v4(),
+        school_code: 1,
+        issued_at: 1_795_406_400,
+        expires_at: 1_795_407_000,
+    };
+    let time = |name: &str, n: u32, f: &mut dyn FnMut()| {
+        for _ in 0..n / 10 {
+            f();
+        }
+        let t = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        println!(
+            "  {name:<28} {:>8.1} µs",
+            t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+        );
+    };
+    let token = shared::token::sign(&req, &key);
+    println!("per token, in process:");
+    time("sign", 20_000, &mut || {
+        std::hint::black_box(shared::token::sign(&req, &key));
+    });
+    time("QR matrix (v8-M, mask chosen)", 5_000, &mut || {
+        std::hint::black_box(Matrix::encode(token.as_bytes()).unwrap());
+    });
+    let m = Matrix::encode(token.as_bytes()).unwrap();
+    time("SVG from matrix", 20_000, &mut || {
+        std::hint::black_box(m.svg());
+    });
+    time("PNG from matrix (8 px/module)", 2_000, &mut || {
+        std::hint::black_box(m.png(PNG_MODULE_PX));
+    });
+    time("qrcode crate, own mask choice", 500, &mut || {
+        std::hint::black_box(
+            qrcode::QrCode::with_error_correction_level(token.as_bytes(), qrcode::EcLevel::M)
+                .unwrap(),
+        );
+    });
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and must not run
+    // the (long) load.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("issuance: run with `cargo bench -p wallet-server --bench issuance`");
+        return;
+    }
+    let seconds = env_num("TAMAQ_BENCH_SECONDS", 10);
+    let connections = env_num("TAMAQ_BENCH_CONNECTIONS", 64) as usize;
+    let threads = env_num("TAMAQ_BENCH_CLIENT_THREADS", 1) as usize;
+    components();
+
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .unwrap();
+    let clients = rt.block_on(seed(dir.path(), connections));
+    let mut server = Command::new(env!("CARGO_BIN_EXE_wallet-server"))
+        .args(["--data-dir"])
+        .arg(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TAMAQ_TOKENS_DAILY_LIMIT_PER_VOUCHER", "4000000000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start wallet-server");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .expect("listening address")
+        .to_owned();
+    println!(
+        "\nwallet-server at {addr}; {connections} connections, {seconds} s per run after 2 s warm-up, \
+         client on {threads} thread(s), {} cores",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    rt.block_on(async {
+        run("json", &addr, &clients, seconds).await;
+        run("png", &addr, &clients, seconds).await;
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+}
