@@ -6,8 +6,13 @@
 //! them in order makes the two agree). Where the dialects differ, `Self::BACKEND` decides.
 
 pub mod audit;
+pub mod feedback_read;
 pub mod keys;
+pub mod nobd;
 pub mod roster;
+pub mod school_terminals;
+pub mod school_view;
+pub mod staff;
 pub mod testing;
 pub mod vouchers;
 
@@ -21,8 +26,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use audit::AuditStore;
+pub use feedback_read::FeedbackReadStore;
 pub use keys::KeyRecordStore;
+pub use nobd::NobdStore;
 pub use roster::RosterStore;
+pub use school_terminals::SchoolTerminalStore;
+pub use school_view::SchoolViewStore;
+pub use staff::StaffStore;
 pub use vouchers::VoucherStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +72,18 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the server stores. Each resource trait lives in its own module.
 pub trait Store:
-    RosterStore + VoucherStore + AuditStore + KeyRecordStore + Send + Sync + 'static
+    RosterStore
+    + VoucherStore
+    + AuditStore
+    + KeyRecordStore
+    + StaffStore
+    + SchoolViewStore
+    + SchoolTerminalStore
+    + FeedbackReadStore
+    + NobdStore
+    + Send
+    + Sync
+    + 'static
 {
     fn backend(&self) -> Backend;
 }
