@@ -47,6 +47,12 @@ pub enum Command {
     /// Signing keys for QR tokens.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// School staff accounts.
+    #[command(subcommand)]
+    Staff(crate::cli_school::StaffCommand),
+    /// Daily reports.
+    #[command(subcommand)]
+    Report(crate::cli_school::ReportCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -88,6 +94,8 @@ pub async fn open_state(global: &Global, clock: Clock, demo: bool) -> anyhow::Re
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Staff(cmd) => crate::cli_school::run_staff(&cli.global, cmd).await,
+        Command::Report(cmd) => crate::cli_school::run_report(&cli.global, cmd).await,
         Command::Serve { listen } => {
             let state = open_state(&cli.global, Clock::System, false).await?;
             let addr = listen.unwrap_or_else(|| state.settings.server.listen.clone());
@@ -98,6 +106,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "wallet-server listening on http://{}",
                 listener.local_addr()?
             );
+            let _reports = crate::nobd::job::spawn(state.clone());
             crate::app::serve(state, listener).await?;
             Ok(())
         }

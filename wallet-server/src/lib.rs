@@ -4,11 +4,14 @@
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod cli_school;
 pub mod clock;
 pub mod config;
 pub mod eligibility;
 pub mod error;
+pub mod nobd;
 pub mod signing;
+pub mod staff;
 pub mod state;
 pub mod store;
 pub mod testkit;
