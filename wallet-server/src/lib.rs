@@ -10,6 +10,7 @@ pub mod config;
 pub mod eligibility;
 pub mod error;
 pub mod nobd;
+pub mod review;
 pub mod signing;
 pub mod staff;
 pub mod state;

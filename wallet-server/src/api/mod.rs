@@ -2,10 +2,11 @@
 
 pub mod health;
 pub mod keys;
+pub mod school;
 
 use crate::state::AppState;
 use axum::Router;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(keys::router())
+    Router::new().merge(keys::router()).merge(school::router())
 }

@@ -82,7 +82,14 @@ pub async fn build_day(
             Some((rev, _)) => rev + 1,
             None => 1,
         };
-        fresh.push(new_report(school, date, revision, hash, content, &generated_at));
+        fresh.push(new_report(
+            school,
+            date,
+            revision,
+            hash,
+            content,
+            &generated_at,
+        ));
     }
     outcome.new_reports = store.nobd_insert_reports(&fresh, now).await?;
     Ok(outcome)

@@ -86,9 +86,10 @@ impl Sink {
                 if let Some(t) = token {
                     req = req.bearer_auth(t.expose());
                 }
-                let resp = req.send().await.map_err(|e| {
-                    format!("NOBD endpoint unreachable: {}", e.without_url())
-                })?;
+                let resp = req
+                    .send()
+                    .await
+                    .map_err(|e| format!("NOBD endpoint unreachable: {}", e.without_url()))?;
                 let status = resp.status();
                 if status.is_success() || status == reqwest::StatusCode::CONFLICT {
                     return Ok(());

@@ -78,7 +78,11 @@ pub async fn round(state: &AppState, sink: &Sink, worker: &str) -> anyhow::Resul
         }
     }
 
-    match store.nobd_mark(MARK_SCANS).await?.and_then(|v| v.parse::<i64>().ok()) {
+    match store
+        .nobd_mark(MARK_SCANS)
+        .await?
+        .and_then(|v| v.parse::<i64>().ok())
+    {
         None => store.set_nobd_mark(MARK_SCANS, &now.to_string()).await?,
         Some(from) => {
             let changed = store
@@ -136,7 +140,8 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
             }
         };
         let worker = format!("nobd-{}", uuid::Uuid::new_v4().simple());
-        let every = std::time::Duration::from_secs(state.settings.server.job_interval_seconds.max(1));
+        let every =
+            std::time::Duration::from_secs(state.settings.server.job_interval_seconds.max(1));
         loop {
             match round(&state, &sink, &worker).await {
                 Ok(r) if r.new_reports + r.delivered + r.failed > 0 => tracing::info!(

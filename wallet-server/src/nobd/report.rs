@@ -218,8 +218,9 @@ pub fn assemble(
                 &b.voucher_id,
             ))
         });
-        r.consent_outcomes
-            .sort_by(|a, b| (&a.at, &a.pupil_iin, &a.status).cmp(&(&b.at, &b.pupil_iin, &b.status)));
+        r.consent_outcomes.sort_by(|a, b| {
+            (&a.at, &a.pupil_iin, &a.status).cmp(&(&b.at, &b.pupil_iin, &b.status))
+        });
     }
     out
 }
@@ -241,7 +242,10 @@ mod tests {
     #[test]
     fn ids_and_times_have_the_documented_shape() {
         let d = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
-        assert_eq!(report_id("000140000007", d, 2), "000140000007-2026-11-23-r2");
+        assert_eq!(
+            report_id("000140000007", d, 2),
+            "000140000007-2026-11-23-r2"
+        );
         assert_eq!(
             local_rfc3339(crate::testkit::MONDAY_9AM),
             "2026-11-23T09:00:00+05:00"

@@ -79,3 +79,32 @@ pub async fn schools_in_scope(
         .take(limit)
         .collect())
 }
+
+/// The school named by the `{bin}` of the URL, for a signed-in staff member whose scope
+/// includes it. Every per-school route extracts this, so the check cannot be forgotten.
+#[derive(Debug, Clone)]
+pub struct SchoolAccess {
+    pub staff: super::session::Staff,
+    pub school: School,
+}
+
+impl axum::extract::FromRequestParts<crate::state::AppState> for SchoolAccess {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &crate::state::AppState,
+    ) -> Result<Self, AppError> {
+        let staff = super::session::Staff::from_parts(parts, state).await?;
+        let axum::extract::Path(params) = axum::extract::Path::<
+            std::collections::HashMap<String, String>,
+        >::from_request_parts(parts, state)
+        .await
+        .map_err(|_| AppError::NotFound("no such school".into()))?;
+        let bin = params
+            .get("bin")
+            .ok_or_else(|| AppError::NotFound("no such school".into()))?;
+        let school = school_in_scope(state.store.as_ref(), &staff.scope, bin).await?;
+        Ok(SchoolAccess { staff, school })
+    }
+}

@@ -73,8 +73,7 @@ impl From<StoreError> for StaffError {
 pub fn normalize_username(raw: &str) -> Result<String, StaffError> {
     let u = raw.trim().to_lowercase();
     let ok = (3..=64).contains(&u.len())
-        && u
-            .bytes()
+        && u.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
     if ok {
         Ok(u)
@@ -133,7 +132,11 @@ pub async fn add_staff(
             actor: actor.to_owned(),
             action: "staff.add".into(),
             subject: Some(username),
-            detail: Some(format!("role={} schools={}", role.as_str(), school_bins.join(","))),
+            detail: Some(format!(
+                "role={} schools={}",
+                role.as_str(),
+                school_bins.join(",")
+            )),
         })
         .await?;
     Ok(account)

@@ -11,9 +11,24 @@ pub const MAX_LEN: usize = 256;
 
 /// Passwords people pick first; refused whatever the other rules say.
 const COMMON: &[&str] = &[
-    "password", "password1", "qwerty", "qwertyuiop", "123456789", "1234567890", "0987654321",
-    "1q2w3e4r5t", "1qaz2wsx3edc", "administrator", "letmein123", "welcome123", "йцукенгшщз",
-    "qwerty12345", "password123", "mektep123", "school1234", "tamaq12345",
+    "password",
+    "password1",
+    "qwerty",
+    "qwertyuiop",
+    "123456789",
+    "1234567890",
+    "0987654321",
+    "1q2w3e4r5t",
+    "1qaz2wsx3edc",
+    "administrator",
+    "letmein123",
+    "welcome123",
+    "йцукенгшщз",
+    "qwerty12345",
+    "password123",
+    "mektep123",
+    "school1234",
+    "tamaq12345",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,7 +41,9 @@ pub enum WeakPassword {
     TooLong,
     #[error("the password must not contain the username")]
     ContainsUsername,
-    #[error("the password is too simple: mix letters with digits or symbols, or upper and lower case")]
+    #[error(
+        "the password is too simple: mix letters with digits or symbols, or upper and lower case"
+    )]
     TooSimple,
     #[error("the password is on the list of commonly used passwords")]
     Common,

@@ -74,7 +74,8 @@ pub fn weekly(days: &[DayRatings]) -> Vec<WeekRatings> {
         };
         let iso = date.iso_week();
         let label = format!("{}-W{:02}", iso.year(), iso.week());
-        let monday = date - chrono::Duration::days(i64::from(date.weekday().num_days_from_monday()));
+        let monday =
+            date - chrono::Duration::days(i64::from(date.weekday().num_days_from_monday()));
         match weeks.iter_mut().find(|w| w.0 == label) {
             Some(w) => {
                 w.2 += d.ratings;

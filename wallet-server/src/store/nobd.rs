@@ -132,12 +132,14 @@ pub trait NobdStore {
     /// The figures of one day for every school (or the one given).
     async fn nobd_day_data(&self, day: &DayWindow, school: Option<i64>) -> StoreResult<DayData>;
     /// The newest revision of each school's report for the day.
-    async fn nobd_latest(&self, day: &str, school: Option<i64>)
-        -> StoreResult<Vec<LatestReport>>;
+    async fn nobd_latest(&self, day: &str, school: Option<i64>) -> StoreResult<Vec<LatestReport>>;
     /// Stores new revisions and queues them for delivery, in one transaction. A revision
     /// another instance stored first is skipped; returns the ids stored here.
-    async fn nobd_insert_reports(&self, reports: &[NewReport], now: i64)
-        -> StoreResult<Vec<String>>;
+    async fn nobd_insert_reports(
+        &self,
+        reports: &[NewReport],
+        now: i64,
+    ) -> StoreResult<Vec<String>>;
     /// Leases up to `limit` due reports to `worker` until `lease_until`. A revision waits
     /// while an older revision of the same school and day is undelivered.
     async fn nobd_claim_due(
@@ -166,8 +168,11 @@ pub trait NobdStore {
     async fn nobd_mark(&self, name: &str) -> StoreResult<Option<String>>;
     async fn set_nobd_mark(&self, name: &str, value: &str) -> StoreResult<()>;
     /// Reports of a school, newest first, with their delivery state.
-    async fn nobd_school_reports(&self, school_code: i64, limit: i64)
-        -> StoreResult<Vec<ReportStatus>>;
+    async fn nobd_school_reports(
+        &self,
+        school_code: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ReportStatus>>;
     async fn nobd_school_report_body(
         &self,
         school_code: i64,
@@ -177,7 +182,8 @@ pub trait NobdStore {
     async fn nobd_undelivered(&self, limit: i64) -> StoreResult<Vec<ReportStatus>>;
 }
 
-const STATUS_SELECT: &str = "SELECT r.report_id, r.school_code, r.service_day, r.revision, r.built_at,
+const STATUS_SELECT: &str =
+    "SELECT r.report_id, r.school_code, r.service_day, r.revision, r.built_at,
         o.delivered_at, o.attempts, o.next_attempt_at, o.last_error
      FROM nobd_reports r LEFT JOIN nobd_outbox o ON o.report_id = r.report_id";
 

@@ -220,8 +220,7 @@ pub trait SchoolViewStore {
     async fn meals_by_class(&self, f: &MealFilter) -> StoreResult<Vec<ClassMeals>>;
     async fn meals_by_pupil(&self, f: &MealFilter) -> StoreResult<Vec<PupilMeals>>;
     async fn meal_list(&self, f: &MealFilter, limit: i64) -> StoreResult<Vec<MealRow>>;
-    async fn duplicate_scans(&self, f: &MealFilter, limit: i64)
-        -> StoreResult<Vec<DuplicateScan>>;
+    async fn duplicate_scans(&self, f: &MealFilter, limit: i64) -> StoreResult<Vec<DuplicateScan>>;
     async fn rejected_scans(&self, f: &MealFilter, limit: i64) -> StoreResult<Vec<RejectedScan>>;
     async fn verdict_counts(&self, f: &MealFilter) -> StoreResult<Vec<VerdictCount>>;
     async fn repeated_already_served(
