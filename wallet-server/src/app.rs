@@ -13,6 +13,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api::router())
         .merge(api::health::router())
+        .merge(crate::web::router())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

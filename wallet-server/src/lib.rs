@@ -16,6 +16,7 @@ pub mod staff;
 pub mod state;
 pub mod store;
 pub mod testkit;
+pub mod web;
 
 pub use app::app;
 pub use state::AppState;

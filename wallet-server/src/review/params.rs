@@ -23,6 +23,23 @@ pub struct ReviewQuery {
     pub lang: Option<String>,
 }
 
+/// `Query<ReviewQuery>` whose rejection is our JSON error body.
+#[derive(Debug, Clone, Default)]
+pub struct Params(pub ReviewQuery);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Params {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, AppError> {
+        axum::extract::Query::<ReviewQuery>::try_from_uri(&parts.uri)
+            .map(|q| Params(q.0))
+            .map_err(|e| AppError::BadRequest(e.body_text()))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {
     Day,

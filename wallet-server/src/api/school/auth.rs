@@ -2,11 +2,11 @@
 //! `GET /school/me`, `GET /school/schools`.
 
 use crate::error::{ApiJson, AppError, AppResult};
-use crate::review::params::ReviewQuery;
+use crate::review::params::Params;
 use crate::staff::access::schools_in_scope;
 use crate::staff::session::{self, ClientAddr, LoginError, Staff};
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -140,7 +140,7 @@ const SCHOOL_LIST_LIMIT: usize = 500;
 async fn schools(
     State(state): State<AppState>,
     staff: Staff,
-    Query(q): Query<ReviewQuery>,
+    Params(q): Params,
 ) -> AppResult<Json<Vec<SchoolItem>>> {
     Ok(Json(
         schools_in_scope(

@@ -2,11 +2,11 @@
 
 use super::today;
 use crate::error::AppResult;
-use crate::review::params::ReviewQuery;
+use crate::review::params::{Params, ReviewQuery};
 use crate::staff::access::SchoolAccess;
 use crate::state::AppState;
 use crate::store::feedback_read::{weekly, ComplaintRow, RatingComment, WeekRatings};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -67,7 +67,7 @@ pub(crate) async fn load_ratings(
 async fn ratings(
     State(state): State<AppState>,
     access: SchoolAccess,
-    Query(q): Query<ReviewQuery>,
+    Params(q): Params,
 ) -> AppResult<Json<RatingsResponse>> {
     Ok(Json(load_ratings(&state, &access, &q).await?))
 }
@@ -89,7 +89,7 @@ pub(crate) async fn load_complaints(
 async fn complaints(
     State(state): State<AppState>,
     access: SchoolAccess,
-    Query(q): Query<ReviewQuery>,
+    Params(q): Params,
 ) -> AppResult<Json<Vec<ComplaintRow>>> {
     Ok(Json(load_complaints(&state, &access, &q).await?))
 }

@@ -3,14 +3,14 @@
 use super::today;
 use crate::error::AppResult;
 use crate::review::export::{self, MealRows, ROW_LIMIT};
-use crate::review::params::ReviewQuery;
+use crate::review::params::Params;
 use crate::review::texts::request_lang;
 use crate::staff::access::SchoolAccess;
 use crate::state::AppState;
 use crate::store::school_view::{
     ConsentFollowUp, DuplicateScan, RejectedScan, RepeatedAlreadyServed, VerdictCount,
 };
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -43,7 +43,7 @@ pub struct MealsResponse {
 async fn meals(
     State(state): State<AppState>,
     access: SchoolAccess,
-    Query(q): Query<ReviewQuery>,
+    Params(q): Params,
 ) -> AppResult<Json<MealsResponse>> {
     let f = q.filter(access.school.code, today(&state))?;
     let group = q.group()?;
@@ -61,7 +61,7 @@ async fn meals(
 async fn meals_csv(
     State(state): State<AppState>,
     access: SchoolAccess,
-    Query(q): Query<ReviewQuery>,
+    Params(q): Params,
     headers: HeaderMap,
 ) -> AppResult<Response> {
     let f = q.filter(access.school.code, today(&state))?;
@@ -98,7 +98,7 @@ pub struct ScansResponse {
 async fn scans(
     State(state): State<AppState>,
     access: SchoolAccess,
-    Query(q): Query<ReviewQuery>,
+    Params(q): Params,
 ) -> AppResult<Json<ScansResponse>> {
     let f = q.filter(access.school.code, today(&state))?;
     let store = state.store.as_ref();
@@ -119,7 +119,7 @@ async fn scans(
 async fn scans_csv(
     State(state): State<AppState>,
     access: SchoolAccess,
-    Query(q): Query<ReviewQuery>,
+    Params(q): Params,
     headers: HeaderMap,
 ) -> AppResult<Response> {
     let f = q.filter(access.school.code, today(&state))?;
@@ -149,7 +149,7 @@ async fn scans_csv(
 async fn consent(
     State(state): State<AppState>,
     access: SchoolAccess,
-    Query(q): Query<ReviewQuery>,
+    Params(q): Params,
 ) -> AppResult<Json<Vec<ConsentFollowUp>>> {
     let status = q.follow_up_status()?;
     Ok(Json(
@@ -163,7 +163,7 @@ async fn consent(
 async fn consent_csv(
     State(state): State<AppState>,
     access: SchoolAccess,
-    Query(q): Query<ReviewQuery>,
+    Params(q): Params,
     headers: HeaderMap,
 ) -> AppResult<Response> {
     let status = q.follow_up_status()?;
