@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use shared::calendar::SchoolYear;
 use shared::wire::VoucherStatus;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tower::ServiceExt;
 use wallet_server::eligibility::Category;
@@ -93,6 +94,18 @@ pub fn bin(n: u32) -> String {
     (0..)
         .find_map(|k| shared::ids::with_check_digit(&format!("2609{:07}", n * 7 + k)))
         .unwrap()
+}
+
+pub const D: &str = "2026-11-23";
+pub const H: i64 = 3600;
+
+pub fn day() -> chrono::NaiveDate {
+    chrono::NaiveDate::parse_from_str(D, "%Y-%m-%d").unwrap()
+}
+
+/// Local time on the service day `D`, e.g. `at(12, 5)`.
+pub fn at(h: i64, m: i64) -> i64 {
+    wallet_server::testkit::MONDAY_9AM - 9 * H + h * H + m * 60
 }
 
 pub const PASSWORD: &str = "Tamaq-test-Pa55";
@@ -235,6 +248,47 @@ impl Fx {
             .await;
     }
 
+    /// The wallet's rating and complaint tables in the shape the school pages read (they come
+    /// with the wallet's migration; created here only where that migration is absent).
+    pub async fn feedback_tables(&self) {
+        self.raw
+            .exec(
+                "CREATE TABLE IF NOT EXISTS ratings (voucher_id TEXT NOT NULL, service_day TEXT NOT NULL,
+                    stars INTEGER NOT NULL, comment TEXT, created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL, PRIMARY KEY (voucher_id, service_day))",
+            )
+            .await;
+        self.raw
+            .exec(
+                "CREATE TABLE IF NOT EXISTS complaints (id TEXT PRIMARY KEY, voucher_id TEXT NOT NULL,
+                    text TEXT NOT NULL, status TEXT NOT NULL, created_at BIGINT NOT NULL)",
+            )
+            .await;
+    }
+
+    pub async fn rating(&self, voucher: &str, day: &str, stars: i64, comment: Option<&str>) {
+        let comment = comment
+            .map(|c| format!("'{c}'"))
+            .unwrap_or_else(|| "NULL".into());
+        self.raw
+            .exec(&format!(
+                "INSERT INTO ratings (voucher_id, service_day, stars, comment, created_at, updated_at)
+                 VALUES ('{voucher}', '{day}', {stars}, {comment}, {0}, {0})",
+                self.now()
+            ))
+            .await;
+    }
+
+    pub async fn complaint(&self, voucher: &str, text: &str, status: &str, at: i64) {
+        self.raw
+            .exec(&format!(
+                "INSERT INTO complaints (id, voucher_id, text, status, created_at)
+                 VALUES ('{}', '{voucher}', '{text}', '{status}', {at})",
+                uuid::Uuid::new_v4()
+            ))
+            .await;
+    }
+
     pub async fn staff(&self, username: &str, role: &str, schools: &[&School]) {
         let bins: Vec<String> = schools.iter().map(|s| s.bin.clone()).collect();
         wallet_server::staff::add_staff(
@@ -337,4 +391,287 @@ pub fn json(body: &[u8]) -> serde_json::Value {
 
 pub fn arc_store(fx: &Fx) -> Arc<dyn wallet_server::store::Store> {
     fx.state().store.clone()
+}
+
+pub struct Seeded {
+    pub s1: School,
+    pub s2: School,
+    pub p5_iin: String,
+    pub p5_voucher: String,
+    pub p6_iin: String,
+    pub v: HashMap<&'static str, String>,
+}
+
+/// Two schools with two terminals each and a day of scans: served, served twice at two
+/// terminals, refused, on other days.
+pub async fn seed(fx: &Fx) -> Seeded {
+    let s1 = fx.school(1).await;
+    let s2 = fx.school(2).await;
+    let week_ago = at(10, 0) - 7 * 86_400;
+    let mut v = HashMap::new();
+    for (name, n, school, grade, letter, cat, act) in [
+        ("p1", 11, &s1, 3, "А", Category::Asp, week_ago),
+        ("p2", 12, &s1, 3, "А", Category::LowIncome, week_ago),
+        ("p3", 13, &s1, 4, "Б", Category::Orphan, week_ago),
+        ("p4", 14, &s1, 4, "Б", Category::Asp, week_ago),
+        ("p5", 15, &s1, 4, "Б", Category::Asp, at(10, 0)),
+        ("q1", 21, &s2, 1, "А", Category::Asp, week_ago),
+        ("q2", 22, &s2, 1, "А", Category::Orphan, week_ago),
+        ("q3", 23, &s2, 2, "В", Category::LowIncome, week_ago),
+    ] {
+        let (_, voucher) = fx.pupil(n, school, grade, letter, cat, act).await;
+        v.insert(name, voucher);
+    }
+    // A pupil whose parents refused, on the day; another who consented the day before.
+    let (p6, _) = fx.pupil(16, &s1, 2, "А", Category::Orphan, week_ago).await;
+    fx.consent(p6, "refused", at(15, 0)).await;
+    let (p7, _) = fx.pupil(17, &s1, 2, "А", Category::Orphan, week_ago).await;
+    fx.consent(p7, "consented", at(15, 0) - 86_400).await;
+    for (id, school, label) in [
+        ("t1a", &s1, "Асхана 1"),
+        ("t1b", &s1, "Асхана 2"),
+        ("t2a", &s2, "Столовая 1"),
+        ("t2b", &s2, "Столовая 2"),
+    ] {
+        fx.terminal(id, school, label).await;
+    }
+    let recv = at(16, 0);
+    let prev = "2026-11-22";
+    let next = "2026-11-24";
+    let ev = |t, seq, s, voucher: Option<&str>, verdict, kind, day, ts, dup| {
+        (
+            t,
+            seq,
+            s,
+            voucher.map(str::to_owned),
+            verdict,
+            kind,
+            day,
+            ts,
+            dup,
+        )
+    };
+    let events = [
+        ev(
+            "t1a",
+            1,
+            &s1,
+            Some(&v["p1"]),
+            "ok",
+            "lunch",
+            D,
+            at(12, 0),
+            false,
+        ),
+        ev(
+            "t1b",
+            1,
+            &s1,
+            Some(&v["p1"]),
+            "ok",
+            "lunch",
+            D,
+            at(12, 1),
+            true,
+        ),
+        ev(
+            "t1a",
+            2,
+            &s1,
+            Some(&v["p1"]),
+            "already_served",
+            "lunch",
+            D,
+            at(12, 5),
+            false,
+        ),
+        ev(
+            "t1a",
+            3,
+            &s1,
+            Some(&v["p1"]),
+            "already_served",
+            "lunch",
+            D,
+            at(12, 6),
+            false,
+        ),
+        ev(
+            "t1a",
+            4,
+            &s1,
+            Some(&v["p2"]),
+            "ok",
+            "lunch",
+            D,
+            at(12, 10),
+            false,
+        ),
+        ev(
+            "t1b",
+            2,
+            &s1,
+            Some(&v["p3"]),
+            "ok",
+            "lunch",
+            D,
+            at(12, 11),
+            false,
+        ),
+        ev(
+            "t1b",
+            3,
+            &s1,
+            Some(&v["p3"]),
+            "ok",
+            "breakfast",
+            D,
+            at(8, 30),
+            false,
+        ),
+        ev(
+            "t1a",
+            5,
+            &s1,
+            Some(&v["p4"]),
+            "expired",
+            "lunch",
+            D,
+            at(12, 20),
+            false,
+        ),
+        ev(
+            "t1a",
+            6,
+            &s1,
+            None,
+            "bad_format",
+            "lunch",
+            D,
+            at(12, 21),
+            false,
+        ),
+        ev(
+            "t1a",
+            7,
+            &s1,
+            Some(&v["p4"]),
+            "ok",
+            "lunch",
+            D,
+            at(12, 22),
+            false,
+        ),
+        ev(
+            "t1b",
+            4,
+            &s1,
+            Some(&v["p5"]),
+            "ok",
+            "lunch",
+            prev,
+            at(12, 0) - 86_400,
+            false,
+        ),
+        ev(
+            "t1b",
+            5,
+            &s1,
+            Some(&v["p2"]),
+            "ok",
+            "lunch",
+            next,
+            at(12, 0) + 86_400,
+            false,
+        ),
+        ev(
+            "t2a",
+            1,
+            &s2,
+            Some(&v["q1"]),
+            "ok",
+            "lunch",
+            D,
+            at(12, 0),
+            false,
+        ),
+        ev(
+            "t2b",
+            1,
+            &s2,
+            Some(&v["q1"]),
+            "ok",
+            "lunch",
+            D,
+            at(12, 2),
+            true,
+        ),
+        ev(
+            "t2b",
+            2,
+            &s2,
+            Some(&v["q1"]),
+            "ok",
+            "lunch",
+            D,
+            at(12, 3),
+            true,
+        ),
+        ev(
+            "t2a",
+            2,
+            &s2,
+            Some(&v["q2"]),
+            "ok",
+            "lunch",
+            D,
+            at(12, 4),
+            false,
+        ),
+        ev(
+            "t2b",
+            3,
+            &s2,
+            Some(&v["p1"]),
+            "wrong_school",
+            "lunch",
+            D,
+            at(12, 5),
+            false,
+        ),
+        ev(
+            "t2a",
+            3,
+            &s2,
+            Some(&v["q3"]),
+            "ok",
+            "lunch",
+            D,
+            at(12, 6),
+            false,
+        ),
+    ];
+    for (t, seq, s, voucher, verdict, kind, d, ts, dup) in events {
+        fx.event(
+            t,
+            seq,
+            s,
+            voucher.as_deref(),
+            verdict,
+            kind,
+            d,
+            ts,
+            recv,
+            dup,
+        )
+        .await;
+    }
+    Seeded {
+        p5_iin: iin(15),
+        p5_voucher: v["p5"].clone(),
+        p6_iin: iin(16),
+        s1,
+        s2,
+        v,
+    }
 }
