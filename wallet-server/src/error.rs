@@ -12,7 +12,7 @@ use shared::error::ErrorBody;
 pub enum AppError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("{0}")]
+    #[error("{1}")]
     Invalid(&'static str, String),
     #[error("sign in first")]
     Unauthorized,

@@ -619,6 +619,10 @@ both_backends!(meal_views_match_the_scans, |pg| async move {
         let (status, _, body) = fx.get(&format!("{base}/meals?{q}"), Some(&token)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{q}");
         assert_eq!(json(&body)["error"]["code"], "bad_filter");
+        assert!(
+            json(&body)["error"]["message"].as_str().unwrap().len() > 20,
+            "says why"
+        );
     }
 });
 

@@ -66,7 +66,7 @@ async fn render(
         for term in &terminals {
             let stale = term
                 .last_sync_at
-                .map_or(true, |s| now - s > STALE_SYNC_SECONDS);
+                .is_none_or(|s| now - s > STALE_SYNC_SECONDS);
             let clock_off = term
                 .clock_offset
                 .is_some_and(|o| o.abs() > CLOCK_WARN_SECONDS);
