@@ -65,6 +65,12 @@ pub enum Command {
     /// Canteen terminals: enrollment codes, listing, revocation.
     #[command(subcommand)]
     Terminal(crate::terminal_sync::cli::TerminalCommand),
+    /// School staff accounts.
+    #[command(subcommand)]
+    Staff(crate::cli_school::StaffCommand),
+    /// Daily reports.
+    #[command(subcommand)]
+    Report(crate::cli_school::ReportCommand),
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -125,6 +131,8 @@ pub async fn open_state(global: &Global, clock: Clock, demo: bool) -> anyhow::Re
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Staff(cmd) => crate::cli_school::run_staff(&cli.global, cmd).await,
+        Command::Report(cmd) => crate::cli_school::run_report(&cli.global, cmd).await,
         Command::Serve { listen } => {
             let state = open_state(&cli.global, Clock::System, false).await?;
             let addr = listen.unwrap_or_else(|| state.settings.server.listen.clone());

@@ -129,6 +129,23 @@ pub fn start(state: AppState) -> anyhow::Result<Jobs> {
     }));
 
     let s = state.clone();
+    let sink = Arc::new(crate::nobd::deliver::Sink::from_settings(&state.settings, &state.paths)?);
+    let worker = format!("nobd-{}", uuid::Uuid::new_v4().simple());
+    handles.push(spawn_loop("nobd", rx.clone(), every, never, move || {
+        let (s, sink, worker) = (s.clone(), sink.clone(), worker.clone());
+        async move {
+            let r = crate::nobd::job::round(&s, &sink, &worker).await?;
+            if r.new_reports + r.delivered + r.failed > 0 {
+                tracing::info!(
+                    days = ?r.days_built, new = r.new_reports, delivered = r.delivered,
+                    failed = r.failed, "NOBD report round"
+                );
+            }
+            Ok(())
+        }
+    }));
+
+    let s = state.clone();
     handles.push(spawn_loop("keys", rx, every, never, move || {
         let s = s.clone();
         async move {

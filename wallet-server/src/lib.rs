@@ -4,6 +4,7 @@
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod cli_school;
 pub mod clock;
 pub mod config;
 pub mod consent;
@@ -14,6 +15,9 @@ pub mod jobs;
 pub mod roster;
 pub mod signing;
 pub mod sms;
+pub mod nobd;
+pub mod review;
+pub mod staff;
 pub mod state;
 pub mod store;
 pub mod terminal_sync;

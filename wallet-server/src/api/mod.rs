@@ -5,6 +5,7 @@ pub mod keys;
 pub mod sms;
 pub mod terminal;
 pub mod wallet;
+pub mod school;
 
 use crate::state::AppState;
 use axum::Router;
@@ -15,4 +16,5 @@ pub fn router() -> Router<AppState> {
         .merge(sms::router())
         .merge(terminal::router())
         .merge(wallet::router())
+        .merge(school::router())
 }

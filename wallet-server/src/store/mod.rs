@@ -8,11 +8,16 @@
 pub mod audit;
 pub mod consent;
 pub mod import;
+pub mod feedback_read;
 pub mod keys;
+pub mod nobd;
 pub mod roster;
 pub mod sms;
 pub mod sql;
 pub mod terminals;
+pub mod school_terminals;
+pub mod school_view;
+pub mod staff;
 pub mod testing;
 pub mod vouchers;
 pub mod wallet;
@@ -29,10 +34,15 @@ use std::time::Duration;
 pub use audit::AuditStore;
 pub use consent::ConsentStore;
 pub use import::ImportStore;
+pub use feedback_read::FeedbackReadStore;
 pub use keys::KeyRecordStore;
+pub use nobd::NobdStore;
 pub use roster::RosterStore;
 pub use sms::SmsOutboxStore;
 pub use terminals::TerminalStore;
+pub use school_terminals::SchoolTerminalStore;
+pub use school_view::SchoolViewStore;
+pub use staff::StaffStore;
 pub use vouchers::VoucherStore;
 pub use wallet::WalletStore;
 
@@ -82,6 +92,11 @@ pub trait Store:
     + SmsOutboxStore
     + TerminalStore
     + WalletStore
+    + StaffStore
+    + SchoolViewStore
+    + SchoolTerminalStore
+    + FeedbackReadStore
+    + NobdStore
     + Send
     + Sync
     + 'static

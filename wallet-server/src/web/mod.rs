@@ -1,6 +1,7 @@
 //! Server-rendered web pages. Each page module has its own `router()`; `app.rs` merges this one.
 
 pub mod i18n;
+pub mod school;
 pub mod share;
 pub mod wallet;
 
@@ -10,7 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(wallet::router()).merge(share::router())
+    Router::new()
+        .merge(wallet::router())
+        .merge(share::router())
+        .merge(school::router())
 }
 
 /// Scripts and styles come only from this server; the pages cannot be framed, and links to a

@@ -1,0 +1,304 @@
+//! The NOBD daily report document (DESIGN §7.3; schema in `docs/nobd-report.schema.json`).
+//!
+//! A report is its *content* (what NOBD learns about the school's day) wrapped in an envelope
+//! (`schema`, `report_id`, `revision`, `generated_at`). Revisions are decided on the content
+//! alone: its canonical JSON is hashed, and a new revision exists only when that hash changes.
+
+use crate::store::nobd::{DayData, DayWindow};
+use crate::store::roster::School;
+use chrono::{FixedOffset, NaiveDate, TimeZone};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use shared::Verdict;
+use std::collections::{BTreeMap, HashMap};
+
+pub const SCHEMA: &str = "tamaq-nobd-daily-v1";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NobdReport {
+    pub schema: String,
+    pub report_id: String,
+    pub revision: i64,
+    pub generated_at: String,
+    #[serde(flatten)]
+    pub content: ReportContent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportContent {
+    pub school: SchoolRef,
+    pub date: String,
+    pub vouchers: VoucherSection,
+    pub meals: MealSection,
+    pub rejected_scans: RejectedSection,
+    pub consent_outcomes: Vec<ConsentOutcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchoolRef {
+    pub bin: String,
+    pub name: String,
+    pub code: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct VoucherSection {
+    /// Vouchers of the school year in force, issued before the end of the day.
+    pub issued_total: i64,
+    /// Of those, activated before the end of the day.
+    pub activated_total: i64,
+    /// Of those, revoked before the end of the day.
+    pub revoked_total: i64,
+    pub activated_on_day: i64,
+    pub activations: Vec<Activation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activation {
+    pub voucher_id: String,
+    pub pupil_iin: String,
+    pub activated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MealSection {
+    /// Meals served: distinct (voucher, meal kind) with an `ok` scan that day.
+    pub served_total: i64,
+    pub by_category: ByCategory,
+    pub by_meal_kind: BTreeMap<String, i64>,
+    /// Further `ok` scans of a meal already counted (two offline terminals); not in the totals.
+    pub duplicates: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ByCategory {
+    pub asp: i64,
+    pub low_income: i64,
+    pub orphan: i64,
+    /// The pupil is no longer in an eligible category, or the voucher is unknown.
+    pub other: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RejectedSection {
+    pub total: i64,
+    pub by_verdict: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentOutcome {
+    pub pupil_iin: String,
+    pub status: String,
+    pub at: String,
+}
+
+/// `"{school_bin}-{date}-r{revision}"`.
+pub fn report_id(bin: &str, date: NaiveDate, revision: i64) -> String {
+    format!("{bin}-{date}-r{revision}")
+}
+
+/// Local time (UTC+5) in RFC 3339, e.g. `2026-11-23T12:05:00+05:00`.
+pub fn local_rfc3339(ts: i64) -> String {
+    let tz = FixedOffset::east_opt(shared::KZ_OFFSET_SECONDS as i32).expect("valid offset");
+    match tz.timestamp_opt(ts, 0).single() {
+        Some(t) => t.to_rfc3339(),
+        None => ts.to_string(),
+    }
+}
+
+impl ReportContent {
+    /// SHA-256 hex of the canonical JSON (fields in declaration order, maps sorted, lists
+    /// sorted when built): equal content, equal hash.
+    pub fn hash(&self) -> String {
+        hex::encode(Sha256::digest(
+            serde_json::to_vec(self).expect("report content serialises"),
+        ))
+    }
+
+    pub fn has_activity(&self) -> bool {
+        self.meals.served_total + self.meals.duplicates + self.rejected_scans.total > 0
+            || self.vouchers.activated_on_day > 0
+            || !self.consent_outcomes.is_empty()
+    }
+
+    fn empty(school: &School, date: NaiveDate) -> ReportContent {
+        let mut by_meal_kind = BTreeMap::new();
+        for k in shared::MealKind::ALL {
+            by_meal_kind.insert(k.as_str().to_owned(), 0);
+        }
+        let mut by_verdict = BTreeMap::new();
+        for v in Verdict::ALL.into_iter().filter(|v| !v.serves()) {
+            by_verdict.insert(v.code().to_owned(), 0);
+        }
+        ReportContent {
+            school: SchoolRef {
+                bin: school.bin.clone(),
+                name: school.name.clone(),
+                code: school.code,
+            },
+            date: date.to_string(),
+            vouchers: VoucherSection::default(),
+            meals: MealSection {
+                by_meal_kind,
+                ..MealSection::default()
+            },
+            rejected_scans: RejectedSection {
+                total: 0,
+                by_verdict,
+            },
+            consent_outcomes: Vec::new(),
+        }
+    }
+}
+
+/// One content per school, from a day's rows of many schools.
+pub fn assemble(
+    day: &DayWindow,
+    date: NaiveDate,
+    schools: &[School],
+    data: DayData,
+) -> HashMap<i64, ReportContent> {
+    let mut out: HashMap<i64, ReportContent> = schools
+        .iter()
+        .map(|s| (s.code, ReportContent::empty(s, date)))
+        .collect();
+    debug_assert_eq!(day.day, date.to_string());
+    for t in data.vouchers {
+        if let Some(r) = out.get_mut(&t.school_code) {
+            r.vouchers.issued_total = t.issued_total;
+            r.vouchers.activated_total = t.activated_total;
+            r.vouchers.revoked_total = t.revoked_total;
+        }
+    }
+    for a in data.activations {
+        if let Some(r) = out.get_mut(&a.school_code) {
+            r.vouchers.activations.push(Activation {
+                voucher_id: a.voucher_id,
+                pupil_iin: a.pupil_iin,
+                activated_at: local_rfc3339(a.activated_at),
+            });
+        }
+    }
+    for m in data.meals {
+        if let Some(r) = out.get_mut(&m.school_code) {
+            r.meals.served_total += m.meals;
+            r.meals.duplicates += m.oks - m.meals;
+            *r.meals.by_meal_kind.entry(m.meal_kind).or_insert(0) += m.meals;
+            let c = &mut r.meals.by_category;
+            match m.category.as_deref() {
+                Some("asp") => c.asp += m.meals,
+                Some("low_income") => c.low_income += m.meals,
+                Some("orphan") => c.orphan += m.meals,
+                _ => c.other += m.meals,
+            }
+        }
+    }
+    for v in data.rejected {
+        if let Some(r) = out.get_mut(&v.school_code) {
+            r.rejected_scans.total += v.scans;
+            *r.rejected_scans.by_verdict.entry(v.verdict).or_insert(0) += v.scans;
+        }
+    }
+    for c in data.consents {
+        if let Some(r) = out.get_mut(&c.school_code) {
+            r.consent_outcomes.push(ConsentOutcome {
+                pupil_iin: c.pupil_iin,
+                status: c.status,
+                at: local_rfc3339(c.at),
+            });
+        }
+    }
+    // Rows come in whatever order the database likes; the hash must not depend on it.
+    for r in out.values_mut() {
+        r.vouchers.activated_on_day = r.vouchers.activations.len() as i64;
+        r.vouchers.activations.sort_by(|a, b| {
+            (&a.activated_at, &a.pupil_iin, &a.voucher_id).cmp(&(
+                &b.activated_at,
+                &b.pupil_iin,
+                &b.voucher_id,
+            ))
+        });
+        r.consent_outcomes.sort_by(|a, b| {
+            (&a.at, &a.pupil_iin, &a.status).cmp(&(&b.at, &b.pupil_iin, &b.status))
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::nobd::{MealAggregate, VerdictAggregate};
+
+    fn school(code: i64) -> School {
+        School {
+            code,
+            bin: format!("{code:012}"),
+            name: format!("School {code}"),
+            district: None,
+        }
+    }
+
+    #[test]
+    fn ids_and_times_have_the_documented_shape() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        assert_eq!(
+            report_id("000140000007", d, 2),
+            "000140000007-2026-11-23-r2"
+        );
+        assert_eq!(
+            local_rfc3339(crate::testkit::MONDAY_9AM),
+            "2026-11-23T09:00:00+05:00"
+        );
+    }
+
+    #[test]
+    fn rows_land_in_their_school_and_sum_up() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let day = DayWindow {
+            day: date.to_string(),
+            start: 0,
+            end: 86_400,
+        };
+        let meal = |school_code, kind: &str, cat: Option<&str>, meals, oks| MealAggregate {
+            school_code,
+            meal_kind: kind.into(),
+            category: cat.map(str::to_owned),
+            meals,
+            oks,
+        };
+        let data = DayData {
+            meals: vec![
+                meal(1, "lunch", Some("asp"), 3, 4),
+                meal(1, "lunch", Some("orphan"), 1, 1),
+                meal(1, "breakfast", None, 2, 2),
+                meal(2, "lunch", Some("low_income"), 5, 7),
+                meal(9, "lunch", Some("asp"), 100, 100),
+            ],
+            rejected: vec![VerdictAggregate {
+                school_code: 2,
+                verdict: "already_served".into(),
+                scans: 2,
+            }],
+            ..DayData::default()
+        };
+        let out = assemble(&day, date, &[school(1), school(2), school(3)], data);
+        assert_eq!(out.len(), 3, "school 9 is not asked for");
+        let one = &out[&1].meals;
+        assert_eq!(one.served_total, 6);
+        assert_eq!(one.duplicates, 1);
+        assert_eq!(one.by_category.asp, 3);
+        assert_eq!(one.by_category.other, 2);
+        assert_eq!(one.by_meal_kind["breakfast"], 2);
+        assert_eq!(one.by_meal_kind["lunch"], 4);
+        assert_eq!(one.by_meal_kind["snack"], 0);
+        assert_eq!(out[&2].meals.duplicates, 2);
+        assert_eq!(out[&2].rejected_scans.by_verdict["already_served"], 2);
+        assert_eq!(out[&2].rejected_scans.by_verdict["expired"], 0);
+        assert!(!out[&2].rejected_scans.by_verdict.contains_key("ok"));
+        assert!(!out[&3].has_activity());
+        assert!(out[&1].has_activity());
+        assert_ne!(out[&1].hash(), out[&3].hash());
+        assert_eq!(out[&3].hash(), out[&3].clone().hash());
+    }
+}
