@@ -72,14 +72,14 @@ pub fn roster_line(school: u32, pupil: u32) -> String {
     } else {
         phone(pupil)
     };
-    let lang = if pupil % 2 == 0 { "kk" } else { "ru" };
+    let lang = if pupil.is_multiple_of(2) { "kk" } else { "ru" };
     format!(
-        "{bin},Школа №{school},{iin},{last},{first},,{grade},{letter},{asp},{income},{orphan},{last} Мать,{mother_phone},,,,,{card},{lang}",
+        "{bin},Школа №{school},{iin},{last},{first},,{grade},{letter},{asp},{income},{orphan},{last} Мать,{mother_phone},,,,,C{card:08},{lang}",
         bin = school_bin(school),
         iin = pupil_iin(pupil),
         grade = 1 + pupil % 4,
         letter = ["А", "Б", "В"][(pupil % 3) as usize],
-        card = format!("C{pupil:08}"),
+        card = pupil,
     )
 }
 

@@ -2,13 +2,11 @@
 
 use crate::clock::Clock;
 use crate::config::{Paths, Settings};
-use crate::signing::Keys;
 use crate::state::AppState;
 use crate::store;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 mod server_core;
 
@@ -113,20 +111,7 @@ pub async fn open_state(global: &Global, clock: Clock, demo: bool) -> anyhow::Re
             store::redact(&paths.database_url)
         )
     })?;
-    let keys = Keys::open(&paths.keys_dir(), store.as_ref(), clock.now())
-        .await
-        .context("cannot load signing keys")?;
-    let wallet = crate::wallet::WalletRuntime::open(&paths.keys_dir())
-        .context("cannot load the wallet's login pepper")?;
-    Ok(AppState {
-        store,
-        settings: Arc::new(settings),
-        paths: Arc::new(paths),
-        keys: Arc::new(keys),
-        clock,
-        demo,
-        wallet: Arc::new(wallet),
-    })
+    AppState::assemble(store, settings, paths, clock, demo).await
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -120,16 +120,25 @@ pub fn start(state: AppState) -> anyhow::Result<Jobs> {
 
     let s = state.clone();
     let last_purge = Arc::new(tokio::sync::Mutex::new(i64::MIN));
-    handles.push(spawn_loop("complaints", rx.clone(), every, never, move || {
-        let (s, last_purge) = (s.clone(), last_purge.clone());
-        async move {
-            let mut last = last_purge.lock().await;
-            crate::wallet::jobs::deliver_and_purge(&s, &mut last).await
-        }
-    }));
+    handles.push(spawn_loop(
+        "complaints",
+        rx.clone(),
+        every,
+        never,
+        move || {
+            let (s, last_purge) = (s.clone(), last_purge.clone());
+            async move {
+                let mut last = last_purge.lock().await;
+                crate::wallet::jobs::deliver_and_purge(&s, &mut last).await
+            }
+        },
+    ));
 
     let s = state.clone();
-    let sink = Arc::new(crate::nobd::deliver::Sink::from_settings(&state.settings, &state.paths)?);
+    let sink = Arc::new(crate::nobd::deliver::Sink::from_settings(
+        &state.settings,
+        &state.paths,
+    )?);
     let worker = format!("nobd-{}", uuid::Uuid::new_v4().simple());
     handles.push(spawn_loop("nobd", rx.clone(), every, never, move || {
         let (s, sink, worker) = (s.clone(), sink.clone(), worker.clone());

@@ -20,6 +20,32 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Loads the keys (creating them on a fresh data dir) and the wallet's runtime around an
+    /// opened store: the one way a state is put together, for the binary and for tests.
+    pub async fn assemble(
+        store: Arc<dyn Store>,
+        settings: Settings,
+        paths: Paths,
+        clock: Clock,
+        demo: bool,
+    ) -> anyhow::Result<AppState> {
+        use anyhow::Context;
+        let keys = Keys::open(&paths.keys_dir(), store.as_ref(), clock.now())
+            .await
+            .context("cannot load signing keys")?;
+        let wallet = crate::wallet::WalletRuntime::open(&paths.keys_dir())
+            .context("cannot load the wallet's login pepper")?;
+        Ok(AppState {
+            store,
+            settings: Arc::new(settings),
+            paths: Arc::new(paths),
+            keys: Arc::new(keys),
+            clock,
+            demo,
+            wallet: Arc::new(wallet),
+        })
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now()
     }

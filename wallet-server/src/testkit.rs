@@ -3,10 +3,8 @@
 
 use crate::clock::Clock;
 use crate::config::{Paths, Settings};
-use crate::signing::Keys;
 use crate::state::AppState;
 use crate::store::testing::{self, TestDb};
-use std::sync::Arc;
 
 /// 2026-11-23 09:00 local (UTC+5), a Monday of the default 2026-2027 school year.
 pub const MONDAY_9AM: i64 = 1_795_406_400;
@@ -26,23 +24,10 @@ pub async fn state_with(pg: bool, settings: Settings) -> TestState {
     let dir = tempfile::tempdir().expect("temp dir");
     let paths = Paths::new(dir.path().to_path_buf(), Some(db.url.clone()));
     let clock = Clock::manual(MONDAY_9AM);
-    let keys = Keys::open(&paths.keys_dir(), store.as_ref(), clock.now())
+    let state = AppState::assemble(store, settings, paths, clock, false)
         .await
-        .expect("keys");
-    let wallet = crate::wallet::WalletRuntime::open(&paths.keys_dir()).expect("wallet pepper");
-    TestState {
-        state: AppState {
-            store,
-            settings: Arc::new(settings),
-            paths: Arc::new(paths),
-            keys: Arc::new(keys),
-            clock,
-            demo: false,
-            wallet: Arc::new(wallet),
-        },
-        db,
-        dir,
-    }
+        .expect("assemble test state");
+    TestState { state, db, dir }
 }
 
 #[cfg(test)]

@@ -2,10 +2,10 @@
 
 pub mod health;
 pub mod keys;
+pub mod school;
 pub mod sms;
 pub mod terminal;
 pub mod wallet;
-pub mod school;
 
 use crate::state::AppState;
 use axum::Router;

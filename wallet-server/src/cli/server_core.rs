@@ -15,8 +15,7 @@ pub async fn import_roster(
     mode: Mode,
     skip_invalid: bool,
 ) -> anyhow::Result<()> {
-    let bytes =
-        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let state = open_state(global, Clock::System, false).await?;
     let name = file.display().to_string();
     let request = ImportRequest {
@@ -27,7 +26,7 @@ pub async fn import_roster(
         options: ImportOptions { mode, skip_invalid },
     };
     let progress = |done: usize, total: usize| {
-        if done == total || done % 10_000 == 0 {
+        if done == total || done.is_multiple_of(10_000) {
             eprint!("\rimporting: {done}/{total} pupils");
             if done == total {
                 eprintln!();

@@ -145,7 +145,10 @@ mod tests {
     fn header_problems_are_named() {
         let text = header().replace("student_iin", "student_inn") + ",extra\n";
         let err = read(text.as_bytes()).unwrap_err().to_string();
-        assert!(err.contains("unknown columns [\"student_inn\", \"extra\"]"), "{err}");
+        assert!(
+            err.contains("unknown columns [\"student_inn\", \"extra\"]"),
+            "{err}"
+        );
         assert!(err.contains("missing columns [\"student_iin\"]"), "{err}");
         assert!(matches!(read(b""), Err(ImportError::File(_))));
     }
@@ -176,7 +179,10 @@ mod tests {
         bytes.extend_from_slice(",".repeat(COLUMN_COUNT - 1).as_bytes());
         bytes.push(b'\n');
         let rows = read(&bytes).unwrap();
-        assert_eq!(rows[0].errors[0].to_string(), "line 2: 3 fields where the header has 19 (check separators and quotes)");
+        assert_eq!(
+            rows[0].errors[0].to_string(),
+            "line 2: 3 fields where the header has 19 (check separators and quotes)"
+        );
         assert_eq!(
             rows[1].errors[0].to_string(),
             "line 3, column school_bin: not UTF-8 text (save the file as CSV UTF-8)"

@@ -249,9 +249,15 @@ mod tests {
 
     #[test]
     fn format_by_name_then_content() {
-        assert_eq!(detect_format(Some(Path::new("r.JSON")), b"a,b"), Format::Json);
+        assert_eq!(
+            detect_format(Some(Path::new("r.JSON")), b"a,b"),
+            Format::Json
+        );
         assert_eq!(detect_format(Some(Path::new("r.csv")), b"[1]"), Format::Csv);
         assert_eq!(detect_format(None, b"\xEF\xBB\xBF \n [{}]"), Format::Json);
-        assert_eq!(detect_format(Some(Path::new("r.txt")), b"school_bin,"), Format::Csv);
+        assert_eq!(
+            detect_format(Some(Path::new("r.txt")), b"school_bin,"),
+            Format::Csv
+        );
     }
 }

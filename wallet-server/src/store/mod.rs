@@ -7,17 +7,17 @@
 
 pub mod audit;
 pub mod consent;
-pub mod import;
 pub mod feedback_read;
+pub mod import;
 pub mod keys;
 pub mod nobd;
 pub mod roster;
-pub mod sms;
-pub mod sql;
-pub mod terminals;
 pub mod school_terminals;
 pub mod school_view;
+pub mod sms;
+pub mod sql;
 pub mod staff;
+pub mod terminals;
 pub mod testing;
 pub mod vouchers;
 pub mod wallet;
@@ -33,16 +33,16 @@ use std::time::Duration;
 
 pub use audit::AuditStore;
 pub use consent::ConsentStore;
-pub use import::ImportStore;
 pub use feedback_read::FeedbackReadStore;
+pub use import::ImportStore;
 pub use keys::KeyRecordStore;
 pub use nobd::NobdStore;
 pub use roster::RosterStore;
-pub use sms::SmsOutboxStore;
-pub use terminals::TerminalStore;
 pub use school_terminals::SchoolTerminalStore;
 pub use school_view::SchoolViewStore;
+pub use sms::SmsOutboxStore;
 pub use staff::StaffStore;
+pub use terminals::TerminalStore;
 pub use vouchers::VoucherStore;
 pub use wallet::WalletStore;
 

@@ -294,17 +294,15 @@ async fn cli_prints_the_code_alone() {
         .await
         .unwrap();
     let clock = wallet_server::clock::Clock::System;
-    let keys = wallet_server::signing::Keys::open(&paths.keys_dir(), store.as_ref(), clock.now())
-        .await
-        .unwrap();
-    let state = wallet_server::AppState {
+    let state = wallet_server::AppState::assemble(
         store,
-        settings: std::sync::Arc::new(wallet_server::config::Settings::default()),
-        paths: std::sync::Arc::new(paths),
-        keys: std::sync::Arc::new(keys),
+        wallet_server::config::Settings::default(),
+        paths,
         clock,
-        demo: false,
-    };
+        false,
+    )
+    .await
+    .unwrap();
     let app = wallet_server::app(state.clone());
     let (status, body) = call(
         &app,

@@ -6,7 +6,6 @@ use crate::state_test;
 use axum::http::StatusCode;
 use shared::verdict::Verdict;
 use shared::wire::{EventAck, TerminalEvent};
-use std::sync::Arc;
 use wallet_server::store::terminals::StoredEvent;
 use wallet_server::AppState;
 
@@ -233,18 +232,15 @@ state_test!(
         let store = wallet_server::store::connect(&paths.database_url)
             .await
             .unwrap();
-        let keys =
-            wallet_server::signing::Keys::open(&paths.keys_dir(), store.as_ref(), MONDAY_9AM)
-                .await
-                .unwrap();
-        let restarted = AppState {
+        let restarted = AppState::assemble(
             store,
-            settings: Arc::new(wallet_server::config::Settings::default()),
-            paths,
-            keys: Arc::new(keys),
-            clock: wallet_server::clock::Clock::manual(MONDAY_NOON + 1000),
-            demo: false,
-        };
+            wallet_server::config::Settings::default(),
+            (*paths).clone(),
+            wallet_server::clock::Clock::manual(MONDAY_NOON + 1000),
+            false,
+        )
+        .await
+        .unwrap();
         let app2 = wallet_server::app(restarted.clone());
         // The terminal still thinks nothing was acknowledged and sends everything again.
         let first = ack_ok(upload(&app2, &t, &events[..500]).await);
