@@ -63,6 +63,13 @@ pub enum Command {
     /// Canteen terminals: enrollment codes, listing, revocation.
     #[command(subcommand)]
     Terminal(crate::terminal_sync::cli::TerminalCommand),
+    /// Seed a demo school year (schools, pupils, parents, staff, an enrollment code), print
+    /// how to try it, then serve.
+    Demo {
+        /// Address to listen on (default from config: 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// School staff accounts.
     #[command(subcommand)]
     Staff(crate::cli_school::StaffCommand),
@@ -114,10 +121,47 @@ pub async fn open_state(global: &Global, clock: Clock, demo: bool) -> anyhow::Re
     AppState::assemble(store, settings, paths, clock, demo).await
 }
 
+async fn run_demo(global: &Global, listen: Option<String>) -> anyhow::Result<()> {
+    let mut settings = load_settings(global)?;
+    let addr = listen.unwrap_or_else(|| settings.server.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {addr}; is another server running there? pick one with --listen"
+            )
+        })?;
+    let base = format!("http://{}", listener.local_addr()?);
+    // The consent SMS links to the wallet of this very server.
+    settings.server.public_url = base.clone();
+    let paths = Paths::new(global.data_dir.clone(), global.database_url.clone());
+    std::fs::create_dir_all(&paths.data_dir)
+        .with_context(|| format!("cannot create data dir {}", paths.data_dir.display()))?;
+    let store = store::connect(&paths.database_url).await.with_context(|| {
+        format!(
+            "cannot open database {}",
+            store::redact(&paths.database_url)
+        )
+    })?;
+    let state = AppState::assemble(store, settings, paths, crate::demo::clock(), true).await?;
+    eprintln!("seeding the demo school year (first run only)...");
+    let info = crate::demo::seed(&state).await?;
+    let code = crate::demo::enroll_code(&state, &info).await?;
+    println!(
+        "{}",
+        crate::demo::instructions(&base, &state.paths.data_dir, &info, &code)
+    );
+    let jobs = crate::jobs::start(state.clone())?;
+    crate::app::serve(state.clone(), listener).await?;
+    jobs.stop().await;
+    Ok(())
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Staff(cmd) => crate::cli_school::run_staff(&cli.global, cmd).await,
         Command::Report(cmd) => crate::cli_school::run_report(&cli.global, cmd).await,
+        Command::Demo { listen } => run_demo(&cli.global, listen).await,
         Command::Serve { listen } => {
             let state = open_state(&cli.global, Clock::System, false).await?;
             let addr = listen.unwrap_or_else(|| state.settings.server.listen.clone());

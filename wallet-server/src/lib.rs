@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod consent;
 pub mod delivery;
+pub mod demo;
 pub mod eligibility;
 pub mod error;
 pub mod jobs;

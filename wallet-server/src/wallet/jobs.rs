@@ -25,7 +25,7 @@ pub async fn flush(state: &AppState) {
 pub async fn deliver_and_purge(state: &AppState, last_purge: &mut i64) -> anyhow::Result<()> {
     complaints::deliver_due(state).await?;
     let now = state.now();
-    if now - *last_purge >= PURGE_EVERY_SECONDS {
+    if now.saturating_sub(*last_purge) >= PURGE_EVERY_SECONDS {
         let n = state.store.purge_wallet_logins(now).await?;
         if n > 0 {
             tracing::info!(rows = n, "purged used-up logins");
