@@ -694,8 +694,8 @@ both_backends!(ratings_and_complaints_per_school, |pg| async move {
     fx.rating(&v1, "2026-11-20", 4, None).await;
     fx.rating(&v2, "2026-11-16", 3, Some("")).await;
     fx.rating(&v3, "2026-11-23", 1, Some("другая школа")).await;
-    fx.complaint(&v1, "Порция маленькая", "new", t).await;
-    fx.complaint(&v3, "не наша", "new", t).await;
+    fx.complaint(&v1, "Порция маленькая", "queued", t).await;
+    fx.complaint(&v3, "не наша", "queued", t).await;
     fx.staff("authority.a", "authority", &[&a]).await;
     let token = fx.login("authority.a").await;
     let base = format!("/api/v1/school/schools/{}", a.bin);
@@ -734,7 +734,7 @@ both_backends!(ratings_and_complaints_per_school, |pg| async move {
     let c = json(&body);
     assert_eq!(c.as_array().unwrap().len(), 1);
     assert_eq!(c[0]["text"], "Порция маленькая");
-    assert_eq!(c[0]["status"], "new");
+    assert_eq!(c[0]["status"], "queued");
     let (status, _, html) = fx
         .page(&format!("/school/s/{}/feedback?lang=ru", a.bin), &token)
         .await;

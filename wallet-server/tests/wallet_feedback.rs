@@ -25,7 +25,7 @@ wallet_test!(history_lists_served_meals_only, |w: World| async move {
     let (own, other, own_b) = (&w.own_a.id, &w.other_a.id, &w.own_b.id);
     w.exec(&format!(
         "INSERT INTO terminals (id, school_code, label, secret_hash, enrolled_at) VALUES
-            ('t1', {a}, 'Canteen 1', 'x', 1), ('t2', {a}, 'Canteen 2', 'x', 1), ('t3', {b}, 'Асхана', 'x', 1);
+            ('t1', {a}, 'Canteen 1', 'h1', 1), ('t2', {a}, 'Canteen 2', 'h2', 1), ('t3', {b}, 'Асхана', 'h3', 1);
          INSERT INTO terminal_events (terminal_id, seq, event_id, school_code, voucher_id, verdict,
             source, meal_kind, service_day, scanned_at, received_at, duplicate) VALUES
             ('t1', 1, 'e1', {a}, '{own}', 'ok', 'qr', 'lunch', '2026-11-20', {t1}, {t1}, FALSE),

@@ -188,7 +188,7 @@ impl Fx {
         self.raw
             .exec(&format!(
                 "INSERT INTO terminals (id, school_code, label, secret_hash, enrolled_at, last_sync_at, clock_offset)
-                 VALUES ('{id}', {}, '{label}', 'x', {}, {}, 3)",
+                 VALUES ('{id}', {}, '{label}', 'hash-{id}', {}, {}, 3)",
                 school.code,
                 self.now() - 86_400,
                 self.now()
@@ -272,8 +272,10 @@ impl Fx {
             .unwrap_or_else(|| "NULL".into());
         self.raw
             .exec(&format!(
-                "INSERT INTO ratings (voucher_id, service_day, stars, comment, created_at, updated_at)
-                 VALUES ('{voucher}', '{day}', {stars}, {comment}, {0}, {0})",
+                "INSERT INTO ratings (voucher_id, school_code, service_day, stars, comment, phone,
+                    created_at, updated_at)
+                 SELECT '{voucher}', school_code, '{day}', {stars}, {comment}, '+77010000000', {0}, {0}
+                 FROM vouchers WHERE id = '{voucher}'",
                 self.now()
             ))
             .await;
@@ -282,8 +284,11 @@ impl Fx {
     pub async fn complaint(&self, voucher: &str, text: &str, status: &str, at: i64) {
         self.raw
             .exec(&format!(
-                "INSERT INTO complaints (id, voucher_id, text, status, created_at)
-                 VALUES ('{}', '{voucher}', '{text}', '{status}', {at})",
+                "INSERT INTO complaints (id, voucher_id, school_code, phone, text, payload, status,
+                    created_at, next_attempt_at)
+                 SELECT '{}', '{voucher}', school_code, '+77010000000', '{text}', '{{}}', '{status}',
+                    {at}, {at}
+                 FROM vouchers WHERE id = '{voucher}'",
                 uuid::Uuid::new_v4()
             ))
             .await;
