@@ -82,6 +82,7 @@ impl ServerProcess {
         args.extend_from_slice(extra);
         let child = Command::new(binary("wallet-server"))
             .args(&args)
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -23,7 +23,7 @@ pub enum StaffCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ReportCommand {
-    /// Build and deliver the NOBD daily reports of a finished day.
+    /// Build and deliver the NOBD daily reports of a day (today: a preliminary revision).
     Nobd {
         /// The service day, YYYY-MM-DD (local time).
         #[arg(long)]

@@ -28,9 +28,11 @@ pub async fn report_command(
 ) -> anyhow::Result<CommandOutcome> {
     let now = state.now();
     let today = ServiceDay::from_unix(now).0;
+    // An operator may ask for today: that revision is preliminary, and the daily job sends the
+    // next revision once the day's meals change it.
     anyhow::ensure!(
-        date < today,
-        "{date} has not ended yet (today is {today}, local time); reports are built for finished days"
+        date <= today,
+        "{date} has not started yet (today is {today}, local time); reports are built for days that have begun"
     );
     let store = state.store.as_ref();
     let school = match school_bin {
