@@ -70,7 +70,7 @@ const VOUCHER: Uuid = Uuid::from_u128(0x6f1c_2b9e_4d7a_4c3e_9b21_0a5f_7e88_d104)
 
 /// The 4-byte key ids of these two keys are equal; `find_key_id_collision` (an example) finds
 /// them again: they are the first colliding pair of `collision_seed(0..)`. A 32-bit id collides
-/// after about 2^16 keys, so an honest collision costs a second, not a forgery.
+/// after about 2^16 keys, so an honest collision costs seconds, not a forgery.
 pub const COLLIDING: (u32, u32) = (107_189, 112_607);
 
 /// Ed25519 group order L, little-endian.
@@ -167,10 +167,6 @@ fn flip(raw: &[u8; RAW_LEN], byte: usize, bit: u8) -> [u8; RAW_LEN] {
     out
 }
 
-fn b64key(k: &KeyPair) -> String {
-    k.public_b64()
-}
-
 /// Collects cases; defaults are the common terminal situation, each case overrides what it
 /// is about.
 struct Builder {
@@ -192,7 +188,7 @@ impl<'a> Spec<'a> {
     fn new(token: String, keys: &[&KeyPair], expect: &'a str) -> Spec<'a> {
         Spec {
             token,
-            keys: keys.iter().map(|k| b64key(k)).collect(),
+            keys: keys.iter().map(|k| k.public_b64()).collect(),
             trusted: Vec::new(),
             school: SCHOOL,
             now: i64::from(ISSUED) + 100,
