@@ -12,7 +12,8 @@ use shared::error::ErrorBody;
 pub enum AppError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("{0}")]
+    /// A stable code and the message for people.
+    #[error("{1}")]
     Invalid(&'static str, String),
     #[error("sign in first")]
     Unauthorized,
