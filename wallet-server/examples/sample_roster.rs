@@ -6,7 +6,8 @@ use std::io::Write;
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let arg = |a: Option<String>, default: usize| -> usize {
-        a.map(|s| s.parse().expect("a whole number")).unwrap_or(default)
+        a.map(|s| s.parse().expect("a whole number"))
+            .unwrap_or(default)
     };
     let pupils = arg(args.next(), 300_000);
     let schools = arg(args.next(), 1_000);

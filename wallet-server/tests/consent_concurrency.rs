@@ -22,7 +22,9 @@ async fn run_both(stores: &[Arc<dyn Store>; 2], gateway: &Arc<FileGateway>, at: 
         let (store, s, gateway) = (store.clone(), s.clone(), gateway.clone());
         tasks.push(tokio::spawn(async move {
             let report = consent::tick(store.as_ref(), &s, at).await.unwrap();
-            sms::deliver_due(store.as_ref(), gateway.as_ref(), at).await.unwrap();
+            sms::deliver_due(store.as_ref(), gateway.as_ref(), at)
+                .await
+                .unwrap();
             report.requested + report.repeated
         }));
     }
@@ -58,7 +60,10 @@ async fn two_instances(pg: bool) {
         }
         n
     };
-    assert!(with_phone > 500, "the test needs several batches: {with_phone}");
+    assert!(
+        with_phone > 500,
+        "the test needs several batches: {with_phone}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sms.jsonl");
@@ -66,16 +71,24 @@ async fn two_instances(pg: bool) {
 
     // Day 0: both instances open requests at the same time.
     let queued = run_both(&stores, &gateway, MONDAY_9AM).await;
-    assert_eq!(queued as i64, with_phone, "each request is made by exactly one instance");
+    assert_eq!(
+        queued as i64, with_phone,
+        "each request is made by exactly one instance"
+    );
     let sent = read_outbox(&path).unwrap();
     assert_eq!(sent.len() as i64, with_phone, "each SMS delivered once");
     assert!(by_id(&sent).values().all(|&n| n == 1));
     let mut per_phone_text: HashMap<(&str, &str), usize> = HashMap::new();
     for s in &sent {
         assert_eq!(s.kind, "consent_request");
-        *per_phone_text.entry((s.to.as_str(), s.text.as_str())).or_default() += 1;
+        *per_phone_text
+            .entry((s.to.as_str(), s.text.as_str()))
+            .or_default() += 1;
     }
-    assert!(per_phone_text.values().all(|&n| n == 1), "no request sent twice");
+    assert!(
+        per_phone_text.values().all(|&n| n == 1),
+        "no request sent twice"
+    );
 
     // Day 3: both instances repeat at the same time.
     let queued = run_both(&stores, &gateway, MONDAY_9AM + 3 * DAY).await;
@@ -102,9 +115,15 @@ async fn delivery_claims(pg: bool) {
     let second = store::connect(&db.url).await.unwrap();
     let phone = shared::phone::Phone::parse("+77010000001").unwrap();
     for i in 0..1_200 {
-        sms::queue(first.as_ref(), &phone, &format!("code {i}"), sms::SmsKind::LoginCode, 100)
-            .await
-            .unwrap();
+        sms::queue(
+            first.as_ref(),
+            &phone,
+            &format!("code {i}"),
+            sms::SmsKind::LoginCode,
+            100,
+        )
+        .await
+        .unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sms.jsonl");
@@ -113,7 +132,10 @@ async fn delivery_claims(pg: bool) {
     for store in [first.clone(), second.clone(), first.clone(), second] {
         let gateway = gateway.clone();
         tasks.push(tokio::spawn(async move {
-            sms::deliver_due(store.as_ref(), gateway.as_ref(), 100).await.unwrap().sent
+            sms::deliver_due(store.as_ref(), gateway.as_ref(), 100)
+                .await
+                .unwrap()
+                .sent
         }));
     }
     let mut total = 0;
@@ -127,4 +149,7 @@ async fn delivery_claims(pg: bool) {
     assert_eq!(first.unsent_sms_count().await.unwrap(), 0);
 }
 
-both_backends!(concurrent_delivery_sends_each_row_once, super::delivery_claims);
+both_backends!(
+    concurrent_delivery_sends_each_row_once,
+    super::delivery_claims
+);

@@ -44,8 +44,12 @@ impl World {
     }
 
     async fn tick(&self, at: i64) -> TickReport {
-        let report = consent::tick(self.store.as_ref(), &self.settings, at).await.unwrap();
-        sms::deliver_due(self.store.as_ref(), &self.gateway, at).await.unwrap();
+        let report = consent::tick(self.store.as_ref(), &self.settings, at)
+            .await
+            .unwrap();
+        sms::deliver_due(self.store.as_ref(), &self.gateway, at)
+            .await
+            .unwrap();
         report
     }
 
@@ -54,7 +58,9 @@ impl World {
         let out = consent::handle_reply(self.store.as_ref(), &self.settings, &phone, text, at)
             .await
             .unwrap();
-        sms::deliver_due(self.store.as_ref(), &self.gateway, at).await.unwrap();
+        sms::deliver_due(self.store.as_ref(), &self.gateway, at)
+            .await
+            .unwrap();
         out
     }
 
@@ -78,7 +84,12 @@ impl World {
 
     async fn transitions(&self, n: usize) -> Vec<(String, i64)> {
         let pupil = self.store.pupil_by_iin(&iin(n)).await.unwrap().unwrap();
-        let c = self.store.consent_for_pupil(pupil.id, "2026-2027").await.unwrap().unwrap();
+        let c = self
+            .store
+            .consent_for_pupil(pupil.id, "2026-2027")
+            .await
+            .unwrap()
+            .unwrap();
         self.store
             .consent_transitions(c.id)
             .await
@@ -90,12 +101,18 @@ impl World {
 
     async fn has_voucher(&self, n: usize) -> bool {
         let pupil = self.store.pupil_by_iin(&iin(n)).await.unwrap().unwrap();
-        self.store.voucher_for_pupil(pupil.id, "2026-2027").await.unwrap().is_some()
+        self.store
+            .voucher_for_pupil(pupil.id, "2026-2027")
+            .await
+            .unwrap()
+            .is_some()
     }
 }
 
 fn sms_of(list: &[OutgoingSms]) -> Vec<(&str, &str)> {
-    list.iter().map(|s| (s.to.as_str(), s.kind.as_str())).collect()
+    list.iter()
+        .map(|s| (s.to.as_str(), s.kind.as_str()))
+        .collect()
 }
 
 fn roster() -> String {
@@ -106,7 +123,11 @@ fn roster() -> String {
     );
     let father_only = with(
         with(
-            with(with(row(3, 1, ""), Column::FatherPhone, "8 701 000 00 03"), Column::Lang, "kk"),
+            with(
+                with(row(3, 1, ""), Column::FatherPhone, "8 701 000 00 03"),
+                Column::Lang,
+                "kk",
+            ),
             Column::ReceivesAsp,
             "жоқ",
         ),
@@ -139,7 +160,13 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
     let report = w.tick(t0).await;
     assert_eq!(
         report,
-        TickReport { requested: 5, no_phone: 1, repeated: 0, expired: 0, vouchers_issued: 0 }
+        TickReport {
+            requested: 5,
+            no_phone: 1,
+            repeated: 0,
+            expired: 0,
+            vouchers_issued: 0
+        }
     );
     let sent = w.new_sms();
     assert_eq!(
@@ -153,16 +180,23 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
         ],
         "nothing to {P5}: not eligible"
     );
-    let to_m1: Vec<&str> = sent.iter().filter(|s| s.to == M1).map(|s| s.text.as_str()).collect();
-    let expect_ru = |child: &str| {
-        texts::request(Lang::Ru, Some("Сапарова Динара Ерлановна"), child)
-    };
+    let to_m1: Vec<&str> = sent
+        .iter()
+        .filter(|s| s.to == M1)
+        .map(|s| s.text.as_str())
+        .collect();
+    let expect_ru =
+        |child: &str| texts::request(Lang::Ru, Some("Сапарова Динара Ерлановна"), child);
     assert!(to_m1.contains(&expect_ru("Сапаров Алихан1 Русланович").as_str()));
     assert!(to_m1.contains(&expect_ru("Сапаров Алихан2 Русланович").as_str()));
     let to_f3 = sent.iter().find(|s| s.to == F3).unwrap();
     assert_eq!(
         to_f3.text,
-        texts::request(Lang::Kk, Some("Сапаров Руслан Маратович"), "Сапаров Алихан3 Русланович"),
+        texts::request(
+            Lang::Kk,
+            Some("Сапаров Руслан Маратович"),
+            "Сапаров Алихан3 Русланович"
+        ),
         "father asked, in Kazakh"
     );
     assert!(to_f3.text.starts_with("Құрметті Сапаров Руслан Маратович!"));
@@ -180,14 +214,27 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
     let t1 = t0 + DAY;
     assert_eq!(
         w.reply(M7, " 3 #1 ", t1).await,
-        ReplyOutcome::Consented { consents: 1, vouchers: 1 }
+        ReplyOutcome::Consented {
+            consents: 1,
+            vouchers: 1
+        }
     );
-    assert_eq!(w.reply(M6, "3# 2", t1).await, ReplyOutcome::Refused { consents: 1 });
-    assert_eq!(w.reply(M1, "да, согласна", t1).await, ReplyOutcome::Help { answered: true });
+    assert_eq!(
+        w.reply(M6, "3# 2", t1).await,
+        ReplyOutcome::Refused { consents: 1 }
+    );
+    assert_eq!(
+        w.reply(M1, "да, согласна", t1).await,
+        ReplyOutcome::Help { answered: true }
+    );
     let sent = w.new_sms();
     assert_eq!(
         sms_of(&sent),
-        vec![(M1, "help"), (M6, "consent_refused"), (M7, "consent_confirmed")]
+        vec![
+            (M1, "help"),
+            (M6, "consent_refused"),
+            (M7, "consent_confirmed")
+        ]
     );
     assert_eq!(sent[0].text, texts::help(Some(Lang::Ru)));
     assert_eq!(sent[1].text, "Сіз қызметті алудан бас тарттыңыз.");
@@ -199,7 +246,11 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
     assert!(w.has_voucher(7).await);
     assert_eq!(w.status(6).await, Some(ConsentStatus::Refused));
     assert!(!w.has_voucher(6).await);
-    assert_eq!(w.status(1).await, Some(ConsentStatus::Requested), "help changes nothing");
+    assert_eq!(
+        w.status(1).await,
+        Some(ConsentStatus::Requested),
+        "help changes nothing"
+    );
 
     // Day 2, and one second before day 3: nothing is due.
     assert_eq!(w.tick(t0 + 2 * DAY).await, TickReport::default());
@@ -213,7 +264,11 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
     let sent = w.new_sms();
     assert_eq!(
         sms_of(&sent),
-        vec![(M1, "consent_repeat"), (M1, "consent_repeat"), (F3, "consent_repeat")]
+        vec![
+            (M1, "consent_repeat"),
+            (M1, "consent_repeat"),
+            (F3, "consent_repeat")
+        ]
     );
     assert_eq!(sent[2].text, to_f3.text, "the repeat is text 1 again");
     assert_eq!(w.status(3).await, Some(ConsentStatus::Repeated));
@@ -222,7 +277,10 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
     let t4 = t0 + 4 * DAY;
     assert_eq!(
         w.reply("8 701 000 00 01", "3#1", t4).await,
-        ReplyOutcome::Consented { consents: 2, vouchers: 2 }
+        ReplyOutcome::Consented {
+            consents: 2,
+            vouchers: 2
+        }
     );
     assert_eq!(sms_of(&w.new_sms()), vec![(M1, "consent_confirmed")]);
     assert!(w.has_voucher(1).await && w.has_voucher(2).await);
@@ -230,7 +288,13 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
     // Day 6 minus a second: not yet; day 6: the silent one expires, without an SMS.
     assert_eq!(w.tick(t3 + 3 * DAY - 1).await, TickReport::default());
     let report = w.tick(t3 + 3 * DAY).await;
-    assert_eq!(report, TickReport { expired: 1, ..TickReport::default() });
+    assert_eq!(
+        report,
+        TickReport {
+            expired: 1,
+            ..TickReport::default()
+        }
+    );
     assert!(w.new_sms().is_empty());
     assert_eq!(w.status(3).await, Some(ConsentStatus::Expired));
 
@@ -248,20 +312,41 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
     // Every transition with its time.
     assert_eq!(
         w.transitions(3).await,
-        vec![("requested".into(), t0), ("repeated".into(), t3), ("expired".into(), t3 + 3 * DAY)]
+        vec![
+            ("requested".into(), t0),
+            ("repeated".into(), t3),
+            ("expired".into(), t3 + 3 * DAY)
+        ]
     );
     assert_eq!(
         w.transitions(1).await,
-        vec![("requested".into(), t0), ("repeated".into(), t3), ("consented".into(), t4)]
+        vec![
+            ("requested".into(), t0),
+            ("repeated".into(), t3),
+            ("consented".into(), t4)
+        ]
     );
-    assert_eq!(w.transitions(7).await, vec![("requested".into(), t0), ("consented".into(), t1)]);
-    assert_eq!(w.transitions(6).await, vec![("requested".into(), t0), ("refused".into(), t1)]);
+    assert_eq!(
+        w.transitions(7).await,
+        vec![("requested".into(), t0), ("consented".into(), t1)]
+    );
+    assert_eq!(
+        w.transitions(6).await,
+        vec![("requested".into(), t0), ("refused".into(), t1)]
+    );
 
     // Exactly one voucher per consented pupil, valid for the school year.
     for n in [1, 2, 7] {
         let p = store.pupil_by_iin(&iin(n)).await.unwrap().unwrap();
-        let v = store.voucher_for_pupil(p.id, "2026-2027").await.unwrap().unwrap();
-        assert_eq!((v.valid_from.as_str(), v.valid_to.as_str()), ("2026-09-01", "2027-05-25"));
+        let v = store
+            .voucher_for_pupil(p.id, "2026-2027")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (v.valid_from.as_str(), v.valid_to.as_str()),
+            ("2026-09-01", "2027-05-25")
+        );
         assert_eq!(v.status, "issued");
         assert_eq!(v.school_code, p.school_code);
     }
@@ -269,7 +354,13 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
     let all = read_outbox(&w.outbox).unwrap();
     let count = |k: &str| all.iter().filter(|s| s.kind == k).count();
     assert_eq!(
-        [count("consent_request"), count("consent_repeat"), count("consent_confirmed"), count("consent_refused"), count("help")],
+        [
+            count("consent_request"),
+            count("consent_repeat"),
+            count("consent_confirmed"),
+            count("consent_refused"),
+            count("help")
+        ],
         [5, 3, 2, 1, 2]
     );
     assert_eq!(all.len(), 13);
@@ -278,15 +369,25 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
     assert_eq!(ids.len(), 13);
 });
 
-backend_test!(voucher_catch_up_and_removed_pupils, |store: Arc<dyn Store>| async move {
+backend_test!(voucher_catch_up_and_removed_pupils, |store: Arc<
+    dyn Store,
+>| async move {
     let w = World::new(store.clone()).await;
-    import(&store, &csv(&[row(1, 0, M1), row(2, 0, M6)]), ImportOptions::default()).await;
+    import(
+        &store,
+        &csv(&[row(1, 0, M1), row(2, 0, M6)]),
+        ImportOptions::default(),
+    )
+    .await;
     w.tick(MONDAY_9AM).await;
     // Pupil 2 leaves the roster: its request is neither repeated nor answerable.
     import(
         &store,
         &csv(&[row(1, 0, M1)]),
-        ImportOptions { mode: wallet_server::roster::Mode::Snapshot, skip_invalid: false },
+        ImportOptions {
+            mode: wallet_server::roster::Mode::Snapshot,
+            skip_invalid: false,
+        },
     )
     .await;
     assert_eq!(
@@ -298,40 +399,67 @@ backend_test!(voucher_catch_up_and_removed_pupils, |store: Arc<dyn Store>| async
     // A consent without its voucher (a crash between the two) is healed by the next tick.
     let p1 = store.pupil_by_iin(&iin(1)).await.unwrap().unwrap();
     store
-        .answer_consents("2026-2027", M1, ConsentStatus::Consented, MONDAY_9AM + 4 * DAY, "test", &|_| None)
+        .answer_consents(
+            "2026-2027",
+            M1,
+            ConsentStatus::Consented,
+            MONDAY_9AM + 4 * DAY,
+            "test",
+            &|_| None,
+        )
         .await
         .unwrap();
-    assert!(store.voucher_for_pupil(p1.id, "2026-2027").await.unwrap().is_none());
+    assert!(store
+        .voucher_for_pupil(p1.id, "2026-2027")
+        .await
+        .unwrap()
+        .is_none());
     let report = w.tick(MONDAY_9AM + 4 * DAY + 60).await;
     assert_eq!(report.vouchers_issued, 1);
-    assert!(store.voucher_for_pupil(p1.id, "2026-2027").await.unwrap().is_some());
+    assert!(store
+        .voucher_for_pupil(p1.id, "2026-2027")
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(w.tick(MONDAY_9AM + 4 * DAY + 120).await.vouchers_issued, 0);
 });
 
-backend_test!(help_answers_are_limited, |store: Arc<dyn Store>| async move {
-    let mut w = World::new(store.clone()).await;
-    for i in 0..5 {
-        let out = w.reply("+77077777777", "hello", MONDAY_9AM + i).await;
-        assert_eq!(out, ReplyOutcome::Help { answered: i < 3 });
+backend_test!(
+    help_answers_are_limited,
+    |store: Arc<dyn Store>| async move {
+        let mut w = World::new(store.clone()).await;
+        for i in 0..5 {
+            let out = w.reply("+77077777777", "hello", MONDAY_9AM + i).await;
+            assert_eq!(out, ReplyOutcome::Help { answered: i < 3 });
+        }
+        let sent = w.new_sms();
+        assert_eq!(sent.len(), 3);
+        assert_eq!(
+            sent[0].text,
+            texts::help(None),
+            "unknown number: both languages"
+        );
+        // A day later the number may be answered again.
+        assert_eq!(
+            w.reply("+77077777777", "?", MONDAY_9AM + DAY + 5).await,
+            ReplyOutcome::Help { answered: true }
+        );
     }
-    let sent = w.new_sms();
-    assert_eq!(sent.len(), 3);
-    assert_eq!(sent[0].text, texts::help(None), "unknown number: both languages");
-    // A day later the number may be answered again.
-    assert_eq!(
-        w.reply("+77077777777", "?", MONDAY_9AM + DAY + 5).await,
-        ReplyOutcome::Help { answered: true }
-    );
-});
+);
 
-backend_test!(no_new_requests_after_the_school_year, |store: Arc<dyn Store>| async move {
+backend_test!(no_new_requests_after_the_school_year, |store: Arc<
+    dyn Store,
+>| async move {
     let w = World::new(store.clone()).await;
     import(&store, &csv(&[row(1, 0, M1)]), ImportOptions::default()).await;
     // 2027-05-26 09:00 local: the day after the year ends.
     let after = chrono::DateTime::parse_from_rfc3339("2027-05-26T09:00:00+05:00")
         .unwrap()
         .timestamp();
-    assert_eq!(shared::ServiceDay::from_unix(after).to_string(), "2027-05-26");
+    assert_eq!(
+        shared::ServiceDay::from_unix(after).to_string(),
+        "2027-05-26"
+    );
     assert_eq!(w.tick(after).await, TickReport::default());
     assert!(read_outbox(Path::new(&w.outbox)).unwrap().is_empty());
 });

@@ -17,7 +17,9 @@ fn validator() -> Validator {
 }
 
 fn csv_line(fields: &[String]) -> String {
-    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
     w.write_record(fields).unwrap();
     String::from_utf8(w.into_inner().unwrap()).unwrap()
 }
@@ -33,19 +35,36 @@ fn iin() -> impl Strategy<Value = String> {
 }
 
 fn bin() -> impl Strategy<Value = String> {
-    (0u64..100_000_000_000).prop_filter_map("check digit", |n| with_check_digit(&format!("{n:011}")))
+    (0u64..100_000_000_000)
+        .prop_filter_map("check digit", |n| with_check_digit(&format!("{n:011}")))
 }
 
 /// A Kazakhstan mobile number in one of its written forms, and its normal form.
 fn phone() -> impl Strategy<Value = (String, String)> {
-    (prop_oneof![Just("70"), Just("74"), Just("75"), Just("76"), Just("77")], 0u32..100_000_000, 0usize..5)
+    (
+        prop_oneof![Just("70"), Just("74"), Just("75"), Just("76"), Just("77")],
+        0u32..100_000_000,
+        0usize..5,
+    )
         .prop_map(|(op, rest, form)| {
             let national = format!("{op}{rest:08}");
             let written = match form {
                 0 => format!("+7{national}"),
                 1 => format!("8{national}"),
-                2 => format!("+7 ({}) {}-{}-{}", &national[..3], &national[3..6], &national[6..8], &national[8..]),
-                3 => format!("8 {} {} {} {}", &national[..3], &national[3..6], &national[6..8], &national[8..]),
+                2 => format!(
+                    "+7 ({}) {}-{}-{}",
+                    &national[..3],
+                    &national[3..6],
+                    &national[6..8],
+                    &national[8..]
+                ),
+                3 => format!(
+                    "8 {} {} {} {}",
+                    &national[..3],
+                    &national[3..6],
+                    &national[6..8],
+                    &national[8..]
+                ),
                 _ => national.clone(),
             };
             (written, format!("+7{national}"))
@@ -54,8 +73,16 @@ fn phone() -> impl Strategy<Value = (String, String)> {
 
 fn boolean() -> impl Strategy<Value = (String, bool)> {
     prop_oneof![
-        Just(("true", true)), Just(("1", true)), Just(("Да", true)), Just(("иә", true)), Just(("ИӘ", true)),
-        Just(("FALSE", false)), Just(("0", false)), Just(("нет", false)), Just(("жоқ", false)), Just(("Жоқ", false)),
+        Just(("true", true)),
+        Just(("1", true)),
+        Just(("Да", true)),
+        Just(("иә", true)),
+        Just(("ИӘ", true)),
+        Just(("FALSE", false)),
+        Just(("0", false)),
+        Just(("нет", false)),
+        Just(("жоқ", false)),
+        Just(("Жоқ", false)),
     ]
     .prop_map(|(s, b)| (s.to_owned(), b))
 }

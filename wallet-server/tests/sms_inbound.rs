@@ -16,8 +16,15 @@ const SECRET: &str = "gateway-s3cret";
 async fn world(pg: bool, settings: Settings, demo: bool) -> TestState {
     let mut t = testkit::state_with(pg, settings).await;
     t.state.demo = demo;
-    import(&t.state.store, &csv(&[row(1, 0, "+77010000001")]), ImportOptions::default()).await;
-    consent::tick(t.state.store.as_ref(), &t.state.settings, MONDAY_9AM).await.unwrap();
+    import(
+        &t.state.store,
+        &csv(&[row(1, 0, "+77010000001")]),
+        ImportOptions::default(),
+    )
+    .await;
+    consent::tick(t.state.store.as_ref(), &t.state.settings, MONDAY_9AM)
+        .await
+        .unwrap();
     t
 }
 
@@ -31,8 +38,13 @@ async fn post(t: &TestState, secret: Option<&str>, body: &str) -> (StatusCode, s
         .await
         .unwrap();
     let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 /// Outbox rows and the pupil's consent status: what a refused request must not change.
@@ -40,7 +52,11 @@ async fn written(t: &TestState) -> (usize, ConsentStatus) {
     let store = &t.state.store;
     let outbox = store.sms_outbox(1000).await.unwrap().len();
     let p = store.pupil_by_iin(&iin(1)).await.unwrap().unwrap();
-    let c = store.consent_for_pupil(p.id, "2026-2027").await.unwrap().unwrap();
+    let c = store
+        .consent_for_pupil(p.id, "2026-2027")
+        .await
+        .unwrap()
+        .unwrap();
     (outbox, c.status)
 }
 
@@ -54,7 +70,10 @@ async fn secret_is_required(pg: bool) {
         let (status, body) = post(&t, secret, AGREE).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{secret:?}");
         assert_eq!(body["error"]["code"], "forbidden");
-        assert_eq!(body["error"]["message"], "missing or wrong X-Gateway-Secret header");
+        assert_eq!(
+            body["error"]["message"],
+            "missing or wrong X-Gateway-Secret header"
+        );
     }
     assert_eq!(written(&t).await, before, "nothing written");
 
@@ -62,26 +81,49 @@ async fn secret_is_required(pg: bool) {
     for (bad, code) in [
         ("{\"from\": \"+77010000001\"", "bad_request"),
         ("{\"text\": \"3#1\"}", "bad_request"),
-        ("{\"from\": \"+7 727 123 45 67\", \"text\": \"3#1\"}", "bad_phone"),
+        (
+            "{\"from\": \"+7 727 123 45 67\", \"text\": \"3#1\"}",
+            "bad_phone",
+        ),
         ("[]", "bad_request"),
     ] {
         let (status, body) = post(&t, Some(SECRET), bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(body["error"]["code"], code, "{bad}");
-        assert!(body["error"]["message"].as_str().unwrap().len() > 10, "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().len() > 10,
+            "{body}"
+        );
     }
-    let long = format!(r#"{{"from": "+77010000001", "text": "{}"}}"#, "x".repeat(1601));
-    assert_eq!(post(&t, Some(SECRET), &long).await.0, StatusCode::BAD_REQUEST);
+    let long = format!(
+        r#"{{"from": "+77010000001", "text": "{}"}}"#,
+        "x".repeat(1601)
+    );
+    assert_eq!(
+        post(&t, Some(SECRET), &long).await.0,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(written(&t).await, before, "nothing written");
 
     let (status, body) = post(&t, Some(SECRET), AGREE).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, serde_json::json!({"result": "consented", "consents": 1, "vouchers": 1}));
+    assert_eq!(
+        body,
+        serde_json::json!({"result": "consented", "consents": 1, "vouchers": 1})
+    );
     assert_eq!(written(&t).await, (2, ConsentStatus::Consented));
 
-    let (status, body) = post(&t, Some(SECRET), r#"{"from": "87010000001", "text": "спасибо"}"#).await;
+    let (status, body) = post(
+        &t,
+        Some(SECRET),
+        r#"{"from": "87010000001", "text": "спасибо"}"#,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, serde_json::json!({"result": "help", "answered": true}));
+    assert_eq!(
+        body,
+        serde_json::json!({"result": "help", "answered": true})
+    );
 }
 
 both_backends!(inbound_checks_the_gateway_secret, super::secret_is_required);
@@ -92,12 +134,19 @@ async fn unset_secret_refuses_all(pg: bool) {
     for secret in [None, Some(""), Some("anything")] {
         let (status, body) = post(&t, secret, AGREE).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
-        assert!(body["error"]["message"].as_str().unwrap().contains("inbound_secret"));
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("inbound_secret"));
     }
     let mut empty = settings();
     empty.sms.inbound_secret = Some(wallet_server::config::Secret::new(""));
     let t2 = world(pg, empty, false).await;
-    assert_eq!(post(&t2, Some(""), AGREE).await.0, StatusCode::FORBIDDEN, "an empty secret is no secret");
+    assert_eq!(
+        post(&t2, Some(""), AGREE).await.0,
+        StatusCode::FORBIDDEN,
+        "an empty secret is no secret"
+    );
     assert_eq!(post(&t2, None, AGREE).await.0, StatusCode::FORBIDDEN);
     assert_eq!(written(&t).await, before);
 
@@ -108,4 +157,7 @@ async fn unset_secret_refuses_all(pg: bool) {
     assert_eq!(written(&demo).await, (2, ConsentStatus::Consented));
 }
 
-both_backends!(inbound_without_secret_is_off, super::unset_secret_refuses_all);
+both_backends!(
+    inbound_without_secret_is_off,
+    super::unset_secret_refuses_all
+);

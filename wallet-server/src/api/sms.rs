@@ -35,7 +35,10 @@ pub struct InboundSms {
 /// Equal without revealing, through timing, how much of `given` matched.
 fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     let (a, b) = (Sha256::digest(given), Sha256::digest(expected));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 fn check_secret(state: &AppState, headers: &HeaderMap) -> AppResult<()> {
@@ -94,9 +97,14 @@ async fn inbound(
 ) -> AppResult<Json<ReplyOutcome>> {
     check_secret(&state, &headers)?;
     let (from, text) = parse_body(&body)?;
-    let outcome =
-        consent::handle_reply(state.store.as_ref(), &state.settings, &from, &text, state.now())
-            .await?;
+    let outcome = consent::handle_reply(
+        state.store.as_ref(),
+        &state.settings,
+        &from,
+        &text,
+        state.now(),
+    )
+    .await?;
     tracing::info!(from = %from.masked(), ?outcome, "inbound SMS");
     Ok(Json(outcome))
 }

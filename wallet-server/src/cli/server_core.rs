@@ -15,8 +15,7 @@ pub async fn import_roster(
     mode: Mode,
     skip_invalid: bool,
 ) -> anyhow::Result<()> {
-    let bytes =
-        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let state = open_state(global, Clock::System, false).await?;
     let name = file.display().to_string();
     let request = ImportRequest {
@@ -26,14 +25,13 @@ pub async fn import_roster(
         format: roster::detect_format(Some(file), &bytes),
         options: ImportOptions { mode, skip_invalid },
     };
+    // Called once per 500 pupils: cheap enough to redraw every time.
     let progress = |done: usize, total: usize| {
-        if done == total || done % 10_000 == 0 {
-            eprint!("\rimporting: {done}/{total} pupils");
-            if done == total {
-                eprintln!();
-            }
-            let _ = std::io::stderr().flush();
+        eprint!("\rimporting: {done}/{total} pupils");
+        if done == total {
+            eprintln!();
         }
+        let _ = std::io::stderr().flush();
     };
     let report = roster::import(
         state.store.as_ref(),

@@ -25,12 +25,21 @@ pub const HELP_PER_DAY: i64 = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum ReplyOutcome {
-    Consented { consents: usize, vouchers: usize },
-    Refused { consents: usize },
+    Consented {
+        consents: usize,
+        vouchers: usize,
+    },
+    Refused {
+        consents: usize,
+    },
     /// Not an answer; `answered` is false when the help limit was reached.
-    Help { answered: bool },
+    Help {
+        answered: bool,
+    },
     /// A valid answer, but nothing awaits one on this number.
-    NothingPending { answered: bool },
+    NothingPending {
+        answered: bool,
+    },
 }
 
 /// The language a number's texts are in: its pupils' (the first listed), or none.
@@ -80,7 +89,10 @@ pub async fn handle_reply(
         Reply::Refuse => (ConsentStatus::Refused, SmsKind::ConsentRefused),
     };
     let answer = |targets: &[ConsentTarget]| {
-        let lang = targets.first().map(|t| lang_of(t, default)).unwrap_or(default);
+        let lang = targets
+            .first()
+            .map(|t| lang_of(t, default))
+            .unwrap_or(default);
         Some(NewSms {
             to: from.as_str().to_owned(),
             text: match reply {

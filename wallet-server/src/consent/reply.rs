@@ -43,20 +43,37 @@ mod tests {
 
     #[test]
     fn lenient_forms() {
-        for t in ["3#1", "3 #1", " 3# 1 ", "3 # 1\n", "\t3#1", "３＃１", "3\u{a0}#\u{a0}1"] {
+        for t in [
+            "3#1",
+            "3 #1",
+            " 3# 1 ",
+            "3 # 1\n",
+            "\t3#1",
+            "３＃１",
+            "3\u{a0}#\u{a0}1",
+        ] {
             assert_eq!(parse_reply(t), Some(Reply::Agree), "{t:?}");
         }
         for t in ["3#2", " 3 # 2 ", "3＃2"] {
             assert_eq!(parse_reply(t), Some(Reply::Refuse), "{t:?}");
         }
-        for t in ["", "3#", "3#3", "31", "3#1.", "3#12", "да", "#31", "3*1", "3#1 3#2", "33#1"] {
+        for t in [
+            "", "3#", "3#3", "31", "3#1.", "3#12", "да", "#31", "3*1", "3#1 3#2", "33#1",
+        ] {
             assert_eq!(parse_reply(t), None, "{t:?}");
         }
     }
 
     fn ws() -> impl Strategy<Value = String> {
         proptest::collection::vec(
-            prop_oneof![Just(' '), Just('\t'), Just('\n'), Just('\r'), Just('\u{a0}'), Just('\u{3000}')],
+            prop_oneof![
+                Just(' '),
+                Just('\t'),
+                Just('\n'),
+                Just('\r'),
+                Just('\u{a0}'),
+                Just('\u{3000}')
+            ],
             0..4,
         )
         .prop_map(|v| v.into_iter().collect())

@@ -82,20 +82,28 @@ fn one_or_both(lang: Option<Lang>, text: fn(Lang) -> &'static str) -> String {
 /// The answer to a text that is not `3#1` or `3#2`.
 pub fn help(lang: Option<Lang>) -> String {
     one_or_both(lang, |l| match l {
-        Lang::Ru => "Ответ не распознан. Чтобы согласиться на бесплатное питание, отправьте 3#1, \
-                     чтобы отказаться — 3#2. Вопросы: Call-центр 1414, звонок бесплатный.",
-        Lang::Kk => "Жауап танылмады. Тегін тамақтануға келісу үшін 3#1, бас тарту үшін 3#2 \
-                     жіберіңіз. Сұрақтар бойынша: 1414 Call-орталығы, қоңырау тегін.",
+        Lang::Ru => {
+            "Ответ не распознан. Чтобы согласиться на бесплатное питание, отправьте 3#1, \
+                     чтобы отказаться — 3#2. Вопросы: Call-центр 1414, звонок бесплатный."
+        }
+        Lang::Kk => {
+            "Жауап танылмады. Тегін тамақтануға келісу үшін 3#1, бас тарту үшін 3#2 \
+                     жіберіңіз. Сұрақтар бойынша: 1414 Call-орталығы, қоңырау тегін."
+        }
     })
 }
 
 /// The answer to `3#1` / `3#2` from a number with no request awaiting an answer.
 pub fn nothing_pending(lang: Option<Lang>) -> String {
     one_or_both(lang, |l| match l {
-        Lang::Ru => "На этот номер нет запроса, ожидающего ответа. Вопросы: Call-центр 1414, \
-                     звонок бесплатный.",
-        Lang::Kk => "Бұл нөмірге жауап күтіп тұрған сұрау жоқ. Сұрақтар бойынша: 1414 \
-                     Call-орталығы, қоңырау тегін.",
+        Lang::Ru => {
+            "На этот номер нет запроса, ожидающего ответа. Вопросы: Call-центр 1414, \
+                     звонок бесплатный."
+        }
+        Lang::Kk => {
+            "Бұл нөмірге жауап күтіп тұрған сұрау жоқ. Сұрақтар бойынша: 1414 \
+                     Call-орталығы, қоңырау тегін."
+        }
     })
 }
 
@@ -131,7 +139,10 @@ mod tests {
             assert!(kk.contains(needle), "{needle}");
         }
         assert!(confirmed(Lang::Kk, "http://x/wallet").contains("http://x/wallet сілтемесі"));
-        assert!(!kk.contains("  "), "no doubled spaces from line continuations");
+        assert!(
+            !kk.contains("  "),
+            "no doubled spaces from line continuations"
+        );
         assert!(!RU_REQUEST.contains("  "));
     }
 

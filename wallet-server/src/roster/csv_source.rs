@@ -91,7 +91,10 @@ impl LineCounter {
             start += 1;
         }
         if start >= self.pos {
-            self.line += bytes[self.pos..start].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.line += bytes[self.pos..start]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64;
             self.pos = start;
         }
         self.line + 1
@@ -175,7 +178,10 @@ mod tests {
     fn header_problems_are_named() {
         let text = header().replace("student_iin", "student_inn") + ",extra\n";
         let err = read(text.as_bytes()).unwrap_err().to_string();
-        assert!(err.contains("unknown columns [\"student_inn\", \"extra\"]"), "{err}");
+        assert!(
+            err.contains("unknown columns [\"student_inn\", \"extra\"]"),
+            "{err}"
+        );
         assert!(err.contains("missing columns [\"student_iin\"]"), "{err}");
         assert!(matches!(read(b""), Err(ImportError::File(_))));
     }
@@ -208,7 +214,12 @@ mod tests {
                 f[Column::LastName.index()] = last.to_owned();
                 f.join(",")
             };
-            for part in [row("a"), String::new(), row(&format!("\"b{eol}b\"")), row("c")] {
+            for part in [
+                row("a"),
+                String::new(),
+                row(&format!("\"b{eol}b\"")),
+                row("c"),
+            ] {
                 text.push_str(eol);
                 text.push_str(&part);
             }
@@ -232,7 +243,10 @@ mod tests {
         bytes.extend_from_slice(",".repeat(COLUMN_COUNT - 1).as_bytes());
         bytes.push(b'\n');
         let rows = read(&bytes).unwrap();
-        assert_eq!(rows[0].errors[0].to_string(), "line 2: 3 fields where the header has 19 (check separators and quotes)");
+        assert_eq!(
+            rows[0].errors[0].to_string(),
+            "line 2: 3 fields where the header has 19 (check separators and quotes)"
+        );
         assert_eq!(
             rows[1].errors[0].to_string(),
             "line 3, column school_bin: not UTF-8 text (save the file as CSV UTF-8)"

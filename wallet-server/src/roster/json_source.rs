@@ -71,7 +71,10 @@ pub fn read_each(bytes: &[u8], mut f: impl FnMut(RawRow)) -> Result<(), ImportEr
         let line = lines.get(i).copied().unwrap_or(0);
         let mut row = RawRow::new(line);
         let Value::Object(fields) = item else {
-            row.errors.push(RowError::row(line, "expected an object with the roster's fields"));
+            row.errors.push(RowError::row(
+                line,
+                "expected an object with the roster's fields",
+            ));
             f(row);
             continue;
         };
@@ -124,13 +127,17 @@ mod tests {
     #[test]
     fn values_and_problems() {
         let rows = read(
-            "[{\"grade\": 3, \"orphan\": false, \"lang\": null, \"x\": 1},\n{\"grade\": [3]}, 7]".as_bytes(),
+            "[{\"grade\": 3, \"orphan\": false, \"lang\": null, \"x\": 1},\n{\"grade\": [3]}, 7]"
+                .as_bytes(),
         )
         .unwrap();
         assert_eq!(rows[0].get(Column::Grade), "3");
         assert_eq!(rows[0].get(Column::Orphan), "false");
         assert_eq!(rows[0].get(Column::Lang), "");
-        assert_eq!(rows[0].errors[0].to_string(), "line 1, column x: unknown field");
+        assert_eq!(
+            rows[0].errors[0].to_string(),
+            "line 1, column x: unknown field"
+        );
         assert_eq!(
             rows[1].errors[0].to_string(),
             "line 2, column grade: must be text, a number, true/false or null"

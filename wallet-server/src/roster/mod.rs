@@ -94,11 +94,7 @@ pub fn read_rows(bytes: &[u8], format: Format) -> Result<Vec<RawRow>, ImportErro
 }
 
 /// Hands each row to `f` as it is read.
-pub fn read_each(
-    bytes: &[u8],
-    format: Format,
-    f: impl FnMut(RawRow),
-) -> Result<(), ImportError> {
+pub fn read_each(bytes: &[u8], format: Format, f: impl FnMut(RawRow)) -> Result<(), ImportError> {
     match format {
         Format::Csv => csv_source::read_each(bytes, f),
         Format::Json => json_source::read_each(bytes, f),
@@ -288,9 +284,15 @@ mod tests {
 
     #[test]
     fn format_by_name_then_content() {
-        assert_eq!(detect_format(Some(Path::new("r.JSON")), b"a,b"), Format::Json);
+        assert_eq!(
+            detect_format(Some(Path::new("r.JSON")), b"a,b"),
+            Format::Json
+        );
         assert_eq!(detect_format(Some(Path::new("r.csv")), b"[1]"), Format::Csv);
         assert_eq!(detect_format(None, b"\xEF\xBB\xBF \n [{}]"), Format::Json);
-        assert_eq!(detect_format(Some(Path::new("r.txt")), b"school_bin,"), Format::Csv);
+        assert_eq!(
+            detect_format(Some(Path::new("r.txt")), b"school_bin,"),
+            Format::Csv
+        );
     }
 }

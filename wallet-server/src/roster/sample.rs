@@ -6,10 +6,24 @@ use super::fields::Column;
 use shared::ids::with_check_digit;
 
 const SURNAMES: [&str; 8] = [
-    "Ахметов", "Сапаров", "Жумабаев", "Искаков", "Нурланов", "Серіков", "Омаров", "Касымов",
+    "Ахметов",
+    "Сапаров",
+    "Жумабаев",
+    "Искаков",
+    "Нурланов",
+    "Серіков",
+    "Омаров",
+    "Касымов",
 ];
 const NAMES: [&str; 8] = [
-    "Алихан", "Айгерим", "Нурсултан", "Дана", "Ерасыл", "Аружан", "Тимур", "Әсел",
+    "Алихан",
+    "Айгерим",
+    "Нурсултан",
+    "Дана",
+    "Ерасыл",
+    "Аружан",
+    "Тимур",
+    "Әсел",
 ];
 const PATRONYMICS: [&str; 4] = ["Русланович", "Ерланович", "Маратович", "Бауыржанович"];
 const PARENTS: [&str; 4] = ["Динара", "Гульнар", "Асель", "Жанар"];
@@ -31,9 +45,8 @@ pub fn iins(start: usize, n: usize) -> Vec<String> {
         let (month, rest) = (rest % 12 + 1, rest / 12);
         let year = 12 + rest % 8;
         let sex = 5 + (k % 2);
-        if let Some(iin) = with_check_digit(&format!(
-            "{year:02}{month:02}{day:02}{sex}{serial:04}"
-        )) {
+        if let Some(iin) = with_check_digit(&format!("{year:02}{month:02}{day:02}{sex}{serial:04}"))
+        {
             out.push(iin);
         }
         k += 1;
@@ -72,11 +85,23 @@ pub fn csv(pupils: usize, schools: usize) -> String {
             (if i % 5 == 1 { "40000" } else { "90000" }).to_owned(),
             (if i % 7 == 2 { "да" } else { "нет" }).to_owned(),
             format!("{surname}а {} Ерлановна", PARENTS[i % PARENTS.len()]),
-            if mother.is_empty() { String::new() } else { phone(0) },
+            if mother.is_empty() {
+                String::new()
+            } else {
+                phone(0)
+            },
             format!("{surname} Руслан Маратович"),
-            if father.is_empty() { String::new() } else { format!("8 701 {:07}", (i * 3 + 1) % 10_000_000) },
+            if father.is_empty() {
+                String::new()
+            } else {
+                format!("8 701 {:07}", (i * 3 + 1) % 10_000_000)
+            },
             String::new(),
-            if guardian.is_empty() { String::new() } else { phone(2) },
+            if guardian.is_empty() {
+                String::new()
+            } else {
+                phone(2)
+            },
             format!("{:09}", i),
             (if i % 2 == 0 { "kk" } else { "ru" }).to_owned(),
         ];

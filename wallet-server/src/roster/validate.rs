@@ -158,28 +158,40 @@ impl Validator {
 
         let bin = p.take(
             C::SchoolBin,
-            Bin::parse(v(C::SchoolBin)).map_err(|e| id_reason("BIN", v(C::SchoolBin), &e.to_string())),
+            Bin::parse(v(C::SchoolBin))
+                .map_err(|e| id_reason("BIN", v(C::SchoolBin), &e.to_string())),
         );
         let iin = p.take(
             C::StudentIin,
             Iin::parse(v(C::StudentIin))
                 .map_err(|e| id_reason("IIN", v(C::StudentIin), &e.to_string())),
         );
-        let school_name = p.take(C::SchoolName, required_text(v(C::SchoolName), SCHOOL_NAME_MAX));
+        let school_name = p.take(
+            C::SchoolName,
+            required_text(v(C::SchoolName), SCHOOL_NAME_MAX),
+        );
         let last_name = p.take(C::LastName, required_text(v(C::LastName), NAME_MAX));
         let first_name = p.take(C::FirstName, required_text(v(C::FirstName), NAME_MAX));
         let middle_name = p.take(C::MiddleName, clean_text(v(C::MiddleName), NAME_MAX));
         let grade = p.take(C::Grade, parse_grade(v(C::Grade)));
-        let class_letter = p.take(C::ClassLetter, clean_text(v(C::ClassLetter), CLASS_LETTER_MAX));
+        let class_letter = p.take(
+            C::ClassLetter,
+            clean_text(v(C::ClassLetter), CLASS_LETTER_MAX),
+        );
         let receives_asp = p.take(C::ReceivesAsp, parse_bool(v(C::ReceivesAsp)));
-        let income = p.take(C::PerCapitaIncomeKzt, parse_income(v(C::PerCapitaIncomeKzt)));
+        let income = p.take(
+            C::PerCapitaIncomeKzt,
+            parse_income(v(C::PerCapitaIncomeKzt)),
+        );
         let orphan = p.take(C::Orphan, parse_bool(v(C::Orphan)));
         let mother_name = p.take(C::MotherName, clean_text(v(C::MotherName), PARENT_NAME_MAX));
         let mother_phone = p.take(C::MotherPhone, optional_phone(v(C::MotherPhone)));
         let father_name = p.take(C::FatherName, clean_text(v(C::FatherName), PARENT_NAME_MAX));
         let father_phone = p.take(C::FatherPhone, optional_phone(v(C::FatherPhone)));
-        let guardian_name =
-            p.take(C::GuardianName, clean_text(v(C::GuardianName), PARENT_NAME_MAX));
+        let guardian_name = p.take(
+            C::GuardianName,
+            clean_text(v(C::GuardianName), PARENT_NAME_MAX),
+        );
         let guardian_phone = p.take(C::GuardianPhone, optional_phone(v(C::GuardianPhone)));
         let card_number = p.take(C::CardNumber, parse_card(v(C::CardNumber)));
         let lang = p.take(C::Lang, parse_lang(v(C::Lang), self.default_lang));

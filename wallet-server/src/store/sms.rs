@@ -66,8 +66,7 @@ pub trait SmsOutboxStore {
     async fn queue_sms(&self, sms: &NewSms, now: i64) -> StoreResult<String>;
     /// Claims up to `limit` due, unsent rows for `lease` seconds: another instance skips them
     /// until the lease runs out (a crashed sender's rows are retried then).
-    async fn claim_due_sms(&self, now: i64, lease: i64, limit: i64)
-        -> StoreResult<Vec<QueuedSms>>;
+    async fn claim_due_sms(&self, now: i64, lease: i64, limit: i64) -> StoreResult<Vec<QueuedSms>>;
     async fn mark_sms_sent(&self, ids: &[String], now: i64) -> StoreResult<()>;
     /// Records a failed attempt and when to try again; releases the lease.
     async fn mark_sms_failed(&self, id: &str, error: &str, retry_at: i64) -> StoreResult<()>;

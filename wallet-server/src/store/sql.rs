@@ -107,7 +107,10 @@ mod tests {
     #[test]
     fn bulk_forms() {
         let sql = format!("UPDATE t SET a = $1 WHERE id IN ({})", placeholders(3, 2));
-        assert_eq!(bulk(Backend::Sqlite, sql.clone()), "UPDATE t SET a = ? WHERE id IN (?, ?, ?)");
+        assert_eq!(
+            bulk(Backend::Sqlite, sql.clone()),
+            "UPDATE t SET a = ? WHERE id IN (?, ?, ?)"
+        );
         assert_eq!(bulk(Backend::Postgres, sql.clone()), sql);
         assert_eq!(
             bulk(Backend::Sqlite, format!("VALUES {}", values_list(2, 2, 1))),
