@@ -12,6 +12,7 @@ use shared::error::ErrorBody;
 pub enum AppError {
     #[error("{0}")]
     BadRequest(String),
+    /// A stable code and the message for people.
     #[error("{1}")]
     Invalid(&'static str, String),
     #[error("sign in first")]

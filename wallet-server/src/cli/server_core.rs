@@ -25,14 +25,13 @@ pub async fn import_roster(
         format: roster::detect_format(Some(file), &bytes),
         options: ImportOptions { mode, skip_invalid },
     };
+    // Called once per 500 pupils: cheap enough to redraw every time.
     let progress = |done: usize, total: usize| {
-        if done == total || done.is_multiple_of(10_000) {
-            eprint!("\rimporting: {done}/{total} pupils");
-            if done == total {
-                eprintln!();
-            }
-            let _ = std::io::stderr().flush();
+        eprint!("\rimporting: {done}/{total} pupils");
+        if done == total {
+            eprintln!();
         }
+        let _ = std::io::stderr().flush();
     };
     let report = roster::import(
         state.store.as_ref(),

@@ -75,8 +75,41 @@ fn read_header(fields: &csv::ByteRecord) -> Result<Vec<Column>, ImportError> {
     }
 }
 
+/// Line numbers from byte offsets. The csv crate's own line count lags behind after CRLF line
+/// ends, so records are located by byte offset; an offset may point at the line break that ended
+/// the previous record (or at blank lines before the record), which is skipped.
+#[derive(Default)]
+struct LineCounter {
+    pos: usize,
+    line: u64,
+}
+
+impl LineCounter {
+    fn line_at(&mut self, bytes: &[u8], offset: u64) -> u64 {
+        let mut start = (offset as usize).min(bytes.len());
+        while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        if start >= self.pos {
+            self.line += bytes[self.pos..start]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64;
+            self.pos = start;
+        }
+        self.line + 1
+    }
+}
+
 /// Every data row of the file, blank rows skipped.
 pub fn read(bytes: &[u8]) -> Result<Vec<RawRow>, ImportError> {
+    let mut rows = Vec::new();
+    read_each(bytes, |r| rows.push(r))?;
+    Ok(rows)
+}
+
+/// Hands each data row to `f` as it is read (a large file is never held as rows).
+pub fn read_each(bytes: &[u8], mut f: impl FnMut(RawRow)) -> Result<(), ImportError> {
     let bytes = strip_bom(bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -89,10 +122,10 @@ pub fn read(bytes: &[u8]) -> Result<Vec<RawRow>, ImportError> {
         None => return Err(ImportError::File("the file is empty".into())),
     };
     let columns = read_header(&header)?;
-    let mut rows = Vec::new();
+    let mut lines = LineCounter::default();
     for record in records {
         let record = record.map_err(|e| ImportError::File(format!("cannot read CSV: {e}")))?;
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let line = lines.line_at(bytes, record.position().map_or(0, |p| p.byte()));
         if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
             continue;
         }
@@ -106,7 +139,7 @@ pub fn read(bytes: &[u8]) -> Result<Vec<RawRow>, ImportError> {
                     columns.len()
                 ),
             ));
-            rows.push(row);
+            f(row);
             continue;
         }
         for (field, &column) in record.iter().zip(&columns) {
@@ -119,9 +152,9 @@ pub fn read(bytes: &[u8]) -> Result<Vec<RawRow>, ImportError> {
                 )),
             }
         }
-        rows.push(row);
+        f(row);
     }
-    Ok(rows)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -169,6 +202,37 @@ mod tests {
         assert_eq!(rows[0].get(Column::SchoolName), "Школа \"Болашак\", №1");
         assert_eq!(rows[0].get(Column::LastName), "Ahmetov\r\nJr");
         assert!(rows[0].errors.is_empty());
+    }
+
+    #[test]
+    fn lines_with_crlf_quoted_breaks_and_blank_lines() {
+        let h = header();
+        for (eol, name) in [("\n", "lf"), ("\r\n", "crlf"), ("\r", "cr")] {
+            let mut text = h.clone();
+            let row = |last: &str| {
+                let mut f = vec![String::new(); COLUMN_COUNT];
+                f[Column::LastName.index()] = last.to_owned();
+                f.join(",")
+            };
+            for part in [
+                row("a"),
+                String::new(),
+                row(&format!("\"b{eol}b\"")),
+                row("c"),
+            ] {
+                text.push_str(eol);
+                text.push_str(&part);
+            }
+            text.push_str(eol);
+            let rows = read(text.as_bytes()).unwrap();
+            let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
+            if name == "cr" {
+                // A lone CR ends records but is no line break for the reader of the report.
+                assert_eq!(lines.len(), 3, "{name}");
+            } else {
+                assert_eq!(lines, vec![2, 4, 6], "{name}");
+            }
+        }
     }
 
     #[test]

@@ -51,6 +51,13 @@ fn line_numbers(text: &[u8], offsets: &[usize]) -> Vec<u64> {
 }
 
 pub fn read(bytes: &[u8]) -> Result<Vec<RawRow>, ImportError> {
+    let mut rows = Vec::new();
+    read_each(bytes, |r| rows.push(r))?;
+    Ok(rows)
+}
+
+/// Hands each element of the array to `f` as a row.
+pub fn read_each(bytes: &[u8], mut f: impl FnMut(RawRow)) -> Result<(), ImportError> {
     let text = strip_bom(bytes);
     let value: Value = serde_json::from_slice(text)
         .map_err(|e| ImportError::File(format!("not valid JSON: {e}")))?;
@@ -60,7 +67,6 @@ pub fn read(bytes: &[u8]) -> Result<Vec<RawRow>, ImportError> {
         ));
     };
     let lines = line_numbers(text, &element_offsets(text));
-    let mut rows = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let line = lines.get(i).copied().unwrap_or(0);
         let mut row = RawRow::new(line);
@@ -69,7 +75,7 @@ pub fn read(bytes: &[u8]) -> Result<Vec<RawRow>, ImportError> {
                 line,
                 "expected an object with the roster's fields",
             ));
-            rows.push(row);
+            f(row);
             continue;
         };
         for (key, value) in fields {
@@ -93,9 +99,9 @@ pub fn read(bytes: &[u8]) -> Result<Vec<RawRow>, ImportError> {
                 )),
             }
         }
-        rows.push(row);
+        f(row);
     }
-    Ok(rows)
+    Ok(())
 }
 
 #[cfg(test)]

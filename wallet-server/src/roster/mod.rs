@@ -93,6 +93,14 @@ pub fn read_rows(bytes: &[u8], format: Format) -> Result<Vec<RawRow>, ImportErro
     }
 }
 
+/// Hands each row to `f` as it is read.
+pub fn read_each(bytes: &[u8], format: Format, f: impl FnMut(RawRow)) -> Result<(), ImportError> {
+    match format {
+        Format::Csv => csv_source::read_each(bytes, f),
+        Format::Json => json_source::read_each(bytes, f),
+    }
+}
+
 /// The file's rows, checked.
 #[derive(Debug, Default)]
 pub struct Prepared {
@@ -107,35 +115,59 @@ pub struct Prepared {
 }
 
 pub fn prepare(rows: &[RawRow], validator: &Validator) -> Prepared {
-    let mut out = Prepared {
-        total_rows: rows.len(),
-        ..Prepared::default()
-    };
-    let mut first_line: HashMap<String, u64> = HashMap::with_capacity(rows.len());
-    let mut school_index: HashMap<String, usize> = HashMap::new();
+    let mut p = Preparer::new(validator);
     for raw in rows {
-        let mut result = validator.validate(raw);
+        p.add(raw);
+    }
+    p.finish()
+}
+
+/// Checks rows one by one, keeping only what the import needs.
+pub struct Preparer<'a> {
+    validator: &'a Validator,
+    out: Prepared,
+    first_line: HashMap<String, u64>,
+    school_index: HashMap<String, usize>,
+}
+
+impl<'a> Preparer<'a> {
+    pub fn new(validator: &'a Validator) -> Preparer<'a> {
+        Preparer {
+            validator,
+            out: Prepared::default(),
+            first_line: HashMap::new(),
+            school_index: HashMap::new(),
+        }
+    }
+
+    pub fn add(&mut self, raw: &RawRow) {
+        let out = &mut self.out;
+        out.total_rows += 1;
+        let mut result = self.validator.validate(raw);
         if let Ok(iin) = Iin::parse(raw.get(Column::StudentIin)) {
             let iin = iin.to_string();
-            if let Some(&line) = first_line.get(&iin) {
+            if let Some(&line) = self.first_line.get(&iin) {
                 let dup = RowError::at(
                     raw.line,
                     Column::StudentIin,
-                    format!("IIN {} already given on line {line}", iin),
+                    format!("IIN {iin} already given on line {line}"),
                 );
                 match &mut result {
                     Ok(_) => result = Err(vec![dup]),
                     Err(errors) => errors.push(dup),
                 }
             } else {
-                first_line.insert(iin.clone(), raw.line);
+                self.first_line.insert(iin.clone(), raw.line);
             }
             out.listed_iins.insert(iin);
         }
         match result {
             Ok(row) => {
-                let next = school_index.len();
-                let school = *school_index.entry(row.school_bin.clone()).or_insert(next);
+                let next = self.school_index.len();
+                let school = *self
+                    .school_index
+                    .entry(row.school_bin.clone())
+                    .or_insert(next);
                 if school == out.schools.len() {
                     out.schools.push(ImportSchool {
                         bin: row.school_bin,
@@ -153,7 +185,10 @@ pub fn prepare(rows: &[RawRow], validator: &Validator) -> Prepared {
             }
         }
     }
-    out
+
+    pub fn finish(self) -> Prepared {
+        self.out
+    }
 }
 
 /// What an import did (or, when `applied` is false, would not do).
@@ -209,13 +244,13 @@ pub async fn import(
     now: i64,
     progress: &(dyn Fn(usize, usize) + Send + Sync),
 ) -> Result<ImportReport, ImportError> {
-    let rows = read_rows(request.bytes, request.format)?;
     let validator = Validator {
         subsistence_minimum_kzt: settings.eligibility.subsistence_minimum_kzt,
         default_lang: settings.server.default_lang,
     };
-    let prepared = prepare(&rows, &validator);
-    drop(rows);
+    let mut preparer = Preparer::new(&validator);
+    read_each(request.bytes, request.format, |raw| preparer.add(&raw))?;
+    let prepared = preparer.finish();
     let mut report = ImportReport {
         rows: prepared.total_rows,
         rejected_rows: prepared.rejected_rows,

@@ -4,9 +4,13 @@
 //!
 //! Queue it; the delivery job sends it (within seconds: queueing wakes the job):
 //!
-//! ```ignore
+//! ```no_run
+//! # async fn send(state: wallet_server::AppState, phone: shared::phone::Phone, text: String)
+//! #     -> Result<(), wallet_server::store::StoreError> {
 //! use wallet_server::sms::{self, SmsKind};
 //! let id = sms::queue(state.store.as_ref(), &phone, &text, SmsKind::LoginCode, state.now()).await?;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! `queue` writes the outbox row and returns; it never talks to the gateway, so a slow or

@@ -8,7 +8,7 @@
 //! in a `BEGIN IMMEDIATE` transaction: one writer at a time.
 
 use super::sms::{insert_sms_sql, NewSms};
-use super::sql::{begin_write, placeholders, skip_locked};
+use super::sql::{begin_write, bulk, placeholders, skip_locked};
 use super::{StoreError, StoreResult};
 use async_trait::async_trait;
 use sqlx::FromRow;
@@ -217,19 +217,22 @@ macro_rules! impl_consent {
             ) -> StoreResult<Vec<ConsentTarget>> {
                 let mut targets: Vec<ConsentTarget> = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(super::sql::CHUNK) {
-                    let sql = format!(
-                        "{TARGET_SELECT} WHERE c.id IN ({})",
-                        placeholders(chunk.len(), 1)
+                    let sql = bulk(
+                        <$t>::BACKEND,
+                        format!("{TARGET_SELECT} WHERE c.id IN ({})", placeholders(chunk.len(), 1)),
                     );
                     let mut q = sqlx::query_as(&sql);
                     for id in chunk {
                         q = q.bind(id);
                     }
                     targets.extend(q.fetch_all(&mut **tx).await?);
-                    let sql = format!(
-                        "INSERT INTO consent_transitions (consent_id, status, at, detail)
-                         SELECT id, status, $1, $2 FROM consents WHERE id IN ({})",
-                        placeholders(chunk.len(), 3)
+                    let sql = bulk(
+                        <$t>::BACKEND,
+                        format!(
+                            "INSERT INTO consent_transitions (consent_id, status, at, detail)
+                             SELECT id, status, $1, $2 FROM consents WHERE id IN ({})",
+                            placeholders(chunk.len(), 3)
+                        ),
                     );
                     let mut q = sqlx::query(&sql).bind(now).bind(detail);
                     for id in chunk {
@@ -247,7 +250,7 @@ macro_rules! impl_consent {
                 now: i64,
             ) -> StoreResult<()> {
                 for chunk in rows.chunks(super::sql::CHUNK) {
-                    let sql = insert_sms_sql(chunk.len());
+                    let sql = bulk(<$t>::BACKEND, insert_sms_sql(chunk.len()));
                     $crate::bind_sms!(sqlx::query(&sql), chunk, now)
                         .execute(&mut **tx)
                         .await?;

@@ -1,7 +1,7 @@
 //! The SMS outbox: every SMS is a row first, written in the same transaction as the change that
 //! causes it; a delivery job claims due rows with a lease, sends them and marks them sent.
 
-use super::sql::{begin_write, placeholders, skip_locked};
+use super::sql::{begin_write, bulk, placeholders, skip_locked, values_list};
 use super::StoreResult;
 use crate::sms::SmsKind;
 use async_trait::async_trait;
@@ -33,24 +33,11 @@ pub const SMS_COLUMNS: &str =
     "id, to_phone, text, kind, created_at, sent_at, attempts, next_attempt_at, last_error";
 
 /// `INSERT` of `n` outbox rows; bind each with [`bind_sms!`](crate::bind_sms).
+/// Each parameter appears once, in order: pass it through [`super::sql::bulk`].
 pub fn insert_sms_sql(n: usize) -> String {
     format!(
         "INSERT INTO sms_outbox (id, to_phone, text, kind, created_at, next_attempt_at) VALUES {}",
-        (0..n)
-            .map(|i| {
-                let b = i * 5;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 5
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+        values_list(n, 6, 1)
     )
 }
 
@@ -66,6 +53,7 @@ macro_rules! bind_sms {
                 .bind(&sms.to)
                 .bind(&sms.text)
                 .bind(sms.kind.as_str())
+                .bind($now)
                 .bind($now);
         }
         q
@@ -142,10 +130,13 @@ macro_rules! impl_sms {
 
             async fn mark_sms_sent(&self, ids: &[String], now: i64) -> StoreResult<()> {
                 for chunk in ids.chunks(super::sql::CHUNK) {
-                    let sql = format!(
-                        "UPDATE sms_outbox SET sent_at = $1, claimed_until = NULL, last_error = NULL
-                         WHERE id IN ({})",
-                        placeholders(chunk.len(), 2)
+                    let sql = bulk(
+                        Self::BACKEND,
+                        format!(
+                            "UPDATE sms_outbox SET sent_at = $1, claimed_until = NULL, last_error = NULL
+                             WHERE id IN ({})",
+                            placeholders(chunk.len(), 2)
+                        ),
                     );
                     let mut q = sqlx::query(&sql).bind(now);
                     for id in chunk {
@@ -208,7 +199,7 @@ mod tests {
         assert_eq!(
             insert_sms_sql(2),
             "INSERT INTO sms_outbox (id, to_phone, text, kind, created_at, next_attempt_at) VALUES \
-             ($1, $2, $3, $4, $5, $5), ($6, $7, $8, $9, $10, $10)"
+             ($1, $2, $3, $4, $5, $6), ($7, $8, $9, $10, $11, $12)"
         );
     }
 }

@@ -20,6 +20,39 @@ impl HasDb for PgStore {
 /// (32,766) and PostgreSQL's (65,535) limit on bound parameters.
 pub const CHUNK: usize = 500;
 
+/// A statement with many parameters, for the backend. Its `$1…$N` must each appear once, in
+/// order; on SQLite they become anonymous `?`.
+///
+/// Why: sqlx finds the argument of a named SQLite parameter (`$N`) by asking SQLite for the
+/// parameter's name, which SQLite looks up with a linear search, so binding a statement with
+/// thousands of `$N` costs quadratically (measured: 500 rows of 23 columns bound 15 times slower
+/// per row than single rows). Anonymous parameters bind in order at constant cost.
+pub fn bulk(backend: Backend, sql: String) -> String {
+    match backend {
+        Backend::Postgres => sql,
+        Backend::Sqlite => {
+            let mut out = String::with_capacity(sql.len());
+            let mut chars = sql.chars().peekable();
+            let mut expected = 1usize;
+            while let Some(c) = chars.next() {
+                if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+                    let mut n = 0usize;
+                    while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                        n = n * 10 + d as usize;
+                        chars.next();
+                    }
+                    debug_assert_eq!(n, expected, "bulk parameters must appear once, in order");
+                    expected += 1;
+                    out.push('?');
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+    }
+}
+
 /// `$first, $first+1, …` — `n` placeholders.
 pub fn placeholders(n: usize, first: usize) -> String {
     let mut s = String::with_capacity(n * 6);
@@ -70,6 +103,26 @@ pub fn skip_locked(backend: Backend, of: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bulk_forms() {
+        let sql = format!("UPDATE t SET a = $1 WHERE id IN ({})", placeholders(3, 2));
+        assert_eq!(
+            bulk(Backend::Sqlite, sql.clone()),
+            "UPDATE t SET a = ? WHERE id IN (?, ?, ?)"
+        );
+        assert_eq!(bulk(Backend::Postgres, sql.clone()), sql);
+        assert_eq!(
+            bulk(Backend::Sqlite, format!("VALUES {}", values_list(2, 2, 1))),
+            "VALUES (?, ?), (?, ?)"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "once, in order")]
+    fn bulk_refuses_reused_parameters() {
+        bulk(Backend::Sqlite, "SET a = $1, b = $1".into());
+    }
 
     #[test]
     fn numbered_in_order() {
