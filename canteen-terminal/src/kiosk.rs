@@ -118,6 +118,10 @@ impl Kiosk {
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         let interval = Duration::from_secs(self.terminal.settings().sync_interval_seconds);
         let _sync = self.spawn_background_sync(interval);
+        let _checkpoints = crate::store::spawn_checkpointer(
+            self.terminal.pool().clone(),
+            crate::store::CHECKPOINT_EVERY,
+        );
         axum::serve(listener, self.router()).await
     }
 }
