@@ -274,7 +274,7 @@ impl Terminal {
         let before = store::sync_state(&self.pool).await?;
         let identity = &self.identity;
         let t0 = self.clock.now();
-        let snap = client.snapshot(before.snapshot_cursor).await?;
+        let snap = client.snapshot(before.snapshot_cursor, t0).await?;
         let now = self.clock.now();
         let trust_version = check_snapshot(
             &snap,
@@ -327,7 +327,9 @@ impl Terminal {
                 return Ok((uploaded, already_had, cursor, local_last));
             }
             let from = cursor + 1;
-            let ack = client.upload(&EventUpload { events: batch }).await?;
+            let ack = client
+                .upload(&EventUpload { events: batch }, self.clock.now())
+                .await?;
             uploaded += ack.stored;
             already_had += ack.already_had;
             if ack.last_seq > local_last {
