@@ -30,10 +30,14 @@ pub struct LastSync {
     pub report: Option<SyncReport>,
 }
 
+/// A code held in front of the camera shows up in many frames; it is scanned once per this.
+pub const FRAME_REPEAT: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Kiosk {
     terminal: Arc<Terminal>,
     last_sync: Arc<Mutex<LastSync>>,
+    last_frame_code: Arc<Mutex<Option<(String, std::time::Instant)>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,6 +60,7 @@ impl Kiosk {
         Kiosk {
             terminal,
             last_sync: Arc::new(Mutex::new(LastSync::default())),
+            last_frame_code: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -176,6 +181,8 @@ async fn scan(State(k): State<Kiosk>, body: axum::body::Bytes) -> Response {
 #[derive(Serialize)]
 struct NoCode {
     found: bool,
+    /// The code of the previous frame, already scanned.
+    repeat: bool,
 }
 
 async fn scan_frame(State(k): State<Kiosk>, body: axum::body::Bytes) -> Response {
@@ -194,8 +201,26 @@ async fn scan_frame(State(k): State<Kiosk>, body: axum::body::Bytes) -> Response
         }
     };
     let Some(token) = tokens.first() else {
-        return Json(NoCode { found: false }).into_response();
+        return Json(NoCode {
+            found: false,
+            repeat: false,
+        })
+        .into_response();
     };
+    {
+        let mut last = k.last_frame_code.lock().await;
+        let now = std::time::Instant::now();
+        if let Some((code, at)) = last.as_ref() {
+            if code == token && now.duration_since(*at) < FRAME_REPEAT {
+                return Json(NoCode {
+                    found: true,
+                    repeat: true,
+                })
+                .into_response();
+            }
+        }
+        *last = Some((token.clone(), now));
+    }
     match k.terminal.scan(token, None).await {
         Ok(outcome) => Json(outcome).into_response(),
         Err(e) => {
