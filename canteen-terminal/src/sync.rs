@@ -359,3 +359,16 @@ impl Terminal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermark_is_reset_only_when_the_server_agrees() {
+        assert_eq!(watermark_after_sync(5_000, 1_000, 60), 1_000);
+        assert_eq!(watermark_after_sync(5_000, 1_000, -120), 1_000);
+        assert_eq!(watermark_after_sync(5_000, 1_000, 121), 5_000);
+        assert_eq!(watermark_after_sync(500, 1_000, 4_000), 1_000);
+    }
+}
