@@ -50,6 +50,12 @@ async fn main() {
         opened.elapsed().as_secs_f64() * 1e3
     );
 
+    // As `scan` and `kiosk` run: checkpoints on their own connection, off the scan path.
+    let _checkpoints = canteen_terminal::store::spawn_checkpointer(
+        terminal.pool().clone(),
+        canteen_terminal::store::CHECKPOINT_EVERY,
+    );
+
     // Tokens are signed up front: signing is the wallet's cost, not the terminal's.
     let tokens: Vec<String> = ids.iter().map(|id| token(*id, now - 60)).collect();
     // Warm caches and prepared statements on vouchers the measured runs do not use.

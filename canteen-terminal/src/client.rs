@@ -5,6 +5,9 @@ use shared::wire::{EnrollRequest, EnrollResponse, EventAck, EventUpload, Snapsho
 use std::fmt;
 use std::time::Duration;
 
+/// The terminal's clock (Unix seconds), sent with snapshot and event calls.
+pub const TERMINAL_TIME_HEADER: &str = "x-terminal-time";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
@@ -83,18 +86,28 @@ impl ServerClient {
         self.read(&url, resp).await
     }
 
-    pub async fn snapshot(&self, cursor: i64) -> Result<Snapshot, ClientError> {
+    /// `terminal_time`: this terminal's clock, so the server can show its offset to staff.
+    pub async fn snapshot(&self, cursor: i64, terminal_time: i64) -> Result<Snapshot, ClientError> {
         let url = self.url("snapshot");
         let resp = self
             .authed(self.http.get(&url).query(&[("cursor", cursor)]))
+            .header(TERMINAL_TIME_HEADER, terminal_time)
             .send()
             .await;
         self.read(&url, resp).await
     }
 
-    pub async fn upload(&self, upload: &EventUpload) -> Result<EventAck, ClientError> {
+    pub async fn upload(
+        &self,
+        upload: &EventUpload,
+        terminal_time: i64,
+    ) -> Result<EventAck, ClientError> {
         let url = self.url("events");
-        let resp = self.authed(self.http.post(&url).json(upload)).send().await;
+        let resp = self
+            .authed(self.http.post(&url).json(upload))
+            .header(TERMINAL_TIME_HEADER, terminal_time)
+            .send()
+            .await;
         self.read(&url, resp).await
     }
 

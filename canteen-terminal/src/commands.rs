@@ -114,6 +114,10 @@ pub async fn scan(
     print_warnings(&terminal.status().await?);
     let format = if json { Format::Json } else { Format::Text };
     if images.is_empty() {
+        let _checkpoints = crate::store::spawn_checkpointer(
+            terminal.pool().clone(),
+            crate::store::CHECKPOINT_EVERY,
+        );
         let stdin = tokio::io::BufReader::new(tokio::io::stdin());
         let mut out = std::io::stdout().lock();
         stream::scan_stream(&terminal, stdin, &mut out, format, meal).await?;

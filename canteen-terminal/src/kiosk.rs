@@ -30,15 +30,19 @@ pub struct LastSync {
     pub report: Option<SyncReport>,
 }
 
+/// A code held in front of the camera shows up in many frames; it is scanned once per this.
+pub const FRAME_REPEAT: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Kiosk {
     terminal: Arc<Terminal>,
     last_sync: Arc<Mutex<LastSync>>,
+    last_frame_code: Arc<Mutex<Option<(String, std::time::Instant)>>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ScanRequest {
+struct ScanRequest {
     #[serde(default)]
     pub token: Option<String>,
     #[serde(default)]
@@ -56,6 +60,7 @@ impl Kiosk {
         Kiosk {
             terminal,
             last_sync: Arc::new(Mutex::new(LastSync::default())),
+            last_frame_code: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -118,6 +123,10 @@ impl Kiosk {
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         let interval = Duration::from_secs(self.terminal.settings().sync_interval_seconds);
         let _sync = self.spawn_background_sync(interval);
+        let _checkpoints = crate::store::spawn_checkpointer(
+            self.terminal.pool().clone(),
+            crate::store::CHECKPOINT_EVERY,
+        );
         axum::serve(listener, self.router()).await
     }
 }
@@ -132,29 +141,31 @@ async fn page() -> impl IntoResponse {
     )
 }
 
+/// What `POST /scan` asks for, after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanInput {
+    Token(String, Option<MealKind>),
+    Card(String, Option<MealKind>),
+}
+
+/// Parses a `POST /scan` body: exactly one of a non-blank `token` or `card`, and an optional
+/// `meal`. Blank input is refused here (as blank stdin lines are skipped): it is not a scan.
+pub fn parse_scan_request(body: &[u8]) -> Result<ScanInput, String> {
+    let req: ScanRequest = serde_json::from_slice(body)
+        .map_err(|e| format!("expected {{\"token\": \"...\"}} or {{\"card\": \"...\"}}: {e}"))?;
+    let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+    match (present(&req.token), present(&req.card)) {
+        (true, false) => Ok(ScanInput::Token(req.token.unwrap_or_default(), req.meal)),
+        (false, true) => Ok(ScanInput::Card(req.card.unwrap_or_default(), req.meal)),
+        _ => Err("send exactly one of a non-empty \"token\" or \"card\"".to_owned()),
+    }
+}
+
 async fn scan(State(k): State<Kiosk>, body: axum::body::Bytes) -> Response {
-    let req: ScanRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &format!("expected {{\"token\": \"...\"}} or {{\"card\": \"...\"}}: {e}"),
-            )
-        }
-    };
-    let result = match (req.token.as_deref(), req.card.as_deref()) {
-        (Some(token), None) => k.terminal.scan(token, req.meal).await,
-        (None, Some(card)) if !card.trim().is_empty() => {
-            k.terminal.redeem_card(card, req.meal).await
-        }
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "send exactly one of \"token\" or a non-empty \"card\"",
-            )
-        }
+    let result = match parse_scan_request(&body) {
+        Ok(ScanInput::Token(token, meal)) => k.terminal.scan(&token, meal).await,
+        Ok(ScanInput::Card(card, meal)) => k.terminal.redeem_card(&card, meal).await,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", &message),
     };
     match result {
         Ok(outcome) => Json(outcome).into_response(),
@@ -172,6 +183,8 @@ async fn scan(State(k): State<Kiosk>, body: axum::body::Bytes) -> Response {
 #[derive(Serialize)]
 struct NoCode {
     found: bool,
+    /// The code of the previous frame, already scanned.
+    repeat: bool,
 }
 
 async fn scan_frame(State(k): State<Kiosk>, body: axum::body::Bytes) -> Response {
@@ -190,8 +203,26 @@ async fn scan_frame(State(k): State<Kiosk>, body: axum::body::Bytes) -> Response
         }
     };
     let Some(token) = tokens.first() else {
-        return Json(NoCode { found: false }).into_response();
+        return Json(NoCode {
+            found: false,
+            repeat: false,
+        })
+        .into_response();
     };
+    {
+        let mut last = k.last_frame_code.lock().await;
+        let now = std::time::Instant::now();
+        if let Some((code, at)) = last.as_ref() {
+            if code == token && now.duration_since(*at) < FRAME_REPEAT {
+                return Json(NoCode {
+                    found: true,
+                    repeat: true,
+                })
+                .into_response();
+            }
+        }
+        *last = Some((token.clone(), now));
+    }
     match k.terminal.scan(token, None).await {
         Ok(outcome) => Json(outcome).into_response(),
         Err(e) => {
@@ -229,4 +260,57 @@ async fn status(State(k): State<Kiosk>) -> Response {
 
 async fn sync_now(State(k): State<Kiosk>) -> Response {
     Json(k.sync_once().await).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn scan_requests() {
+        assert_eq!(
+            parse_scan_request(br#"{"token": "abc", "meal": "lunch"}"#),
+            Ok(ScanInput::Token("abc".into(), Some(MealKind::Lunch)))
+        );
+        assert_eq!(
+            parse_scan_request(br#"{"card": "0001"}"#),
+            Ok(ScanInput::Card("0001".into(), None))
+        );
+        for bad in [
+            &br#"{"token": " ", "card": ""}"#[..],
+            br#"{"token": "a", "card": "b"}"#,
+            br#"{"token": "a", "meal": "dinner"}"#,
+            br#"{"token": "a", "x": 1}"#,
+            br#"[]"#,
+            b"",
+        ] {
+            assert!(
+                parse_scan_request(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn scan_request_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse_scan_request(&body);
+        }
+
+        #[test]
+        fn accepted_requests_carry_exactly_one_non_blank_credential(
+            token in proptest::option::of("[ a-zA-Z0-9_-]{0,20}"),
+            card in proptest::option::of("[ 0-9-]{0,12}"),
+        ) {
+            let body = serde_json::json!({"token": token, "card": card}).to_string();
+            let blank = |v: &Option<String>| !matches!(v.as_deref(), Some(s) if !s.trim().is_empty());
+            match parse_scan_request(body.as_bytes()) {
+                Ok(ScanInput::Token(t, _)) => prop_assert!(!t.trim().is_empty() && blank(&card)),
+                Ok(ScanInput::Card(c, _)) => prop_assert!(!c.trim().is_empty() && blank(&token)),
+                Err(_) => prop_assert!(blank(&token) == blank(&card)),
+            }
+        }
+    }
 }

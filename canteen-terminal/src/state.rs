@@ -183,3 +183,80 @@ pub fn trust_ring(list: &shared::trust::SignedTrustList) -> Result<KeyRing, Stor
     let payload: shared::trust::TrustPayload = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     KeyRing::from_payload(&payload).map_err(|_| bad())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveTime;
+    use shared::calendar::ServiceDay;
+
+    fn state_with(windows: Vec<MealWindow>) -> State {
+        State {
+            identity: Identity {
+                terminal_id: Uuid::nil(),
+                label: None,
+                school_code: 1,
+                school_bin: String::new(),
+                school_name: String::new(),
+                server_url: String::new(),
+                root_public_key: String::new(),
+                enrolled_at: 0,
+            },
+            sync: SyncState::default(),
+            ring: KeyRing::default(),
+            vouchers: HashMap::new(),
+            cards: HashMap::new(),
+            school_year: None,
+            meal_windows: windows,
+            today: DayMeals::default(),
+        }
+    }
+
+    fn at(h: u32, m: u32) -> i64 {
+        ServiceDay(NaiveDate::from_ymd_opt(2026, 11, 23).unwrap())
+            .unix_at(NaiveTime::from_hms_opt(h, m, 0).unwrap())
+    }
+
+    #[test]
+    fn default_meal_follows_the_windows() {
+        let s = state_with(vec![
+            MealWindow::parse(MealKind::Snack, "15:00-16:00").unwrap(),
+            MealWindow::parse(MealKind::Breakfast, "08:00-10:00").unwrap(),
+            MealWindow::parse(MealKind::Lunch, "11:00-14:00").unwrap(),
+        ]);
+        assert_eq!(s.default_meal(at(9, 0)), MealKind::Breakfast);
+        assert_eq!(s.default_meal(at(12, 0)), MealKind::Lunch);
+        assert_eq!(s.default_meal(at(15, 30)), MealKind::Snack);
+        assert_eq!(s.default_meal(at(7, 0)), MealKind::Breakfast, "next window");
+        assert_eq!(s.default_meal(at(10, 30)), MealKind::Lunch, "next window");
+        assert_eq!(s.default_meal(at(20, 0)), MealKind::Snack, "last window");
+        assert_eq!(state_with(vec![]).default_meal(at(12, 0)), MealKind::Lunch);
+    }
+
+    #[test]
+    fn card_numbers_ignore_spacing_dashes_and_case() {
+        assert_eq!(normalize_card(" 0123-456 78 "), "012345678");
+        assert_eq!(normalize_card("ab 12"), "AB12");
+    }
+
+    #[test]
+    fn a_local_meal_wins_over_a_report_from_elsewhere() {
+        let v = Uuid::from_u128(1);
+        let mut d = DayMeals::default();
+        d.insert(PriorMeal {
+            voucher_id: v,
+            meal_kind: MealKind::Lunch,
+            served_at: 100,
+            terminal_label: Some("B".into()),
+        });
+        d.note_local(v, MealKind::Lunch, 200);
+        d.insert(PriorMeal {
+            voucher_id: v,
+            meal_kind: MealKind::Lunch,
+            served_at: 50,
+            terminal_label: Some("C".into()),
+        });
+        let m = &d.meals[&(v, MealKind::Lunch)];
+        assert_eq!((m.served_at, m.terminal_label.as_deref()), (200, None));
+    }
+}

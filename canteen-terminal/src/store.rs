@@ -44,7 +44,10 @@ pub async fn open(dir: &Path) -> Result<SqlitePool, StoreError> {
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         // A kiosk and a CLI may share the file; writers wait for each other instead of failing.
-        .busy_timeout(Duration::from_secs(10));
+        .busy_timeout(Duration::from_secs(10))
+        // Checkpoints belong off the scan path (see `spawn_checkpointer`); this is only the
+        // safety net for a process that runs none (40 MB of WAL).
+        .pragma("wal_autocheckpoint", "10000");
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .min_connections(1)
@@ -53,6 +56,27 @@ pub async fn open(dir: &Path) -> Result<SqlitePool, StoreError> {
     sqlx::migrate!("../migrations/terminal").run(&pool).await?;
     Ok(pool)
 }
+
+/// Copies committed WAL pages into the database file every `every`, on a connection of its own,
+/// so that no scan pays for a checkpoint inside its commit.
+pub fn spawn_checkpointer(pool: SqlitePool, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!("WAL checkpoint failed (will retry): {e}");
+            }
+        }
+    })
+}
+
+/// How often long-running commands (scan from stdin, kiosk) checkpoint.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {

@@ -274,7 +274,7 @@ impl Terminal {
         let before = store::sync_state(&self.pool).await?;
         let identity = &self.identity;
         let t0 = self.clock.now();
-        let snap = client.snapshot(before.snapshot_cursor).await?;
+        let snap = client.snapshot(before.snapshot_cursor, t0).await?;
         let now = self.clock.now();
         let trust_version = check_snapshot(
             &snap,
@@ -327,7 +327,9 @@ impl Terminal {
                 return Ok((uploaded, already_had, cursor, local_last));
             }
             let from = cursor + 1;
-            let ack = client.upload(&EventUpload { events: batch }).await?;
+            let ack = client
+                .upload(&EventUpload { events: batch }, self.clock.now())
+                .await?;
             uploaded += ack.stored;
             already_had += ack.already_had;
             if ack.last_seq > local_last {
@@ -355,5 +357,18 @@ impl Terminal {
             cursor = ack.last_seq;
             store::set_uploaded_through(&self.pool, cursor).await?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermark_is_reset_only_when_the_server_agrees() {
+        assert_eq!(watermark_after_sync(5_000, 1_000, 60), 1_000);
+        assert_eq!(watermark_after_sync(5_000, 1_000, -120), 1_000);
+        assert_eq!(watermark_after_sync(5_000, 1_000, 121), 5_000);
+        assert_eq!(watermark_after_sync(500, 1_000, 4_000), 1_000);
     }
 }

@@ -63,7 +63,8 @@ fn cases(token: &str) -> Vec<Case> {
             amplitude <= 30,
         );
     }
-    let tilts: [(&str, [(f64, f64); 4], bool); 4] = [
+    type Quad = [(f64, f64); 4];
+    let tilts: [(&str, Quad, bool); 4] = [
         (
             "perspective mild",
             [

@@ -124,6 +124,20 @@ async fn page_scan_status_and_sync() {
         .unwrap();
     assert_eq!(resp["verdict"], "ok", "{resp}");
     assert_eq!(resp["display_name"], "Айгерим2 С.");
+    // The next frames still show the same code: not scanned again.
+    let resp: serde_json::Value = http
+        .post(format!("{base}/scan/frame"))
+        .body(png_bytes(&frame))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (resp["found"].clone(), resp["repeat"].clone()),
+        (true.into(), true.into())
+    );
     let blank = image::GrayImage::from_pixel(64, 48, image::Luma([200]));
     let resp: serde_json::Value = http
         .post(format!("{base}/scan/frame"))

@@ -333,3 +333,47 @@ fn garbage_on_stdin_gives_one_verdict_line_per_non_blank_line() {
         ]
     );
 }
+
+#[test]
+fn scan_image_files() {
+    wait_out_the_last_minute();
+    let server = server_with(3);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("t");
+    enroll(&data, &server);
+    let photo = dir.path().join("photo.jpg");
+    std::fs::write(&photo, frames::camera_frame(&tokens(2)[1])).unwrap();
+    let out = run(
+        &data,
+        &["scan", "--json", "--image", photo.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verdict"], "ok");
+    assert_eq!(v["display_name"], "Айгерим2 С.");
+    let blank = dir.path().join("blank.png");
+    std::fs::write(
+        &blank,
+        png_bytes(&image::GrayImage::from_pixel(64, 64, image::Luma([255]))),
+    )
+    .unwrap();
+    let missing = dir.path().join("missing.png");
+    let out = run(
+        &data,
+        &[
+            "scan",
+            "--image",
+            blank.to_str().unwrap(),
+            missing.to_str().unwrap(),
+            photo.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let codes: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(codes, vec!["no_code", "no_code", "already_served"]);
+}

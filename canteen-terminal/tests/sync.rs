@@ -387,6 +387,11 @@ async fn clock_offset_and_stale_sync_warnings_and_watermark_reset() {
     world.server_clock.set(now + 300);
     let r = t.sync().await.unwrap();
     assert_eq!(r.server_offset, 300);
+    assert_eq!(
+        server.state.lock().unwrap().last_terminal_time,
+        Some(now),
+        "the terminal tells the server its clock"
+    );
     let codes: Vec<_> = t
         .status()
         .await

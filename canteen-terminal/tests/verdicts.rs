@@ -177,8 +177,8 @@ async fn every_verdict_is_reachable_in_the_order_of_the_design() {
         let shows = o.verdict == Verdict::Ok || o.verdict == Verdict::AlreadyServed;
         assert_eq!(o.display_name.is_some(), shows, "{o:?}");
         assert_eq!(o.class.is_some(), shows, "{o:?}");
-        assert_eq!(o.message_kk.is_empty(), false);
-        assert_eq!(o.message_ru.is_empty(), false);
+        assert!(!o.message_kk.is_empty());
+        assert!(!o.message_ru.is_empty());
         let json = o.json_line();
         for field in [
             "verdict",

@@ -41,18 +41,19 @@ fn homography(from: [(f64, f64); 4], to: [(f64, f64); 4]) -> [f64; 9] {
             .max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))
             .unwrap();
         a.swap(col, pivot);
-        for row in 0..8 {
-            if row != col {
-                let f = a[row][col] / a[col][col];
-                for k in col..9 {
-                    a[row][k] -= f * a[col][k];
+        let pivot_row = a[col];
+        for (r, row) in a.iter_mut().enumerate() {
+            if r != col {
+                let f = row[col] / pivot_row[col];
+                for (x, p) in row.iter_mut().zip(pivot_row.iter()).skip(col) {
+                    *x -= f * p;
                 }
             }
         }
     }
     let mut h = [0f64; 9];
-    for i in 0..8 {
-        h[i] = a[i][8] / a[i][i];
+    for (i, (hi, row)) in h.iter_mut().zip(a.iter()).enumerate() {
+        *hi = row[8] / row[i];
     }
     h[8] = 1.0;
     h

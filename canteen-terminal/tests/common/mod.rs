@@ -113,6 +113,8 @@ pub struct ServerState {
     /// Answer every request with 503 (a gateway in front of a stopped server).
     pub unavailable: bool,
     pub now: Arc<dyn Clock>,
+    /// The X-Terminal-Time of the last snapshot or upload call.
+    pub last_terminal_time: Option<i64>,
 }
 
 impl ServerState {
@@ -225,6 +227,10 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(ErrorBody::new(code, message))).into_response()
 }
 
+fn terminal_time(headers: &HeaderMap) -> Option<i64> {
+    headers.get("x-terminal-time")?.to_str().ok()?.parse().ok()
+}
+
 fn terminal_of(state: &ServerState, headers: &HeaderMap) -> Option<Uuid> {
     let auth = headers.get("authorization")?.to_str().ok()?;
     let secret = auth.strip_prefix("Bearer ")?;
@@ -272,7 +278,7 @@ async fn snapshot(
     headers: HeaderMap,
     Query(q): Query<CursorQuery>,
 ) -> Response {
-    let st = s.lock().unwrap();
+    let mut st = s.lock().unwrap();
     if st.unavailable {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
@@ -283,6 +289,7 @@ async fn snapshot(
             "Unknown terminal.",
         );
     };
+    st.last_terminal_time = terminal_time(&headers);
     Json(st.snapshot(q.cursor, terminal)).into_response()
 }
 
@@ -302,6 +309,7 @@ async fn events(
             "Unknown terminal.",
         );
     };
+    st.last_terminal_time = terminal_time(&headers);
     if upload.events.iter().any(|e| e.seq < 1) {
         return refuse(StatusCode::BAD_REQUEST, "bad_event", "seq starts at 1");
     }
@@ -437,6 +445,7 @@ impl World {
             fail_when_received: None,
             unavailable: false,
             now: Arc::new(self.server_clock.clone()),
+            last_terminal_time: None,
         };
         st.set_vouchers(vouchers);
         st
