@@ -8,7 +8,8 @@
 //!
 //! ```sh
 //! cargo bench -p wallet-server --bench issuance
-//! TAMAQ_BENCH_SECONDS=20 TAMAQ_BENCH_CONNECTIONS=128 cargo bench -p wallet-server --bench issuance
+//! TAMAQ_BENCH_SECONDS=20 TAMAQ_BENCH_CONNECTIONS=128 TAMAQ_BENCH_KINDS=json \
+//!     cargo bench -p wallet-server --bench issuance
 //! ```
 
 use std::io::{BufRead, BufReader};
@@ -194,7 +195,16 @@ fn request(kind: &str, c: &Client) -> Vec<u8> {
     .into_bytes()
 }
 
-async fn run(kind: &str, addr: &str, clients: &[Client], seconds: u64) {
+/// User + system CPU seconds a process has used so far (Linux `/proc`).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+async fn run(kind: &str, addr: &str, clients: &[Client], seconds: u64, server_pid: u32) {
     let warm = Duration::from_secs(2);
     let start = Instant::now();
     let warm_until = start + warm;
@@ -203,6 +213,11 @@ async fn run(kind: &str, addr: &str, clients: &[Client], seconds: u64) {
         .iter()
         .map(|c| tokio::spawn(drive(addr.to_owned(), request(kind, c), warm_until, end)))
         .collect();
+    let server = server_pid.to_string();
+    tokio::time::sleep_until(warm_until.into()).await;
+    let (server_cpu0, client_cpu0) = (cpu_seconds(&server), cpu_seconds("self"));
+    tokio::time::sleep_until(end.into()).await;
+    let (server_cpu1, client_cpu1) = (cpu_seconds(&server), cpu_seconds("self"));
     let mut total = Outcome::default();
     for t in tasks {
         let o = t.await.unwrap();
@@ -230,6 +245,20 @@ async fn run(kind: &str, addr: &str, clients: &[Client], seconds: u64) {
         pct(0.5),
         pct(0.99),
     );
+    // CPU per token does not depend on what else the machine runs as much as the rate does:
+    // 2 cores / (server + client CPU per token) is what two dedicated cores would do.
+    if let (Some(s0), Some(s1), Some(c0), Some(c1)) =
+        (server_cpu0, server_cpu1, client_cpu0, client_cpu1)
+    {
+        let per = |cpu: f64| cpu * 1e6 / total.ok.max(1) as f64;
+        let (server_us, client_us) = (per(s1 - s0), per(c1 - c0));
+        println!(
+            "      server CPU {server_us:>6.1} µs/token, load client {client_us:>5.1} µs/token \
+             -> two dedicated cores: {:>6.0} tokens/s (server alone on both: {:>6.0})",
+            2e6 / (server_us + client_us),
+            2e6 / server_us,
+        );
+    }
 }
 
 /// In-process cost of the per-token work, for reference next to the HTTP figures.
@@ -241,32 +270,34 @@ fn components() {
         issued_at: 1_795_406_400,
         expires_at: 1_795_407_000,
     };
+    // Wall time and this process's CPU time: on a busy machine the first grows, the second
+    // tells what the work costs when it has a core.
     let time = |name: &str, n: u32, f: &mut dyn FnMut()| {
         for _ in 0..n / 10 {
             f();
         }
+        let cpu0 = cpu_seconds("self").unwrap_or(0.0);
         let t = Instant::now();
         for _ in 0..n {
             f();
         }
-        println!(
-            "  {name:<28} {:>8.1} µs",
-            t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
-        );
+        let wall = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+        let cpu = (cpu_seconds("self").unwrap_or(0.0) - cpu0) * 1e6 / f64::from(n);
+        println!("  {name:<30} {wall:>8.1} µs wall {cpu:>8.1} µs CPU");
     };
     let token = shared::token::sign(&req, &key);
     println!("per token, in process:");
-    time("sign", 20_000, &mut || {
+    time("sign", 40_000, &mut || {
         std::hint::black_box(shared::token::sign(&req, &key));
     });
-    time("QR matrix (v8-M, mask chosen)", 5_000, &mut || {
+    time("QR matrix (v8-M, mask chosen)", 30_000, &mut || {
         std::hint::black_box(Matrix::encode(token.as_bytes()).unwrap());
     });
     let m = Matrix::encode(token.as_bytes()).unwrap();
-    time("SVG from matrix", 20_000, &mut || {
+    time("SVG from matrix", 60_000, &mut || {
         std::hint::black_box(m.svg());
     });
-    time("PNG from matrix (8 px/module)", 2_000, &mut || {
+    time("PNG from matrix (8 px/module)", 5_000, &mut || {
         std::hint::black_box(m.png(PNG_MODULE_PX));
     });
     time("qrcode crate, own mask choice", 500, &mut || {
@@ -320,9 +351,11 @@ fn main() {
          client on {threads} thread(s), {} cores",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
+    let kinds = std::env::var("TAMAQ_BENCH_KINDS").unwrap_or_else(|_| "json,png".into());
     rt.block_on(async {
-        run("json", &addr, &clients, seconds).await;
-        run("png", &addr, &clients, seconds).await;
+        for kind in kinds.split(',') {
+            run(kind.trim(), &addr, &clients, seconds, server.id()).await;
+        }
     });
     let _ = server.kill();
     let _ = server.wait();
