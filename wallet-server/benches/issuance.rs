@@ -4,11 +4,15 @@
 //! Seeds a fresh data dir (one school, `CONNECTIONS` parents with one active voucher and one
 //! session each), starts the `wallet-server serve` binary of this build as its own process on
 //! loopback, and drives it with keep-alive HTTP/1.1 connections for a fixed time, checking every
-//! answer's status. Also times the per-token work in-process for reference.
+//! answer's status. Runs: `json` (each connection repeats one parent's request, as a page renewing
+//! its code does), `json-cold` (every request from a session the server has not seen: the session
+//! and the voucher are read from SQLite each time), `png`. Reports the server's CPU time per token
+//! too, which a busy machine distorts much less than the rate. Also times the per-token work
+//! in-process for reference.
 //!
 //! ```sh
 //! cargo bench -p wallet-server --bench issuance
-//! TAMAQ_BENCH_SECONDS=20 TAMAQ_BENCH_CONNECTIONS=128 TAMAQ_BENCH_KINDS=json \
+//! TAMAQ_BENCH_SECONDS=20 TAMAQ_BENCH_CONNECTIONS=128 TAMAQ_BENCH_KINDS=json,json-cold \
 //!     cargo bench -p wallet-server --bench issuance
 //! ```
 
@@ -32,8 +36,11 @@ fn env_num(name: &str, default: u64) -> u64 {
 }
 
 struct Client {
+    phone: String,
     session: String,
     voucher: String,
+    /// Sessions of the same parent used once each (the cold run).
+    cold: Vec<String>,
 }
 
 async fn seed(dir: &std::path::Path, n: usize) -> Vec<Client> {
@@ -103,11 +110,41 @@ async fn seed(dir: &std::path::Path, n: usize) -> Vec<Client> {
             .await
             .unwrap();
         clients.push(Client {
+            phone,
             session: token,
             voucher: v.id,
+            cold: Vec::new(),
         });
     }
     clients
+}
+
+/// Sessions a parent would get by signing in on many devices, written in one transaction
+/// (through the store that would be one fsync per session).
+async fn seed_cold_sessions(dir: &std::path::Path, clients: &mut [Client], total: usize) {
+    let url = format!("sqlite://{}", dir.join("tamaq.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let per = total.div_ceil(clients.len());
+    for c in clients.iter_mut() {
+        for _ in 0..per {
+            let token = session::new_token();
+            sqlx::query(
+                "INSERT INTO wallet_sessions (token_hash, phone, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(hex::encode(session::hash_token(&token)))
+            .bind(&c.phone)
+            .bind(now)
+            .bind(now + session::SESSION_SECONDS)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            c.cold.push(token);
+        }
+    }
+    tx.commit().await.unwrap();
+    pool.close().await;
 }
 
 #[derive(Default)]
@@ -118,16 +155,18 @@ struct Outcome {
     latencies_us: Vec<u32>,
 }
 
-/// One keep-alive connection sending `request` until `end`; reads each answer whole.
-async fn drive(addr: String, request: Vec<u8>, warm_until: Instant, end: Instant) -> Outcome {
+/// One keep-alive connection sending the requests in turn until `end`; reads each answer whole.
+async fn drive(addr: String, requests: Vec<Vec<u8>>, warm_until: Instant, end: Instant) -> Outcome {
     let mut out = Outcome::default();
     let mut stream = TcpStream::connect(&addr).await.expect("connect");
     stream.set_nodelay(true).unwrap();
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
+    let mut next = requests.iter().cycle();
     while Instant::now() < end {
         let started = Instant::now();
-        stream.write_all(&request).await.expect("send");
+        let request = next.next().expect("at least one request");
+        stream.write_all(request).await.expect("send");
         buf.clear();
         let (status, body_len, head_len) = loop {
             let n = stream.read(&mut chunk).await.expect("read");
@@ -173,25 +212,32 @@ async fn drive(addr: String, request: Vec<u8>, warm_until: Instant, end: Instant
     out
 }
 
-fn request(kind: &str, c: &Client) -> Vec<u8> {
+/// The requests one connection sends: `json` and `png` repeat one parent's session (a page
+/// renewing its code); `json-cold` uses a session the server has not seen for every request.
+fn requests(kind: &str, c: &Client) -> Vec<Vec<u8>> {
     match kind {
-        "json" => {
-            let body = r#"{"validity":"short"}"#;
-            format!(
-                "POST /api/v1/wallet/vouchers/{}/qr HTTP/1.1\r\nHost: bench\r\n\
-                 Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
-                 Content-Length: {}\r\n\r\n{body}",
-                c.voucher,
-                c.session,
-                body.len()
-            )
-        }
-        _ => format!(
-            "GET /api/v1/wallet/vouchers/{}/qr.png HTTP/1.1\r\nHost: bench\r\n\
-             Authorization: Bearer {}\r\n\r\n",
-            c.voucher, c.session
-        ),
+        "json-cold" => c.cold.iter().map(|s| json_request(&c.voucher, s)).collect(),
+        "png" => vec![png_request(&c.voucher, &c.session)],
+        _ => vec![json_request(&c.voucher, &c.session)],
     }
+}
+
+fn json_request(voucher: &str, session: &str) -> Vec<u8> {
+    let body = r#"{"validity":"short"}"#;
+    format!(
+        "POST /api/v1/wallet/vouchers/{voucher}/qr HTTP/1.1\r\nHost: bench\r\n\
+         Authorization: Bearer {session}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn png_request(voucher: &str, session: &str) -> Vec<u8> {
+    format!(
+        "GET /api/v1/wallet/vouchers/{voucher}/qr.png HTTP/1.1\r\nHost: bench\r\n\
+         Authorization: Bearer {session}\r\n\r\n"
+    )
     .into_bytes()
 }
 
@@ -211,7 +257,7 @@ async fn run(kind: &str, addr: &str, clients: &[Client], seconds: u64, server_pi
     let end = warm_until + Duration::from_secs(seconds);
     let tasks: Vec<_> = clients
         .iter()
-        .map(|c| tokio::spawn(drive(addr.to_owned(), request(kind, c), warm_until, end)))
+        .map(|c| tokio::spawn(drive(addr.to_owned(), requests(kind, c), warm_until, end)))
         .collect();
     let server = server_pid.to_string();
     tokio::time::sleep_until(warm_until.into()).await;
@@ -326,7 +372,13 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let clients = rt.block_on(seed(dir.path(), connections));
+    let kinds = std::env::var("TAMAQ_BENCH_KINDS").unwrap_or_else(|_| "json,json-cold,png".into());
+    let mut clients = rt.block_on(seed(dir.path(), connections));
+    if kinds.contains("json-cold") {
+        // Enough that no session repeats at up to 12,000 requests/s.
+        let total = (seconds as usize + 2) * 12_000;
+        rt.block_on(seed_cold_sessions(dir.path(), &mut clients, total));
+    }
     let mut server = Command::new(env!("CARGO_BIN_EXE_wallet-server"))
         .args(["--data-dir"])
         .arg(dir.path())
@@ -351,7 +403,6 @@ fn main() {
          client on {threads} thread(s), {} cores",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
-    let kinds = std::env::var("TAMAQ_BENCH_KINDS").unwrap_or_else(|_| "json,png".into());
     rt.block_on(async {
         for kind in kinds.split(',') {
             run(kind.trim(), &addr, &clients, seconds, server.id()).await;

@@ -54,14 +54,22 @@ async fn own_voucher(state: &AppState, parent: &Parent, id: &str) -> AppResult<P
         .ok_or_else(views::not_found)
 }
 
-/// [`own_voucher`] for the QR endpoints: the same ownership rule, a smaller read.
+/// [`own_voucher`] for the QR endpoints: the same ownership rule, a smaller read, reused for a
+/// few seconds per session (see `OwnershipCache`).
 async fn signing_voucher(state: &AppState, parent: &Parent, id: &str) -> AppResult<SigningVoucher> {
     let id = views::voucher_id(id)?;
-    state
+    let now = state.now();
+    let cache = &state.wallet.ownership;
+    if let Some(v) = cache.get(&parent.token_hash, id, now) {
+        return Ok(v);
+    }
+    let v = state
         .store
         .signing_voucher(&id.to_string(), &parent.phone)
         .await?
-        .ok_or_else(views::not_found)
+        .ok_or_else(views::not_found)?;
+    cache.put(parent.token_hash, id, &v, now);
+    Ok(v)
 }
 
 fn today(state: &AppState) -> chrono::NaiveDate {
