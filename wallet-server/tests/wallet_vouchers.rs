@@ -263,6 +263,42 @@ wallet_test!(
 );
 
 wallet_test!(
+    revocation_reaches_the_wallet_within_seconds,
+    |w: World| async move {
+        let token = w.login(P1).await;
+        w.activate(&w.own_a).await;
+        assert_eq!(
+            qr(&w, &token, &w.own_a.id, "short").await.status,
+            StatusCode::OK
+        );
+        w.state()
+            .store
+            .set_voucher_status(
+                w.own_a.uuid(),
+                VoucherStatus::Revoked,
+                w.state().now(),
+                None,
+            )
+            .await
+            .unwrap();
+        // The signing read is reused for at most five seconds per session.
+        w.state()
+            .clock
+            .advance(wallet_server::wallet::session::OWNERSHIP_SECONDS);
+        assert_eq!(
+            qr(&w, &token, &w.own_a.id, "short").await.error_code(),
+            "voucher_revoked"
+        );
+        // Another session reads it fresh at once.
+        let other = w.login(P1).await;
+        assert_eq!(
+            qr(&w, &other, &w.own_a.id, "short").await.error_code(),
+            "voucher_revoked"
+        );
+    }
+);
+
+wallet_test!(
     daily_limit_per_voucher_survives_a_restart,
     settings = settings("[tokens]\ndaily_limit_per_voucher = 3"),
     |w: World| async move {

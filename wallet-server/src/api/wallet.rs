@@ -6,7 +6,7 @@
 
 use crate::error::{ApiJson, AppError, AppResult};
 use crate::state::AppState;
-use crate::store::wallet::{NewRating, ParentVoucher};
+use crate::store::wallet::{NewRating, ParentVoucher, SigningVoucher};
 use crate::wallet::extract::{ApiQuery, ClientAddr};
 use crate::wallet::qr::{Matrix, PNG_MODULE_PX};
 use crate::wallet::session::Parent;
@@ -52,6 +52,24 @@ async fn own_voucher(state: &AppState, parent: &Parent, id: &str) -> AppResult<P
         .parent_voucher(&id.to_string(), &parent.phone)
         .await?
         .ok_or_else(views::not_found)
+}
+
+/// [`own_voucher`] for the QR endpoints: the same ownership rule, a smaller read, reused for a
+/// few seconds per session (see `OwnershipCache`).
+async fn signing_voucher(state: &AppState, parent: &Parent, id: &str) -> AppResult<SigningVoucher> {
+    let id = views::voucher_id(id)?;
+    let now = state.now();
+    let cache = &state.wallet.ownership;
+    if let Some(v) = cache.get(&parent.token_hash, id, now) {
+        return Ok(v);
+    }
+    let v = state
+        .store
+        .signing_voucher(&id.to_string(), &parent.phone)
+        .await?
+        .ok_or_else(views::not_found)?;
+    cache.put(parent.token_hash, id, &v, now);
+    Ok(v)
 }
 
 fn today(state: &AppState) -> chrono::NaiveDate {
@@ -171,7 +189,7 @@ async fn qr_json(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<QrRequest>,
 ) -> AppResult<Response> {
-    let v = own_voucher(&state, &parent, &id).await?;
+    let v = signing_voucher(&state, &parent, &id).await?;
     let issued = issuance::issue(&state, &v, body.validity).await?;
     let svg = Matrix::encode(issued.token.as_bytes())
         .map_err(|e| AppError::Internal(e.into()))?
@@ -190,7 +208,7 @@ async fn qr_png(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<PngQuery>,
 ) -> AppResult<Response> {
-    let v = own_voucher(&state, &parent, &id).await?;
+    let v = signing_voucher(&state, &parent, &id).await?;
     let issued = issuance::issue(&state, &v, q.validity.unwrap_or(Validity::Short)).await?;
     let png = Matrix::encode(issued.token.as_bytes())
         .map_err(|e| AppError::Internal(e.into()))?

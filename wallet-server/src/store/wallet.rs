@@ -36,6 +36,16 @@ const PARENT_VOUCHER_SELECT: &str = "SELECT v.id, v.pupil_id, v.school_code, v.s
     s.district AS school_district \
     FROM vouchers v JOIN pupils p ON p.id = v.pupil_id JOIN schools s ON s.code = v.school_code";
 
+/// Just what signing a token needs, read on every QR request: kept small on purpose.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct SigningVoucher {
+    pub id: String,
+    pub school_code: i64,
+    pub status: String,
+    pub valid_from: String,
+    pub valid_to: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct SessionRow {
     pub phone: String,
@@ -164,6 +174,8 @@ pub trait WalletStore {
     async fn parent_vouchers(&self, phone: &str) -> StoreResult<Vec<ParentVoucher>>;
     /// The voucher if this phone may see it; `None` for unknown ids and other families' ids.
     async fn parent_voucher(&self, id: &str, phone: &str) -> StoreResult<Option<ParentVoucher>>;
+    /// The hot-path form of [`WalletStore::parent_voucher`], for signing tokens.
+    async fn signing_voucher(&self, id: &str, phone: &str) -> StoreResult<Option<SigningVoucher>>;
     /// `issued` → `active`, bumping the change sequence so terminals learn it. `None` when the
     /// voucher was not `issued` any more (a revocation that won the race is not undone).
     async fn activate_issued_voucher(&self, id: &str, now: i64) -> StoreResult<Option<Voucher>>;
@@ -377,6 +389,23 @@ macro_rules! impl_wallet {
                      WHERE v.id = $1 AND p.removed_at IS NULL
                        AND (p.mother_phone = $2 OR p.father_phone = $2 OR p.guardian_phone = $2)"
                 ))
+                .bind(id)
+                .bind(phone)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn signing_voucher(
+                &self,
+                id: &str,
+                phone: &str,
+            ) -> StoreResult<Option<SigningVoucher>> {
+                Ok(sqlx::query_as(
+                    "SELECT v.id, v.school_code, v.status, v.valid_from, v.valid_to
+                     FROM vouchers v JOIN pupils p ON p.id = v.pupil_id
+                     WHERE v.id = $1 AND p.removed_at IS NULL
+                       AND (p.mother_phone = $2 OR p.father_phone = $2 OR p.guardian_phone = $2)",
+                )
                 .bind(id)
                 .bind(phone)
                 .fetch_optional(&self.pool)

@@ -5,7 +5,7 @@
 use crate::config::Settings;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::store::wallet::ParentVoucher;
+use crate::store::wallet::SigningVoucher;
 use chrono::NaiveDate;
 use shared::token::{self, TokenRequest};
 use shared::wire::{Validity, VoucherStatus};
@@ -54,7 +54,7 @@ pub fn expiry(settings: &Settings, now: i64, validity: Validity) -> AppResult<i6
 }
 
 /// A token may be signed only for an active voucher on a day of its validity.
-pub fn check_usable(v: &ParentVoucher, today: NaiveDate) -> AppResult<()> {
+pub fn check_usable(v: &SigningVoucher, today: NaiveDate) -> AppResult<()> {
     match v.status_on(today)? {
         VoucherStatus::Active => {}
         VoucherStatus::Issued => {
@@ -86,7 +86,7 @@ pub fn check_usable(v: &ParentVoucher, today: NaiveDate) -> AppResult<()> {
 }
 
 /// Checks, counts and signs.
-pub async fn issue(state: &AppState, v: &ParentVoucher, validity: Validity) -> AppResult<Issued> {
+pub async fn issue(state: &AppState, v: &SigningVoucher, validity: Validity) -> AppResult<Issued> {
     let now = state.now();
     let today = ServiceDay::from_unix(now).date();
     check_usable(v, today)?;

@@ -18,6 +18,7 @@ pub async fn flush(state: &AppState) {
         tracing::warn!(error = %e, "token counts not written; retrying");
     }
     state.wallet.sessions.evict_stale(now);
+    state.wallet.ownership.evict_stale(now);
     state.wallet.addresses.purge(now);
 }
 

@@ -16,12 +16,13 @@ pub mod views;
 
 use std::path::Path;
 
-/// What the wallet keeps in memory between requests: the pepper for login-code hashes, a short
-/// cache of sessions, per-address rate limits and the per-voucher token counts (persisted in
+/// What the wallet keeps in memory between requests: the pepper for login-code hashes, short
+/// caches of sessions and of signing reads, per-address rate limits and the per-voucher token counts (persisted in
 /// batches by [`jobs`]).
 pub struct WalletRuntime {
     pepper: [u8; 32],
     pub sessions: session::SessionCache,
+    pub ownership: session::OwnershipCache,
     pub addresses: limits::AddressLimiter,
     pub tokens: limits::TokenCounter,
 }
@@ -68,6 +69,7 @@ impl WalletRuntime {
         WalletRuntime {
             pepper,
             sessions: session::SessionCache::default(),
+            ownership: session::OwnershipCache::default(),
             addresses: limits::AddressLimiter::default(),
             tokens: limits::TokenCounter::default(),
         }

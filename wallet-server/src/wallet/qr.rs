@@ -266,9 +266,13 @@ impl Matrix {
     }
 
     /// A scalable SVG, one unit per module, quiet zone included; CSS decides the size.
+    ///
+    /// Dark runs are drawn as horizontal strokes one unit wide (`M x y.5 h len`, then `m gap 0
+    /// h len` along the row): half the bytes of one rectangle per run, and this text travels in
+    /// every JSON answer.
     pub fn svg(&self) -> String {
         let side = WIDTH + 2 * QUIET_ZONE;
-        let mut out = String::with_capacity(9_000);
+        let mut out = String::with_capacity(6_000);
         out.push_str(r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 "#);
         push_num(&mut out, side);
         out.push(' ');
@@ -277,21 +281,29 @@ impl Matrix {
         push_num(&mut out, side);
         out.push('v');
         push_num(&mut out, side);
-        out.push_str(r##"H0z"/><path fill="#000" d=""##);
+        out.push_str(r##"H0z"/><path stroke="#000" d=""##);
         for (y, &row) in self.rows.iter().enumerate() {
             let mut bits = row;
+            let mut pen: Option<usize> = None;
             while bits != 0 {
                 let start = bits.trailing_zeros() as usize;
                 let len = (!(bits >> start)).trailing_zeros() as usize;
-                out.push('M');
-                push_num(&mut out, start + QUIET_ZONE);
-                out.push(' ');
-                push_num(&mut out, y + QUIET_ZONE);
-                out.push('h');
+                match pen {
+                    None => {
+                        out.push('M');
+                        push_num(&mut out, start + QUIET_ZONE);
+                        out.push(' ');
+                        push_num(&mut out, y + QUIET_ZONE);
+                        out.push_str(".5h");
+                    }
+                    Some(at) => {
+                        out.push('m');
+                        push_num(&mut out, start - at);
+                        out.push_str(" 0h");
+                    }
+                }
                 push_num(&mut out, len);
-                out.push_str("v1H");
-                push_num(&mut out, start + QUIET_ZONE);
-                out.push('z');
+                pen = Some(start + len);
                 bits &= !(((1u64 << len) - 1) << start);
             }
         }
@@ -468,20 +480,39 @@ mod tests {
         ));
     }
 
-    /// Reads the dark modules back from the SVG path (`M{x} {y}h{len}v1H{x}z` runs).
+    /// Reads the dark modules back from the SVG path: `M x y.5` starts a row, `m dx 0` moves
+    /// along it, `h len` draws a run.
     fn svg_modules(svg: &str) -> Matrix {
-        let d = svg.split(r##"fill="#000" d=""##).nth(1).unwrap();
+        let d = svg.split(r##"stroke="#000" d=""##).nth(1).unwrap();
         let d = d.split('"').next().unwrap();
         let mut rows = [0u64; WIDTH];
-        for run in d.split('M').filter(|s| !s.is_empty()) {
-            let (xy, rest) = run.split_once('h').unwrap();
-            let (x, y) = xy.split_once(' ').unwrap();
-            let len: usize = rest.split_once('v').unwrap().0.parse().unwrap();
-            let x: usize = x.parse::<usize>().unwrap() - QUIET_ZONE;
-            let y: usize = y.parse::<usize>().unwrap() - QUIET_ZONE;
-            for i in x..x + len {
-                rows[y] |= 1 << i;
+        let (mut x, mut y) = (0usize, 0usize);
+        let mut rest = d;
+        while let Some(cmd) = rest.chars().next() {
+            let end = rest[1..]
+                .find(|c: char| c.is_ascii_alphabetic())
+                .map_or(rest.len(), |i| i + 1);
+            let args: Vec<&str> = rest[1..end].split(' ').collect();
+            match cmd {
+                'M' => {
+                    x = args[0].parse::<usize>().unwrap() - QUIET_ZONE;
+                    let row = args[1].strip_suffix(".5").expect("strokes on half rows");
+                    y = row.parse::<usize>().unwrap() - QUIET_ZONE;
+                }
+                'm' => {
+                    assert_eq!(args[1], "0", "moves stay in the row");
+                    x += args[0].parse::<usize>().unwrap();
+                }
+                'h' => {
+                    let len: usize = args[0].parse().unwrap();
+                    for i in x..x + len {
+                        rows[y] |= 1 << i;
+                    }
+                    x += len;
+                }
+                other => panic!("unexpected path command {other}"),
             }
+            rest = &rest[end..];
         }
         Matrix { rows }
     }

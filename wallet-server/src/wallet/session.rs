@@ -71,6 +71,52 @@ impl SessionCache {
     }
 }
 
+/// How long an ownership read for signing (session, voucher → active voucher) is reused.
+pub const OWNERSHIP_SECONDS: i64 = 5;
+
+/// Recently read active vouchers per session, so a parent's page renewing its QR code, or
+/// sending it to the child right after showing it, does not read the database again. Only
+/// `active` vouchers are kept (nothing else can be signed), so an activation is seen at once;
+/// a revocation is seen within [`OWNERSHIP_SECONDS`] — terminals refuse revoked vouchers after
+/// their next sync in any case.
+#[derive(Default)]
+pub struct OwnershipCache {
+    entries: Sharded<(TokenHash, uuid::Uuid), (crate::store::wallet::SigningVoucher, i64)>,
+}
+
+impl OwnershipCache {
+    pub fn get(
+        &self,
+        session: &TokenHash,
+        voucher: uuid::Uuid,
+        now: i64,
+    ) -> Option<crate::store::wallet::SigningVoucher> {
+        let key = (*session, voucher);
+        let shard = self.entries.shard(&key);
+        let (v, read_at) = shard.get(&key)?;
+        (*read_at <= now && now - read_at < OWNERSHIP_SECONDS).then(|| v.clone())
+    }
+
+    pub fn put(
+        &self,
+        session: TokenHash,
+        voucher: uuid::Uuid,
+        v: &crate::store::wallet::SigningVoucher,
+        now: i64,
+    ) {
+        if v.status == "active" {
+            let key = (session, voucher);
+            self.entries.shard(&key).insert(key, (v.clone(), now));
+        }
+    }
+
+    pub fn evict_stale(&self, now: i64) {
+        for mut shard in self.entries.each_shard() {
+            shard.retain(|_, (_, read_at)| now - *read_at < OWNERSHIP_SECONDS);
+        }
+    }
+}
+
 /// A signed-in parent: whoever holds a phone listed for a pupil.
 #[derive(Debug, Clone)]
 pub struct Parent {

@@ -2,7 +2,7 @@
 //! conversion of stored rows into what a parent sees.
 
 use crate::error::AppError;
-use crate::store::wallet::{ComplaintRow, MealRow, ParentVoucher, RatingRow};
+use crate::store::wallet::{ComplaintRow, MealRow, ParentVoucher, RatingRow, SigningVoucher};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use shared::wire::{HistoryEntry, VoucherStatus, WalletVoucher};
@@ -127,14 +127,58 @@ pub fn clean_text(text: &str, field: &'static str, max_chars: usize) -> Result<S
 }
 
 fn date(text: &str) -> Result<NaiveDate, AppError> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+    // `FromStr` is the fixed ISO form, cheaper than a format string on the hot path.
+    text.parse::<NaiveDate>()
         .map_err(|_| AppError::Internal(anyhow::anyhow!("stored date {text:?} is not YYYY-MM-DD")))
+}
+
+/// The stored status, except that an `issued` or `active` voucher past its last day reads
+/// `expired`.
+pub fn status_on(
+    stored: &str,
+    valid_to: &str,
+    today: NaiveDate,
+) -> Result<VoucherStatus, AppError> {
+    let status = VoucherStatus::parse(stored)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("stored voucher status {stored:?}")))?;
+    Ok(match status {
+        VoucherStatus::Issued | VoucherStatus::Active if today > date(valid_to)? => {
+            VoucherStatus::Expired
+        }
+        s => s,
+    })
+}
+
+fn school_code_u32(code: i64) -> Result<u32, AppError> {
+    u32::try_from(code)
+        .map_err(|_| AppError::Internal(anyhow::anyhow!("school code {code} is not a u32")))
+}
+
+fn uuid_of(id: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id).map_err(|_| AppError::Internal(anyhow::anyhow!("stored voucher id {id:?}")))
+}
+
+impl SigningVoucher {
+    pub fn uuid(&self) -> Result<Uuid, AppError> {
+        uuid_of(&self.id)
+    }
+
+    pub fn valid_from_date(&self) -> Result<NaiveDate, AppError> {
+        date(&self.valid_from)
+    }
+
+    pub fn status_on(&self, today: NaiveDate) -> Result<VoucherStatus, AppError> {
+        status_on(&self.status, &self.valid_to, today)
+    }
+
+    pub fn school_code_u32(&self) -> Result<u32, AppError> {
+        school_code_u32(self.school_code)
+    }
 }
 
 impl ParentVoucher {
     pub fn uuid(&self) -> Result<Uuid, AppError> {
-        Uuid::parse_str(&self.id)
-            .map_err(|_| AppError::Internal(anyhow::anyhow!("stored voucher id {:?}", self.id)))
+        uuid_of(&self.id)
     }
 
     pub fn valid_from_date(&self) -> Result<NaiveDate, AppError> {
@@ -145,26 +189,12 @@ impl ParentVoucher {
         date(&self.valid_to)
     }
 
-    /// The stored status, except that a voucher past its last day reads `expired`.
     pub fn status_on(&self, today: NaiveDate) -> Result<VoucherStatus, AppError> {
-        let stored = VoucherStatus::parse(&self.status).ok_or_else(|| {
-            AppError::Internal(anyhow::anyhow!("stored voucher status {:?}", self.status))
-        })?;
-        Ok(match stored {
-            VoucherStatus::Issued | VoucherStatus::Active if today > self.valid_to_date()? => {
-                VoucherStatus::Expired
-            }
-            s => s,
-        })
+        status_on(&self.status, &self.valid_to, today)
     }
 
     pub fn school_code_u32(&self) -> Result<u32, AppError> {
-        u32::try_from(self.school_code).map_err(|_| {
-            AppError::Internal(anyhow::anyhow!(
-                "school code {} is not a u32",
-                self.school_code
-            ))
-        })
+        school_code_u32(self.school_code)
     }
 
     pub fn pupil_name(&self) -> String {
