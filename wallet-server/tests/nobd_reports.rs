@@ -507,3 +507,32 @@ both_backends!(
         assert_eq!(out.new_reports, vec![format!("{}-2026-11-21-r1", s1.bin)]);
     }
 );
+
+#[test]
+fn documented_example_follows_the_schema_and_the_schema_has_teeth() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/nobd-report.example.json");
+    let example: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_valid(&example);
+    // It also reads back as the server's own type.
+    let doc: wallet_server::nobd::report::NobdReport =
+        serde_json::from_value(example.clone()).unwrap();
+    assert_eq!(doc.content.meals.served_total, 6);
+    let v = schema_validator();
+    for (pointer, bad) in [
+        ("/meals/served_total", serde_json::json!(-1)),
+        ("/report_id", serde_json::json!("260900000076-2026-11-23")),
+        ("/consent_outcomes/0/status", serde_json::json!("pending")),
+        ("/generated_at", serde_json::json!("2026-11-24T04:12:40Z")),
+        ("/rejected_scans/by_verdict/ok", serde_json::json!(3)),
+    ] {
+        let mut broken = example.clone();
+        match broken.pointer_mut(pointer) {
+            Some(slot) => *slot = bad,
+            None => {
+                let (parent, key) = pointer.rsplit_once('/').unwrap();
+                broken.pointer_mut(parent).unwrap()[key] = bad;
+            }
+        }
+        assert!(!v.is_valid(&broken), "{pointer} should break the schema");
+    }
+}

@@ -196,6 +196,18 @@ macro_rules! impl_nobd {
                 d: &DayWindow,
                 school: Option<i64>,
             ) -> StoreResult<DayData> {
+                // One snapshot for all sections, so a report never mixes two moments.
+                let mut tx = self.pool.begin().await?;
+                if Self::BACKEND == Backend::Postgres {
+                    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                        .execute(&mut *tx)
+                        .await?;
+                    // The day's aggregates hash a few million rows; the default 4 MB spills them
+                    // to disk. Local to this transaction.
+                    sqlx::query("SET LOCAL work_mem = '128MB'")
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let vouchers = {
                     let sql = format!(
                         "SELECT school_code,
@@ -211,7 +223,7 @@ macro_rules! impl_nobd {
                     if let Some(s) = school {
                         q = q.bind(s);
                     }
-                    q.fetch_all(&self.pool).await?
+                    q.fetch_all(&mut *tx).await?
                 };
                 let activations = {
                     let sql = format!(
@@ -224,7 +236,7 @@ macro_rules! impl_nobd {
                     if let Some(s) = school {
                         q = q.bind(s);
                     }
-                    q.fetch_all(&self.pool).await?
+                    q.fetch_all(&mut *tx).await?
                 };
                 let meals = {
                     let sql = format!(
@@ -244,7 +256,7 @@ macro_rules! impl_nobd {
                     if let Some(s) = school {
                         q = q.bind(s);
                     }
-                    q.fetch_all(&self.pool).await?
+                    q.fetch_all(&mut *tx).await?
                 };
                 let rejected = {
                     let sql = format!(
@@ -257,7 +269,7 @@ macro_rules! impl_nobd {
                     if let Some(s) = school {
                         q = q.bind(s);
                     }
-                    q.fetch_all(&self.pool).await?
+                    q.fetch_all(&mut *tx).await?
                 };
                 let consents = {
                     let sql = format!(
@@ -273,8 +285,9 @@ macro_rules! impl_nobd {
                     if let Some(s) = school {
                         q = q.bind(s);
                     }
-                    q.fetch_all(&self.pool).await?
+                    q.fetch_all(&mut *tx).await?
                 };
+                tx.commit().await?;
                 Ok(DayData {
                     vouchers,
                     activations,
