@@ -15,7 +15,6 @@ use wallet_server::clock::Clock;
 use wallet_server::config::{Paths, Settings};
 use wallet_server::nobd::build::{build_day, day_window, Coverage};
 use wallet_server::nobd::deliver::{deliver_due, Sink};
-use wallet_server::signing::Keys;
 use wallet_server::store::testing;
 use wallet_server::AppState;
 
@@ -155,17 +154,9 @@ async fn main() {
     let paths = Paths::new(dir.path().to_path_buf(), Some(url.clone()));
     let clock = Clock::manual(start + 86_400 + 2 * 3600);
     let store: Arc<dyn wallet_server::store::Store> = Arc::new(store);
-    let keys = Keys::open(&paths.keys_dir(), store.as_ref(), clock.now())
+    let state = AppState::assemble(store, Settings::default(), paths, clock, false)
         .await
         .unwrap();
-    let state = AppState {
-        store,
-        settings: Arc::new(Settings::default()),
-        paths: Arc::new(paths),
-        keys: Arc::new(keys),
-        clock,
-        demo: false,
-    };
 
     let total = Instant::now();
     let t = Instant::now();
