@@ -38,7 +38,10 @@ async fn exec(pool: &sqlx::PgPool, label: &str, sql: &str) {
 #[tokio::main]
 async fn main() {
     if std::env::var(testing::PG_ENV).is_err() {
-        println!("nobd bench skipped: set {} to a PostgreSQL server", testing::PG_ENV);
+        println!(
+            "nobd bench skipped: set {} to a PostgreSQL server",
+            testing::PG_ENV
+        );
         return;
     }
     let schools = env_num("TAMAQ_BENCH_SCHOOLS", 7_000);
@@ -65,36 +68,56 @@ async fn main() {
         "INSERT INTO schools (code, bin, name, created_at, updated_at)
          SELECT g, lpad(g::text, 12, '0'), 'Мектеп №' || g, 0, 0 FROM generate_series(1, {schools}) g"
     )).await;
-    exec(&pool, "pupils", &format!(
-        "INSERT INTO pupils (id, iin, school_code, last_name, first_name, grade, class_letter,
+    exec(
+        &pool,
+        "pupils",
+        &format!(
+            "INSERT INTO pupils (id, iin, school_code, last_name, first_name, grade, class_letter,
             receives_asp, orphan, lang, category, created_at, updated_at)
          SELECT g, lpad(g::text, 12, '0'), (g - 1) / {meals} + 1, 'Фамилия', 'Есім', g % 4 + 1, 'А',
             g % 3 = 0, g % 3 = 2, 'kk', (ARRAY['asp', 'low_income', 'orphan'])[g % 3 + 1], 0, 0
          FROM generate_series(1, {pupils}) g"
-    )).await;
+        ),
+    )
+    .await;
     // 1 % of vouchers activated on the day, the rest three weeks before.
-    exec(&pool, "vouchers", &format!(
+    exec(
+        &pool,
+        "vouchers",
+        &format!(
         "INSERT INTO vouchers (id, pupil_id, school_code, school_year, status, valid_from, valid_to,
             issued_at, activated_at, change_seq)
          SELECT md5(g::text)::uuid::text, g, (g - 1) / {meals} + 1, '2026-2027', 'active',
             '2026-09-01', '2027-05-25', {start} - 30 * 86400,
             CASE WHEN g % 100 = 0 THEN {start} + 36000 ELSE {start} - 21 * 86400 END, g
          FROM generate_series(1, {pupils}) g"
-    )).await;
-    exec(&pool, "terminals", &format!(
-        "INSERT INTO terminals (id, school_code, label, secret_hash, enrolled_at)
+    ),
+    )
+    .await;
+    exec(
+        &pool,
+        "terminals",
+        &format!(
+            "INSERT INTO terminals (id, school_code, label, secret_hash, enrolled_at)
          SELECT 't' || s || '-' || k, s, 'Асхана ' || k, 'x', 0
          FROM generate_series(1, {schools}) s, generate_series(0, 1) k"
-    )).await;
+        ),
+    )
+    .await;
     // Every pupil served once at one of the school's two terminals...
-    exec(&pool, "events ok", &format!(
+    exec(
+        &pool,
+        "events ok",
+        &format!(
         "INSERT INTO terminal_events (terminal_id, seq, event_id, school_code, voucher_id, verdict,
             source, meal_kind, service_day, scanned_at, received_at, duplicate)
          SELECT 't' || ((g - 1) / {meals} + 1) || '-' || (g % 2), g, md5('ok' || g)::uuid::text,
             (g - 1) / {meals} + 1, md5(g::text)::uuid::text, 'ok', 'qr', 'lunch', '{d}',
             {start} + 43200 + g % 7200, {start} + 50000, FALSE
          FROM generate_series(1, {pupils}) g"
-    )).await;
+    ),
+    )
+    .await;
     // ...one child per school served again at the other terminal (a duplicate), and ten
     // refused scans per school.
     exec(&pool, "events duplicate+refused", &format!(
@@ -113,21 +136,28 @@ async fn main() {
          FROM generate_series(1, {schools}) s, generate_series(0, 9) k"
     )).await;
     // Two consent outcomes per school during the day.
-    exec(&pool, "consents", &format!(
-        "INSERT INTO consents (id, pupil_id, school_year, status, ended_at, updated_at)
+    exec(
+        &pool,
+        "consents",
+        &format!(
+            "INSERT INTO consents (id, pupil_id, school_year, status, ended_at, updated_at)
          SELECT g, g, '2026-2027', 'refused', {start} + 40000, {start} + 40000
          FROM generate_series(1, {pupils}) g WHERE g % ({meals} / 2) = 0;
          INSERT INTO consent_transitions (consent_id, status, at)
          SELECT id, status, ended_at FROM consents;
          ANALYZE"
-    )).await;
+        ),
+    )
+    .await;
     println!("  seed total {:>32.1} s", seed.elapsed().as_secs_f64());
 
     let dir = tempfile::tempdir().unwrap();
     let paths = Paths::new(dir.path().to_path_buf(), Some(url.clone()));
     let clock = Clock::manual(start + 86_400 + 2 * 3600);
     let store: Arc<dyn wallet_server::store::Store> = Arc::new(store);
-    let keys = Keys::open(&paths.keys_dir(), store.as_ref(), clock.now()).await.unwrap();
+    let keys = Keys::open(&paths.keys_dir(), store.as_ref(), clock.now())
+        .await
+        .unwrap();
     let state = AppState {
         store,
         settings: Arc::new(Settings::default()),
@@ -139,9 +169,15 @@ async fn main() {
 
     let total = Instant::now();
     let t = Instant::now();
-    let built = build_day(state.store.as_ref(), date, None, Coverage::AllSchools, state.now())
-        .await
-        .unwrap();
+    let built = build_day(
+        state.store.as_ref(),
+        date,
+        None,
+        Coverage::AllSchools,
+        state.now(),
+    )
+    .await
+    .unwrap();
     let build_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let sink = Sink::from_settings(&state.settings, &state.paths).unwrap();
@@ -153,9 +189,15 @@ async fn main() {
     assert_eq!(built.new_reports.len() as i64, schools);
     assert_eq!(sent.delivered as i64, schools);
     let t = Instant::now();
-    let again = build_day(state.store.as_ref(), date, None, Coverage::AllSchools, state.now())
-        .await
-        .unwrap();
+    let again = build_day(
+        state.store.as_ref(),
+        date,
+        None,
+        Coverage::AllSchools,
+        state.now(),
+    )
+    .await
+    .unwrap();
     let rebuild_s = t.elapsed().as_secs_f64();
     assert!(again.new_reports.is_empty());
     let t = Instant::now();

@@ -510,7 +510,10 @@ both_backends!(
 
 #[test]
 fn documented_example_follows_the_schema_and_the_schema_has_teeth() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/nobd-report.example.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/nobd-report.example.json"
+    );
     let example: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_valid(&example);
     // It also reads back as the server's own type.
