@@ -334,61 +334,61 @@ pub struct Recorded {
     pub earlier_served_at: Option<i64>,
 }
 
-/// Appends the event (and, for `ok`, the meal row) in one durable transaction; the event's
-/// `scanned_at` raises the clock watermark. Returns only after `COMMIT`.
+/// Appends the event — and, for `ok`, its meal row, written by the `events_ok_serves_meal`
+/// trigger in the same statement — as one durable autocommitted INSERT; the event's
+/// `scanned_at` raises the clock watermark. Returns only after the commit.
+///
+/// If another process on this data dir served the same (voucher, day, meal kind) first, the
+/// `ok` INSERT fails whole on the meal's primary key; the scan is then recorded as
+/// `already_served`.
 pub async fn record(pool: &SqlitePool, ev: &NewEvent) -> Result<Recorded, StoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let day = ev.service_day.to_string();
-    let mut verdict = ev.verdict;
-    let mut earlier_served_at = None;
-    let voucher = ev.voucher_id.map(|v| v.to_string());
-    if verdict == Verdict::Ok {
-        let existing: Option<(i64,)> = sqlx::query_as(
-            "SELECT served_at FROM meals WHERE voucher_id = ? AND service_day = ? AND meal_kind = ?",
-        )
-        .bind(&voucher)
-        .bind(&day)
-        .bind(ev.meal_kind.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((at,)) = existing {
-            verdict = Verdict::AlreadyServed;
-            earlier_served_at = Some(at);
+    match insert_event(pool, ev, ev.verdict).await {
+        Ok(seq) => Ok(Recorded {
+            seq,
+            verdict: ev.verdict,
+            earlier_served_at: None,
+        }),
+        Err(sqlx::Error::Database(e)) if ev.verdict == Verdict::Ok && e.is_unique_violation() => {
+            let mut conn = pool.acquire().await?;
+            let existing: Option<(i64,)> = sqlx::query_as(
+                "SELECT served_at FROM meals WHERE service_day = ? AND meal_kind = ? AND voucher_id = ?",
+            )
+            .bind(ev.service_day.to_string())
+            .bind(ev.meal_kind.as_str())
+            .bind(ev.voucher_id.map(|v| v.to_string()))
+            .fetch_optional(&mut *conn)
+            .await?;
+            let seq = insert_event(&mut *conn, ev, Verdict::AlreadyServed).await?;
+            Ok(Recorded {
+                seq,
+                verdict: Verdict::AlreadyServed,
+                earlier_served_at: existing.map(|(at,)| at),
+            })
         }
+        Err(e) => Err(e.into()),
     }
+}
+
+async fn insert_event<'c, E: sqlx::SqliteExecutor<'c>>(
+    executor: E,
+    ev: &NewEvent,
+    verdict: Verdict,
+) -> Result<i64, sqlx::Error> {
     let (seq,): (i64,) = sqlx::query_as(
         "INSERT INTO events (event_id, scanned_at, service_day, verdict, source, meal_kind, \
          voucher_id, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
     )
     .bind(ev.event_id.to_string())
     .bind(ev.scanned_at)
-    .bind(&day)
+    .bind(ev.service_day.to_string())
     .bind(verdict.code())
     .bind(source_str(ev.source))
     .bind(ev.meal_kind.as_str())
-    .bind(&voucher)
+    .bind(ev.voucher_id.map(|v| v.to_string()))
     .bind(&ev.key_id)
-    .fetch_one(&mut *tx)
+    .fetch_one(executor)
     .await?;
-    if verdict == Verdict::Ok {
-        sqlx::query(
-            "INSERT INTO meals (voucher_id, service_day, meal_kind, served_at, event_seq) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&voucher)
-        .bind(&day)
-        .bind(ev.meal_kind.as_str())
-        .bind(ev.scanned_at)
-        .bind(seq)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(Recorded {
-        seq,
-        verdict,
-        earlier_served_at,
-    })
+    Ok(seq)
 }
 
 pub fn source_str(s: ScanSource) -> &'static str {

@@ -97,6 +97,15 @@ CREATE TABLE meals (
     PRIMARY KEY (service_day, meal_kind, voucher_id)
 ) WITHOUT ROWID;
 
+-- An `ok` event writes its meal row in the same statement, so a scan is one autocommitted
+-- INSERT: event and meal are durable together or not at all. A second meal for the same
+-- (day, kind, voucher) makes the whole INSERT fail, event included.
+CREATE TRIGGER events_ok_serves_meal AFTER INSERT ON events WHEN NEW.verdict = 'ok'
+BEGIN
+    INSERT INTO meals (service_day, meal_kind, voucher_id, served_at, event_seq)
+    VALUES (NEW.service_day, NEW.meal_kind, NEW.voucher_id, NEW.scanned_at, NEW.seq);
+END;
+
 CREATE TRIGGER events_no_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events

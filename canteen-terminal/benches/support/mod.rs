@@ -114,26 +114,16 @@ pub async fn seed(dir: &Path, vouchers: usize, past_events: usize) -> Vec<Uuid> 
         let day = day0() - Duration::days(1 + (n / vouchers.max(1)) as i64);
         let at = ServiceDay(day).unix_at(NaiveTime::from_hms_opt(12, 0, 0).unwrap());
         let v = ids[n % vouchers].to_string();
-        let seq: (i64,) = sqlx::query_as(
+        // The meal row comes with the `ok` event (trigger).
+        sqlx::query(
             "INSERT INTO events (event_id, scanned_at, service_day, verdict, source, meal_kind, \
-             voucher_id, key_id) VALUES (?, ?, ?, 'ok', 'qr', 'lunch', ?, ?) RETURNING seq",
+             voucher_id, key_id) VALUES (?, ?, ?, 'ok', 'qr', 'lunch', ?, ?)",
         )
         .bind(Uuid::new_v4().to_string())
         .bind(at)
         .bind(day.to_string())
         .bind(&v)
         .bind(s.key_id().hex())
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-        sqlx::query(
-            "INSERT INTO meals (voucher_id, service_day, meal_kind, served_at, event_seq) \
-             VALUES (?, ?, 'lunch', ?, ?)",
-        )
-        .bind(&v)
-        .bind(day.to_string())
-        .bind(at)
-        .bind(seq.0)
         .execute(&mut *tx)
         .await
         .unwrap();
