@@ -446,6 +446,18 @@ fn main() {
     if std::env::var_os("TAMAQ_BENCH_WRK").is_some() {
         run_wrk(&addr, &clients[0], dir.path(), seconds, connections);
     }
+    // DESIGN §8: the server stays under 200 MB resident under load.
+    if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", server.id())) {
+        for line in status
+            .lines()
+            .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
+        {
+            println!(
+                "server {}",
+                line.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+        }
+    }
     let _ = server.kill();
     let _ = server.wait();
 }
