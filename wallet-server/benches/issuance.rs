@@ -307,6 +307,40 @@ async fn run(kind: &str, addr: &str, clients: &[Client], seconds: u64, server_pi
     }
 }
 
+/// In-process cost of the two reads a request may need (session, then voucher ownership),
+/// through the store as the server does them.
+async fn time_reads(dir: &std::path::Path, c: &Client) {
+    let store =
+        wallet_server::store::connect(&format!("sqlite://{}", dir.join("tamaq.db").display()))
+            .await
+            .unwrap();
+    let hash = hex::encode(session::hash_token(&c.session));
+    let n = 20_000u32;
+    for (name, which) in [("session read", 0), ("ownership read", 1)] {
+        let cpu0 = cpu_seconds("self").unwrap_or(0.0);
+        let t = Instant::now();
+        for _ in 0..n {
+            if which == 0 {
+                std::hint::black_box(store.session(&hash).await.unwrap().unwrap());
+            } else {
+                std::hint::black_box(
+                    store
+                        .signing_voucher(&c.voucher, &c.phone)
+                        .await
+                        .unwrap()
+                        .unwrap(),
+                );
+            }
+        }
+        let wall = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+        let cpu = (cpu_seconds("self").unwrap_or(0.0) - cpu0) * 1e6 / f64::from(n);
+        println!(
+            "  {:<30} {wall:>8.1} µs wall {cpu:>8.1} µs CPU",
+            format!("SQLite {name} (sqlx)")
+        );
+    }
+}
+
 /// In-process cost of the per-token work, for reference next to the HTTP figures.
 fn components() {
     let key = shared::KeyPair::generate();
@@ -374,6 +408,7 @@ fn main() {
         .unwrap();
     let kinds = std::env::var("TAMAQ_BENCH_KINDS").unwrap_or_else(|_| "json,json-cold,png".into());
     let mut clients = rt.block_on(seed(dir.path(), connections));
+    rt.block_on(time_reads(dir.path(), &clients[0]));
     if kinds.contains("json-cold") {
         // Enough that no session repeats at up to 12,000 requests/s.
         let total = (seconds as usize + 2) * 12_000;
@@ -408,6 +443,91 @@ fn main() {
             run(kind.trim(), &addr, &clients, seconds, server.id()).await;
         }
     });
+    if std::env::var_os("TAMAQ_BENCH_WRK").is_some() {
+        run_wrk(&addr, &clients[0], dir.path(), seconds, connections);
+    }
+    // DESIGN §8: the server stays under 200 MB resident under load.
+    if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", server.id())) {
+        for line in status
+            .lines()
+            .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
+        {
+            println!(
+                "server {}",
+                line.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+        }
+    }
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// The same hot JSON and PNG runs driven by `wrk` (if installed), as a check on the built-in
+/// client: one parent's session on every connection.
+fn run_wrk(addr: &str, c: &Client, dir: &std::path::Path, seconds: u64, connections: usize) {
+    let script = dir.join("qr.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "wrk.method = \"POST\"\nwrk.body = '{{\"validity\":\"short\"}}'\n\
+             wrk.headers[\"Content-Type\"] = \"application/json\"\n\
+             wrk.headers[\"Authorization\"] = \"Bearer {}\"\n",
+            c.session
+        ),
+    )
+    .unwrap();
+    let png = dir.join("png.lua");
+    std::fs::write(
+        &png,
+        format!(
+            "wrk.headers[\"Authorization\"] = \"Bearer {}\"\n",
+            c.session
+        ),
+    )
+    .unwrap();
+    for (name, lua, path) in [
+        (
+            "json",
+            &script,
+            format!("/api/v1/wallet/vouchers/{}/qr", c.voucher),
+        ),
+        (
+            "png",
+            &png,
+            format!("/api/v1/wallet/vouchers/{}/qr.png", c.voucher),
+        ),
+    ] {
+        let out = Command::new("wrk")
+            .args([
+                "-t1",
+                &format!("-c{connections}"),
+                &format!("-d{seconds}s"),
+                "-s",
+            ])
+            .arg(lua)
+            .arg(format!("http://{addr}{path}"))
+            .output();
+        match out {
+            Ok(o) => {
+                let text = String::from_utf8_lossy(&o.stdout);
+                let line = |k: &str| {
+                    text.lines()
+                        .find(|l| l.trim_start().starts_with(k))
+                        .unwrap_or("")
+                        .trim()
+                        .to_owned()
+                };
+                println!(
+                    "wrk {name:<5} {}  |  {}  |  {}",
+                    line("Requests/sec"),
+                    line("Latency"),
+                    line("Non-2xx")
+                );
+            }
+            Err(e) => {
+                println!("wrk not run: {e}");
+                return;
+            }
+        }
+    }
 }
