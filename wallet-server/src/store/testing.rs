@@ -97,7 +97,7 @@ pub async fn any(pg: bool) -> (Arc<dyn Store>, TestDb) {
 /// Declares one async test body twice: `<name>_sqlite` and `<name>_postgres` (ignored unless
 /// asked for, since it needs a server). The body gets `store: Arc<dyn Store>`.
 ///
-/// ```ignore
+/// ```text
 /// backend_test!(imports_roster, |store| async move { ... });
 /// ```
 #[macro_export]
