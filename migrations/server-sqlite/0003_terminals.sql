@@ -51,6 +51,7 @@ CREATE INDEX terminal_events_school_day ON terminal_events(school_code, service_
 CREATE INDEX terminal_events_voucher_day ON terminal_events(voucher_id, service_day, meal_kind);
 CREATE INDEX terminal_events_received ON terminal_events(received_at);
 -- At most one counted meal per (voucher, service day, meal kind), across all terminals: the
--- database itself refuses a second, so concurrent uploads cannot both count one.
-CREATE UNIQUE INDEX terminal_events_counted ON terminal_events(voucher_id, service_day, meal_kind)
+-- database itself refuses a second, so concurrent uploads cannot both count one. The day leads:
+-- uploads look meals up by day and voucher, and new rows land in the recent days' pages only.
+CREATE UNIQUE INDEX terminal_events_counted ON terminal_events(service_day, voucher_id, meal_kind)
     WHERE verdict = 'ok' AND duplicate = FALSE;

@@ -8,17 +8,13 @@
 //! previous one is re-marked. A partial unique index allows one counted row per key, so two
 //! uploads racing on PostgreSQL cannot both count one; the loser retries with fresh data.
 
-use super::{StoreError, StoreResult};
+use super::{Backend, StoreError, StoreResult};
 use async_trait::async_trait;
 use shared::wire::TerminalEvent;
 use sqlx::FromRow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
 
-/// Rows per multi-row INSERT: 11 bound values per row stays far below SQLite's 32,766.
-const INSERT_CHUNK: usize = 500;
-/// Values per `IN (...)` list.
-const IN_CHUNK: usize = 1000;
 /// Attempts of one upload when a concurrent upload took the same meal first (PostgreSQL; only
 /// possible across schools, as one school's uploads take turns).
 const UPLOAD_ATTEMPTS: usize = 10;
@@ -270,12 +266,86 @@ fn meal_key(e: &TerminalEvent) -> Option<MealKey> {
     ))
 }
 
-/// `$a, $a+1, ..., $a+n-1`.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// `column` is one of the strings of the JSON array bound at `$n`. Lists go to the database as
+/// one JSON parameter: statements with hundreds of `$N` placeholders are slow to prepare and
+/// bind (measured: a 500-row VALUES insert took 180 ms on SQLite, 100-value `IN` lists 10 ms
+/// each on PostgreSQL). On PostgreSQL `= ANY(ARRAY(...))` keeps index scans: an `IN` over a
+/// set-returning function is planned as a hash join over the whole table.
+fn json_in(backend: Backend, column: &str, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => format!("{column} IN (SELECT value FROM json_each(${n}))"),
+        Backend::Postgres => {
+            format!("{column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${n}::jsonb)))")
+        }
+    }
+}
+
+fn json_array<T: serde::Serialize>(items: &[T]) -> String {
+    serde_json::to_string(items).expect("strings serialise")
+}
+
+/// One event as the bulk insert reads it from its JSON parameter.
+#[derive(serde::Serialize)]
+struct EventRow<'a> {
+    seq: i64,
+    event_id: String,
+    voucher_id: Option<String>,
+    verdict: &'a str,
+    source: &'a str,
+    meal_kind: &'a str,
+    service_day: String,
+    scanned_at: i64,
+    key_id: Option<&'a str>,
+    duplicate: bool,
+    foreign_voucher: bool,
+}
+
+const EVENT_ROW_FIELDS: [(&str, &str); 11] = [
+    ("seq", "bigint"),
+    ("event_id", "text"),
+    ("voucher_id", "text"),
+    ("verdict", "text"),
+    ("source", "text"),
+    ("meal_kind", "text"),
+    ("service_day", "text"),
+    ("scanned_at", "bigint"),
+    ("key_id", "text"),
+    ("duplicate", "boolean"),
+    ("foreign_voucher", "boolean"),
+];
+
+/// `$1` terminal id, `$2` school code, `$3` received at, `$4` the JSON array of `EventRow`s.
+fn insert_events_sql(backend: Backend) -> String {
+    let names: Vec<&str> = EVENT_ROW_FIELDS.iter().map(|(n, _)| *n).collect();
+    let (select, from) = match backend {
+        Backend::Sqlite => (
+            names
+                .iter()
+                .map(|n| format!("json_extract(e.value, '$.{n}')"))
+                .collect::<Vec<_>>(),
+            // `WHERE TRUE`: SQLite reads `ON CONFLICT` after a bare FROM as a join constraint.
+            "json_each($4) AS e WHERE TRUE".to_owned(),
+        ),
+        Backend::Postgres => (
+            names.iter().map(|n| format!("e.{n}")).collect(),
+            format!(
+                "jsonb_to_recordset($4::jsonb) AS e({})",
+                EVENT_ROW_FIELDS
+                    .iter()
+                    .map(|(n, t)| format!("{n} {t}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    };
+    format!(
+        "INSERT INTO terminal_events (terminal_id, school_code, received_at, {})
+         SELECT $1, $2, $3, {} FROM {}
+         ON CONFLICT (terminal_id, seq) DO NOTHING",
+        names.join(", "),
+        select.join(", "),
+        from
+    )
 }
 
 /// A concurrent upload won a race the database noticed: run the batch again on fresh data.
@@ -445,18 +515,16 @@ macro_rules! impl_terminals {
                     .collect::<HashSet<_>>()
                     .into_iter()
                     .collect();
-                let mut ours: HashSet<String> = HashSet::new();
-                for chunk in named.chunks(IN_CHUNK) {
-                    let sql = format!(
-                        "SELECT id FROM vouchers WHERE school_code = $1 AND id IN ({})",
-                        placeholders(2, chunk.len())
-                    );
-                    let mut q = sqlx::query_scalar::<_, String>(&sql).bind(school_code);
-                    for id in chunk {
-                        q = q.bind(id);
-                    }
-                    ours.extend(q.fetch_all(&mut *tx).await?);
-                }
+                let ours: HashSet<String> = sqlx::query_scalar::<_, String>(&format!(
+                    "SELECT id FROM vouchers WHERE school_code = $1 AND {}",
+                    json_in(Self::BACKEND, "id", 2)
+                ))
+                .bind(school_code)
+                .bind(json_array(&named))
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
 
                 // Counted rows already stored for the keys of the new `ok` events.
                 let oks: Vec<MealKey> = new
@@ -471,28 +539,23 @@ macro_rules! impl_terminals {
                     let vouchers: Vec<&String> =
                         oks.iter().map(|k| &k.0).collect::<HashSet<_>>().into_iter().collect();
                     let wanted: HashSet<&MealKey> = oks.iter().collect();
-                    for chunk in vouchers.chunks(IN_CHUNK) {
-                        // Literal 'ok' and FALSE so the planner can use the partial index.
-                        let sql = format!(
-                            "SELECT voucher_id, service_day, meal_kind, terminal_id, seq, scanned_at
-                             FROM terminal_events
-                             WHERE verdict = 'ok' AND duplicate = FALSE
-                               AND service_day IN ({}) AND voucher_id IN ({})",
-                            placeholders(1, days.len()),
-                            placeholders(1 + days.len(), chunk.len())
-                        );
-                        let mut q = sqlx::query_as::<_, (String, String, String, String, i64, i64)>(&sql);
-                        for d in &days {
-                            q = q.bind(*d);
-                        }
-                        for v in chunk {
-                            q = q.bind(*v);
-                        }
-                        for (voucher, day, kind, tid, seq, scanned_at) in q.fetch_all(&mut *tx).await? {
-                            let key = (voucher, day, kind);
-                            if wanted.contains(&key) {
-                                counted.insert(key, Rank { scanned_at, terminal_id: tid, seq });
-                            }
+                    // Literal 'ok' and FALSE so the planner can use the partial index.
+                    let rows = sqlx::query_as::<_, (String, String, String, String, i64, i64)>(&format!(
+                        "SELECT voucher_id, service_day, meal_kind, terminal_id, seq, scanned_at
+                         FROM terminal_events
+                         WHERE verdict = 'ok' AND duplicate = FALSE
+                           AND {} AND {}",
+                        json_in(Self::BACKEND, "service_day", 1),
+                        json_in(Self::BACKEND, "voucher_id", 2)
+                    ))
+                    .bind(json_array(&days))
+                    .bind(json_array(&vouchers))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (voucher, day, kind, tid, seq, scanned_at) in rows {
+                        let key = (voucher, day, kind);
+                        if wanted.contains(&key) {
+                            counted.insert(key, Rank { scanned_at, terminal_id: tid, seq });
                         }
                     }
                 }
@@ -520,42 +583,37 @@ macro_rules! impl_terminals {
                     let counts = new[i].verdict.serves() && !duplicate[i];
                     (!counts, if counts { meal_key(new[i]) } else { None }, new[i].seq)
                 });
-                let mut stored = 0u64;
-                for chunk in order.chunks(INSERT_CHUNK) {
-                    let rows: Vec<String> = (0..chunk.len())
-                        .map(|r| format!("($1, $2, $3, {})", placeholders(4 + r * 11, 11)))
-                        .collect();
-                    let sql = format!(
-                        "INSERT INTO terminal_events (terminal_id, school_code, received_at, seq,
-                            event_id, voucher_id, verdict, source, meal_kind, service_day,
-                            scanned_at, key_id, duplicate, foreign_voucher)
-                         VALUES {}
-                         ON CONFLICT (terminal_id, seq) DO NOTHING",
-                        rows.join(", ")
-                    );
-                    let mut q = sqlx::query(&sql).bind(terminal_id).bind(school_code).bind(now);
-                    for &i in chunk {
+                let rows: Vec<EventRow> = order
+                    .iter()
+                    .map(|&i| {
                         let e = new[i];
-                        let voucher = e.voucher_id.map(|v| v.to_string());
-                        let foreign = voucher.as_ref().is_some_and(|v| !ours.contains(v));
-                        q = q
-                            .bind(e.seq)
-                            .bind(e.event_id.to_string())
-                            .bind(voucher)
-                            .bind(e.verdict.code())
-                            .bind(match e.source {
+                        let voucher_id = e.voucher_id.map(|v| v.to_string());
+                        EventRow {
+                            seq: e.seq,
+                            event_id: e.event_id.to_string(),
+                            foreign_voucher: voucher_id.as_ref().is_some_and(|v| !ours.contains(v)),
+                            voucher_id,
+                            verdict: e.verdict.code(),
+                            source: match e.source {
                                 shared::wire::ScanSource::Qr => "qr",
                                 shared::wire::ScanSource::Card => "card",
-                            })
-                            .bind(e.meal_kind.as_str())
-                            .bind(e.service_day.to_string())
-                            .bind(e.scanned_at)
-                            .bind(e.key_id.clone())
-                            .bind(duplicate[i])
-                            .bind(foreign);
-                    }
-                    stored += q.execute(&mut *tx).await?.rows_affected();
-                }
+                            },
+                            meal_kind: e.meal_kind.as_str(),
+                            service_day: e.service_day.to_string(),
+                            scanned_at: e.scanned_at,
+                            key_id: e.key_id.as_deref(),
+                            duplicate: duplicate[i],
+                        }
+                    })
+                    .collect();
+                let stored = sqlx::query(&insert_events_sql(Self::BACKEND))
+                    .bind(terminal_id)
+                    .bind(school_code)
+                    .bind(now)
+                    .bind(serde_json::to_string(&rows).expect("event rows serialise"))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
                 // The terminal's row is locked, so no other upload of it stored these seqs.
                 already_had += new.len() as u64 - stored;
 
@@ -794,19 +852,17 @@ macro_rules! impl_terminals {
                             // Find which id, for a message the terminal's operator can act on.
                             let ids: Vec<String> =
                                 events.iter().map(|e| e.event_id.to_string()).collect();
-                            for chunk in ids.chunks(IN_CHUNK) {
-                                let sql = format!(
-                                    "SELECT event_id FROM terminal_events
-                                     WHERE terminal_id <> $1 AND event_id IN ({})",
-                                    placeholders(2, chunk.len())
-                                );
-                                let mut q = sqlx::query_scalar::<_, String>(&sql).bind(&id);
-                                for e in chunk {
-                                    q = q.bind(e);
-                                }
-                                if let Some(taken) = q.fetch_optional(&self.pool).await? {
-                                    return Ok(EventsOutcome::EventIdTaken { event_id: taken });
-                                }
+                            let taken: Option<String> = sqlx::query_scalar(&format!(
+                                "SELECT event_id FROM terminal_events
+                                 WHERE terminal_id <> $1 AND {} LIMIT 1",
+                                json_in(Self::BACKEND, "event_id", 2)
+                            ))
+                            .bind(&id)
+                            .bind(json_array(&ids))
+                            .fetch_optional(&self.pool)
+                            .await?;
+                            if let Some(event_id) = taken {
+                                return Ok(EventsOutcome::EventIdTaken { event_id });
                             }
                             return Err(e);
                         }
@@ -979,8 +1035,20 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_are_numbered_in_order() {
-        assert_eq!(placeholders(3, 3), "$3, $4, $5");
-        assert_eq!(placeholders(1, 0), "");
+    fn insert_sql_lists_every_column_once() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let sql = insert_events_sql(backend);
+            for (name, ty) in EVENT_ROW_FIELDS {
+                let read = match backend {
+                    Backend::Sqlite => format!("json_extract(e.value, '$.{name}')"),
+                    Backend::Postgres => format!("e.{name}"),
+                };
+                assert_eq!(sql.matches(&read).count(), 1, "{name}: {sql}");
+                if backend == Backend::Postgres {
+                    assert!(sql.contains(&format!("{name} {ty}")), "{name}");
+                }
+            }
+            assert!(sql.contains("ON CONFLICT (terminal_id, seq) DO NOTHING"));
+        }
     }
 }

@@ -96,3 +96,54 @@ pub async fn build(
         served_today: served_rows.iter().map(served).collect::<AppResult<_>>()?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: &str, removed: Option<i64>) -> SnapshotRow {
+        SnapshotRow {
+            id: Uuid::new_v4().to_string(),
+            status: status.into(),
+            valid_from: "2026-09-01".into(),
+            valid_to: "2027-05-25".into(),
+            change_seq: 3,
+            first_name: "Айгерим".into(),
+            last_name: "Сапарова".into(),
+            grade: 3,
+            class_letter: "А".into(),
+            card_number: None,
+            pupil_removed_at: removed,
+        }
+    }
+
+    #[test]
+    fn statuses_and_removed_pupils() {
+        assert_eq!(
+            voucher(&row("active", None)).unwrap().status,
+            VoucherStatus::Active
+        );
+        assert_eq!(
+            voucher(&row("issued", None)).unwrap().status,
+            VoucherStatus::Issued
+        );
+        assert_eq!(
+            voucher(&row("active", Some(5))).unwrap().status,
+            VoucherStatus::Revoked
+        );
+        assert!(voucher(&row("lost", None)).is_err());
+        let mut bad = row("active", None);
+        bad.grade = 300;
+        assert!(voucher(&bad).is_err());
+        let v = voucher(&row("active", None)).unwrap();
+        assert_eq!(v.display_name, "Айгерим С.");
+        assert_eq!(v.valid_to.to_string(), "2027-05-25");
+    }
+
+    #[test]
+    fn display_names_are_first_name_and_last_initial() {
+        assert_eq!(display_name("Айгерим", "Сапарова"), "Айгерим С.");
+        assert_eq!(display_name(" Ержан ", ""), "Ержан");
+        assert_eq!(display_name("Ivan", " petrov"), "Ivan p.");
+    }
+}
