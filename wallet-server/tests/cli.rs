@@ -38,16 +38,28 @@ fn import_then_tick() {
 
     let (ok, out, err) = run(&data, &["import-roster", file]);
     assert!(!ok, "rejected rows: non-zero exit");
-    assert!(out.contains("line 3, column grade: \"12\" is not a grade from 0 to 11"), "{out}");
+    assert!(
+        out.contains("line 3, column grade: \"12\" is not a grade from 0 to 11"),
+        "{out}"
+    );
     assert!(out.contains("rejected 1"), "{out}");
     assert!(err.contains("nothing imported"), "{err}");
 
     let (ok, out, err) = run(&data, &["import-roster", file, "--skip-invalid"]);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("added 1, updated 0, unchanged 0, removed 0, rejected 1"), "{out}");
-    assert!(err.contains("importing: 1/1 pupils"), "progress on stderr: {err}");
+    assert!(
+        out.contains("added 1, updated 0, unchanged 0, removed 0, rejected 1"),
+        "{out}"
+    );
+    assert!(
+        err.contains("importing: 1/1 pupils"),
+        "progress on stderr: {err}"
+    );
 
-    let (ok, out, err) = run(&data, &["consent", "tick", "--now", "2026-11-23T09:00:00+05:00"]);
+    let (ok, out, err) = run(
+        &data,
+        &["consent", "tick", "--now", "2026-11-23T09:00:00+05:00"],
+    );
     assert!(ok, "{out}{err}");
     assert!(out.contains("requested 1, no_phone 0"), "{out}");
     assert!(out.contains("SMS: sent 1, failed 0"), "{out}");

@@ -140,7 +140,9 @@ both_backends!(report_command_refuses_bad_input, |pg| async move {
     let fx = Fx::new(pg).await;
     let s1 = fx.school(1).await;
     let tomorrow = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
-    let err = report_command(fx.state(), tomorrow, None).await.unwrap_err();
+    let err = report_command(fx.state(), tomorrow, None)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("has not started"), "{err}");
     let yesterday = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
     let err = report_command(fx.state(), yesterday, Some(&common::bin(99)))

@@ -28,7 +28,12 @@ async fn receive(
     headers: HeaderMap,
     Json(sms): Json<OutgoingSms>,
 ) -> StatusCode {
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     p.seen
         .lock()
         .unwrap()
@@ -66,10 +71,18 @@ async fn retries_temporary_failures_then_sends() {
     let (store, _db) = testing::any(false).await;
     let (url, p) = provider(vec![500, 503]).await;
     let phone = shared::phone::Phone::parse("+77011112233").unwrap();
-    let id = sms::queue(store.as_ref(), &phone, "Код: 123456", SmsKind::LoginCode, 1_000)
+    let id = sms::queue(
+        store.as_ref(),
+        &phone,
+        "Код: 123456",
+        SmsKind::LoginCode,
+        1_000,
+    )
+    .await
+    .unwrap();
+    let report = sms::deliver_due(store.as_ref(), &gateway(&url), 1_000)
         .await
         .unwrap();
-    let report = sms::deliver_due(store.as_ref(), &gateway(&url), 1_000).await.unwrap();
     assert_eq!((report.sent, report.failed), (1, 0));
     let seen = p.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 3, "two failures, then success");
@@ -89,7 +102,9 @@ async fn failures_wait_in_the_outbox() {
     // Three 502s use up one round's attempts; a 400 is a rejection.
     let (url, p) = provider(vec![502, 502, 502, 400]).await;
     let phone = shared::phone::Phone::parse("+77011112233").unwrap();
-    sms::queue(store.as_ref(), &phone, "a", SmsKind::Help, 1_000).await.unwrap();
+    sms::queue(store.as_ref(), &phone, "a", SmsKind::Help, 1_000)
+        .await
+        .unwrap();
     let gw = gateway(&url);
     let r = sms::deliver_due(store.as_ref(), &gw, 1_000).await.unwrap();
     assert_eq!((r.sent, r.failed), (0, 1));
@@ -117,8 +132,12 @@ async fn unreachable_provider_is_a_temporary_failure() {
     let url = format!("http://{}/send", listener.local_addr().unwrap());
     drop(listener);
     let phone = shared::phone::Phone::parse("+77011112233").unwrap();
-    sms::queue(store.as_ref(), &phone, "a", SmsKind::Help, 1_000).await.unwrap();
-    let r = sms::deliver_due(store.as_ref(), &gateway(&url), 1_000).await.unwrap();
+    sms::queue(store.as_ref(), &phone, "a", SmsKind::Help, 1_000)
+        .await
+        .unwrap();
+    let r = sms::deliver_due(store.as_ref(), &gateway(&url), 1_000)
+        .await
+        .unwrap();
     assert_eq!(r.failed, 1);
     let row = &store.sms_outbox(10).await.unwrap()[0];
     assert!(row.last_error.as_deref().unwrap().contains("unreachable"));
@@ -133,7 +152,12 @@ async fn background_jobs_send_requests_and_stop() {
     let mut s = settings();
     s.server.job_interval_seconds = 3600;
     let t = wallet_server::testkit::state_with(false, s).await;
-    import(&t.state.store, &csv(&[row(1, 0, "+77010000001"), row(2, 0, "+77010000002")]), ImportOptions::default()).await;
+    import(
+        &t.state.store,
+        &csv(&[row(1, 0, "+77010000001"), row(2, 0, "+77010000002")]),
+        ImportOptions::default(),
+    )
+    .await;
     let jobs = wallet_server::jobs::start(t.state.clone()).unwrap();
     let outbox = t.state.paths.outbox_dir().join("sms.jsonl");
     let mut sent = Vec::new();
