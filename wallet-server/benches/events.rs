@@ -16,7 +16,6 @@ use uuid::Uuid;
 use wallet_server::clock::Clock;
 use wallet_server::config::{Paths, Settings};
 use wallet_server::eligibility::Category;
-use wallet_server::signing::Keys;
 use wallet_server::store::roster::NewPupil;
 use wallet_server::AppState;
 
@@ -47,17 +46,9 @@ async fn open(pg_url: Option<&str>, dir: &std::path::Path) -> AppState {
         .await
         .expect("open store");
     let clock = Clock::manual(MONDAY_NOON);
-    let keys = Keys::open(&paths.keys_dir(), store.as_ref(), clock.now())
+    AppState::assemble(store, Settings::default(), paths, clock, false)
         .await
-        .expect("keys");
-    AppState {
-        store,
-        settings: Arc::new(Settings::default()),
-        paths: Arc::new(paths),
-        keys: Arc::new(keys),
-        clock,
-        demo: false,
-    }
+        .expect("assemble state")
 }
 
 fn pupil(iin: String, school_code: i64) -> NewPupil {

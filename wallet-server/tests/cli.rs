@@ -1,5 +1,6 @@
 //! The `wallet-server` binary: `import-roster` and `consent tick` as an operator runs them.
 
+#[path = "core_support/mod.rs"]
 mod common;
 
 use common::*;

@@ -1,6 +1,7 @@
 //! The HTTP SMS gateway against a local stand-in provider, and delivery retries through the
 //! outbox; the background jobs of `serve` sending the consent requests.
 
+#[path = "core_support/mod.rs"]
 mod common;
 
 use axum::extract::State;
@@ -14,13 +15,16 @@ use wallet_server::config::Secret;
 use wallet_server::roster::ImportOptions;
 use wallet_server::sms::http::HttpGateway;
 use wallet_server::sms::{self, OutgoingSms, SmsKind};
-use wallet_server::store::{testing, SmsOutboxStore};
+use wallet_server::store::testing;
+
+/// Authorization header, idempotency key and body of one request the provider saw.
+type Seen = (Option<String>, Option<String>, OutgoingSms);
 
 #[derive(Clone, Default)]
 struct Provider {
     /// Status codes to answer, in order; 200 once they run out.
     script: Arc<Mutex<Vec<u16>>>,
-    seen: Arc<Mutex<Vec<(Option<String>, Option<String>, OutgoingSms)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 async fn receive(
