@@ -760,7 +760,8 @@ both_backends!(terminals_enrollment_codes_and_revocation, |pg| async move {
     assert_eq!(status, StatusCode::CREATED);
     let v = json(&body);
     let code = v["code"].as_str().unwrap();
-    assert_eq!(code.len(), 12);
+    assert_eq!(code.len(), 10);
+    assert!(wallet_server::terminal_sync::credentials::normalize_code(code).is_some());
     assert_eq!(v["expires_at"], now + 24 * H);
     let hash = wallet_server::review::terminals::enroll_code_hash(code);
     assert_eq!(

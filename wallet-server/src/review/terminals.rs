@@ -5,26 +5,20 @@ use crate::store::audit::AuditEntry;
 use crate::store::roster::School;
 use crate::store::school_terminals::TerminalRow;
 use crate::store::Store;
-use rand::Rng;
-use sha2::{Digest, Sha256};
 
 /// An enrollment code works once, within a day (DESIGN §5).
 pub const ENROLL_CODE_TTL_SECONDS: i64 = 24 * 3600;
-/// Capital letters and digits without look-alikes (no I, L, O, 0, 1): read off a screen and
-/// typed at the counter.
-const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
-pub const ENROLL_CODE_LEN: usize = 12;
+/// The same codes `wallet-server terminal enroll-code` prints and `POST /terminal/enroll`
+/// accepts: one generator and one hash for both.
+pub use crate::terminal_sync::credentials::CODE_LEN as ENROLL_CODE_LEN;
 
 pub fn new_enroll_code() -> String {
-    let mut rng = rand::rngs::OsRng;
-    (0..ENROLL_CODE_LEN)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
+    crate::terminal_sync::credentials::generate_code()
 }
 
 /// SHA-256 hex of the code: all the server keeps.
 pub fn enroll_code_hash(code: &str) -> String {
-    hex::encode(Sha256::digest(code.as_bytes()))
+    crate::terminal_sync::credentials::sha256_hex(code.as_bytes())
 }
 
 /// Creates a code for the school; returns it (shown once) and when it expires.
@@ -89,7 +83,9 @@ mod tests {
     fn codes_use_the_readable_alphabet() {
         let a = new_enroll_code();
         assert_eq!(a.len(), ENROLL_CODE_LEN);
-        assert!(a.bytes().all(|b| ALPHABET.contains(&b)));
+        assert!(a
+            .bytes()
+            .all(|b| crate::terminal_sync::credentials::CODE_ALPHABET.contains(&b)));
         assert_ne!(a, new_enroll_code());
         assert_eq!(enroll_code_hash("ABC").len(), 64);
     }
