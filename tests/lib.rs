@@ -74,6 +74,11 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+        ServerProcess::start_with_env(data_dir, extra, &[])
+    }
+
+    /// [`ServerProcess::start`] with extra environment (`TAMAQ_*` settings).
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> ServerProcess {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut args = vec!["serve", "--listen", &listen, "--data-dir"];
@@ -83,6 +88,7 @@ impl ServerProcess {
         let child = Command::new(binary("wallet-server"))
             .args(&args)
             .env("RUST_LOG", "warn")
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -92,7 +98,7 @@ impl ServerProcess {
             base_url: format!("http://{listen}"),
             data_dir: data_dir.to_path_buf(),
         };
-        server.wait_ready(Duration::from_secs(30));
+        server.wait_ready(Duration::from_secs(120));
         server
     }
 
