@@ -14,15 +14,16 @@
 //! director signs in with the printed password; the NOBD report command writes into
 //! `data/outbox/nobd/`. The deployment block then runs in a second fresh dir.
 //!
-//! Substitutions, all visible in [`Walk::exec`] and [`Walk::placeholders`]:
+//! Substitutions, all in [`Walk::command`], [`Walk::placeholders`] and the `env` calls below:
 //!
 //! * **Programs.** `cargo run --release -p X --`, `target/release/X` and a bare `X` run the `X`
 //!   that `cargo test --workspace` has just built from the same sources (debug profile). The
 //!   `cargo build --release -p X` and `cargo run` commands are checked with `cargo metadata`
 //!   (the package exists and has exactly one binary, named `X`) instead of being run: a release
-//!   build of both binaries from scratch costs CI several minutes on two cores for a difference
-//!   of optimisation level only, and a nested cargo would wait on the build lock of the very
-//!   `cargo test` that runs this test.
+//!   build of both binaries from scratch would add several minutes to CI on two cores (which
+//!   builds everything else in the debug profile) for a difference of optimisation level only,
+//!   while the metadata check catches what a newcomer would trip on, a renamed package or
+//!   binary.
 //! * **Placeholders.** `CODE` is the enrollment code the demo printed, `BIN` a school BIN,
 //!   `YYYY-MM-DD` today's service day, `roster.csv` a generated roster (tests/fixtures.rs)
 //!   written into the working directory, `http://127.0.0.1:8080` the demo's actual address.
@@ -38,6 +39,9 @@
 //!   `cargo clippy` and `.ci/run` are not run: the test checks that `.ci/run`, which CI
 //!   executes, runs exactly these commands (`--locked` aside, which only makes CI refuse a stale
 //!   Cargo.lock).
+//!
+//! Unix only: servers are stopped with SIGTERM, as an operator would.
+#![cfg(unix)]
 
 use serde_json::{json, Value};
 use shared::calendar::ServiceDay;
