@@ -535,8 +535,11 @@ impl Walk {
             How::Demo => self.start_demo(cmd),
             How::ParentQr => self.parent_saves_qr(cmd),
             How::TerminalEnroll => {
+                // CODE and the server address come from the running demo.
                 self.demo();
-                self.exec(cmd, &self.demo_dir, None);
+                let out = self.exec(cmd, &self.demo_dir, None);
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert!(text.contains(&self.demo().school_bin), "{text}");
             }
             How::TerminalScan => self.scan_twice(cmd),
             How::TerminalSync => {
