@@ -111,10 +111,27 @@ async fn build(state: &AppState) -> anyhow::Result<DemoInfo> {
     consent::tick(store, settings, start + 3 * DAY + 60).await?;
     consent::tick(store, settings, now).await?;
 
-    // Every agreeing family but the first activates its vouchers; the first is left for the
-    // walk-through.
+    // Every agreeing family activates its vouchers but one, left for the walk-through: the
+    // first with a child at the first school, whose terminal gets the printed enrollment code.
+    let schools = store.schools().await?;
+    let first_school = schools
+        .first()
+        .context("the sample roster has schools")?
+        .code;
+    let mut walk_through = None;
+    for phone in &agreed {
+        let pupils = store.pupils_by_phone(phone).await?;
+        if pupils.iter().any(|p| p.school_code == first_school) {
+            walk_through = Some(phone.clone());
+            break;
+        }
+    }
+    let others: Vec<&String> = agreed
+        .iter()
+        .filter(|p| Some(*p) != walk_through.as_ref())
+        .collect();
     let year = settings.school_year.label();
-    for phone in agreed.iter().skip(1) {
+    for &phone in &others {
         for pupil in store.pupils_by_phone(phone).await? {
             if let Some(v) = store.voucher_for_pupil(pupil.id, &year).await? {
                 if v.status() == VoucherStatus::Issued {
@@ -126,7 +143,7 @@ async fn build(state: &AppState) -> anyhow::Result<DemoInfo> {
         }
     }
 
-    let bins: Vec<String> = store.schools().await?.into_iter().map(|s| s.bin).collect();
+    let bins: Vec<String> = schools.into_iter().map(|s| s.bin).collect();
     let mut staff = Vec::new();
     for (user, role, schools) in [
         ("director", "school_admin", vec![bins[0].clone()]),
@@ -140,8 +157,8 @@ async fn build(state: &AppState) -> anyhow::Result<DemoInfo> {
     let consent_outcomes = store.consent_counts(&year).await?;
     Ok(DemoInfo {
         school_bins: bins,
-        parent_to_activate: agreed.first().cloned().unwrap_or_default(),
-        parents_active: agreed.iter().skip(1).take(3).cloned().collect(),
+        parent_to_activate: walk_through.unwrap_or_default(),
+        parents_active: others.into_iter().take(3).cloned().collect(),
         staff,
         consent_outcomes,
     })
