@@ -63,6 +63,9 @@ struct Args {
     /// Parents' SMS replies sent through the gateway endpoint (the rest consent in SQL).
     #[arg(long, default_value_t = 2_000)]
     replies: usize,
+    /// SMS replies the gateway hands over at the same time.
+    #[arg(long, default_value_t = 4)]
+    reply_concurrency: usize,
     /// School days each terminal was offline: the log it uploads.
     #[arg(long, default_value_t = 2)]
     offline_days: usize,
@@ -139,6 +142,7 @@ async fn run(args: &Args, work: &Path, database_url: Option<&str>) -> anyhow::Re
         pupils,
         started: chrono::Utc::now().to_rfc3339(),
         load_average: report::load_average(),
+        database_mb: 0.0,
         rows: Vec::new(),
     };
 
@@ -186,6 +190,8 @@ async fn run(args: &Args, work: &Path, database_url: Option<&str>) -> anyhow::Re
         ("TAMAQ_TOKENS_DAILY_LIMIT_PER_VOUCHER", "4000000000"),
         // The jobs run their first round at start and then stay out of the measured steps.
         ("TAMAQ_SERVER_JOB_INTERVAL_SECONDS", job_interval.as_str()),
+        // The NOBD step below is the operator's command, not the scheduled build.
+        ("TAMAQ_NOBD_DAILY_AT", "23:59"),
     ];
     let extra: Vec<&str> = global[2..].to_vec();
     let server = ServerProcess::start_with_env(&data_dir, &extra, &server_env);
@@ -203,15 +209,25 @@ async fn run(args: &Args, work: &Path, database_url: Option<&str>) -> anyhow::Re
         .map(|(phone, _)| phone)
         .collect();
     let cpu0 = proc::cpu_seconds(pid);
-    let seconds = traffic::replies(&http, &server.base_url, GATEWAY_SECRET, phones.clone()).await?;
+    let (seconds, failed) = traffic::replies(
+        &http,
+        &server.base_url,
+        GATEWAY_SECRET,
+        phones.clone(),
+        args.reply_concurrency,
+    )
+    .await?;
     run.rows.push(Row {
         step: "SMS replies 3#1 (consent + voucher)",
-        items: phones.len() as u64,
+        items: (phones.len() - failed) as u64,
         unit: "replies",
         seconds,
         cpu: cpu_since(pid, cpu0),
         max_rss_mb: None,
-        note: "POST /api/v1/sms/inbound, 16 at a time".into(),
+        note: format!(
+            "POST /api/v1/sms/inbound, {} at a time; {failed} answered 5xx",
+            args.reply_concurrency
+        ),
     });
     let consented = db.consent_all_awaiting(state.now()).await?;
     eprintln!("   {consented} other parents consent (written in SQL)");
@@ -347,9 +363,7 @@ async fn run(args: &Args, work: &Path, database_url: Option<&str>) -> anyhow::Re
         &[&global[..], &["report", "nobd", "--date", &date]].concat(),
         &[],
     )?;
-    let files = std::fs::read_dir(data_dir.join("outbox/nobd"))
-        .map(|d| d.count())
-        .unwrap_or(0) as u64;
+    let files = reports_of_day(&data_dir.join("outbox/nobd"), &date)?;
     let meals = db
         .count(&format!(
             "SELECT COUNT(*) FROM terminal_events WHERE service_day = '{date}' AND verdict = 'ok'"
@@ -363,17 +377,7 @@ async fn run(args: &Args, work: &Path, database_url: Option<&str>) -> anyhow::Re
         &format!("{meals} meals; built and written to the outbox"),
     ));
 
-    let size = db.size_mb().await?;
-    eprintln!("database size: {size:.0} MB");
-    run.rows.push(Row {
-        step: "database size",
-        items: size.round() as u64,
-        unit: "MB",
-        seconds: 1.0,
-        cpu: None,
-        max_rss_mb: None,
-        note: "after all steps".into(),
-    });
+    run.database_mb = db.size_mb().await?;
     Ok(run)
 }
 
@@ -387,6 +391,18 @@ fn cli_row(step: &'static str, items: u64, unit: &'static str, u: &proc::Usage, 
         max_rss_mb: Some(u.max_rss_mb),
         note: note.to_owned(),
     }
+}
+
+/// Schools with a report of `date` in the NOBD outbox (`{BIN}-{date}-r{N}.json`).
+fn reports_of_day(dir: &Path, date: &str) -> anyhow::Result<u64> {
+    let mut bins = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some((bin, _)) = name.split_once(&format!("-{date}-r")) {
+            bins.insert(bin.to_owned());
+        }
+    }
+    Ok(bins.len() as u64)
 }
 
 fn cpu_since(pid: u32, before: Option<f64>) -> Option<f64> {

@@ -31,16 +31,25 @@ pub struct Run {
     pub pupils: usize,
     pub started: String,
     pub load_average: String,
+    /// Size of the database after all steps.
+    pub database_mb: f64,
     pub rows: Vec<Row>,
 }
 
 impl Run {
     pub fn markdown(&self) -> String {
         let mut out = format!(
-            "{} — scale {} ({} schools, {} pupils), started {}, load average at start {}\n\n\
+            "{} — scale {} ({} schools, {} pupils), started {}, load average at start {}, \
+             database at the end {:.0} MB\n\n\
              | step | items | seconds | rate | CPU s | max RSS MB | note |\n\
              | --- | ---: | ---: | ---: | ---: | ---: | --- |\n",
-            self.backend, self.scale, self.schools, self.pupils, self.started, self.load_average
+            self.backend,
+            self.scale,
+            self.schools,
+            self.pupils,
+            self.started,
+            self.load_average,
+            self.database_mb
         );
         for r in &self.rows {
             out.push_str(&format!(

@@ -23,33 +23,45 @@ pub fn client() -> reqwest::Client {
         .expect("HTTP client")
 }
 
-/// `3#1` from each phone through `POST /api/v1/sms/inbound`; returns the seconds taken.
+/// `3#1` from each phone through `POST /api/v1/sms/inbound`, `parallel` at a time; returns
+/// the seconds taken and the replies the server failed to take (a gateway would retry them).
 pub async fn replies(
     http: &reqwest::Client,
     base: &str,
     secret: &str,
     phones: Vec<String>,
-) -> anyhow::Result<f64> {
+    parallel: usize,
+) -> anyhow::Result<(f64, usize)> {
     let start = Instant::now();
     let url = format!("{base}/api/v1/sms/inbound");
-    let results: Vec<anyhow::Result<()>> = stream::iter(phones)
+    let results: Vec<Result<reqwest::StatusCode, reqwest::Error>> = stream::iter(phones)
         .map(|phone| {
             let (http, url) = (http.clone(), url.clone());
             async move {
-                http.post(&url)
+                let r = http
+                    .post(&url)
                     .header("X-Gateway-Secret", secret)
                     .json(&serde_json::json!({ "from": phone, "text": "3#1" }))
                     .send()
-                    .await?
-                    .error_for_status()?;
-                Ok(())
+                    .await?;
+                Ok(r.status())
             }
         })
-        .buffer_unordered(16)
+        .buffer_unordered(parallel)
         .collect()
         .await;
-    results.into_iter().collect::<anyhow::Result<()>>()?;
-    Ok(start.elapsed().as_secs_f64())
+    let seconds = start.elapsed().as_secs_f64();
+    let mut failed = 0;
+    for r in results {
+        let status = r?;
+        if status.is_client_error() {
+            bail!("the server refused an SMS reply: {status}");
+        }
+        if !status.is_success() {
+            failed += 1;
+        }
+    }
+    Ok((seconds, failed))
 }
 
 #[derive(Debug, Default)]
