@@ -30,3 +30,30 @@ impl MaintenanceStore for PgStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MaintenanceStore;
+    use crate::store::testing;
+
+    #[tokio::test]
+    async fn checkpoint_empties_the_log() {
+        let (store, db) = testing::sqlite().await;
+        let wal = format!("{}-wal", db.url.trim_start_matches("sqlite://"));
+        for i in 0..50 {
+            sqlx::query("INSERT INTO counters (name, value) VALUES ($1, 1)")
+                .bind(format!("c{i}"))
+                .execute(&store.pool)
+                .await
+                .unwrap();
+        }
+        assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+        store.checkpoint().await.unwrap();
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+        let limit: i64 = sqlx::query_scalar("PRAGMA journal_size_limit")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(limit, 64 * 1024 * 1024);
+    }
+}
