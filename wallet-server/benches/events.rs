@@ -4,6 +4,9 @@
 //!
 //! cargo bench -p wallet-server --bench events
 //! TAMAQ_TEST_PG_URL=postgres://postgres@127.0.0.1:5432/test cargo bench -p wallet-server --bench events
+//!
+//! Event ids are time-ordered, as the terminal makes them; `TAMAQ_BENCH_RANDOM_IDS=1` sends
+//! random (v4) ids instead, as terminals built before that change do.
 
 use shared::calendar::{MealKind, ServiceDay};
 use shared::verdict::Verdict;
@@ -77,6 +80,14 @@ fn pupil(iin: String, school_code: i64) -> NewPupil {
     }
 }
 
+/// The terminal's event id for a scan at `scanned_at` (or a v4 id, see the header).
+fn event_id(scanned_at: i64) -> Uuid {
+    if std::env::var_os("TAMAQ_BENCH_RANDOM_IDS").is_some() {
+        return Uuid::new_v4();
+    }
+    uuid::Builder::from_unix_timestamp_millis(scanned_at as u64 * 1000, &rand::random()).into_uuid()
+}
+
 /// One school per terminal, its vouchers, and the terminal's log: each voucher served once a
 /// day (about 1 in 10 scans refused), spread over consecutive days.
 async fn seed(state: &AppState, http: &reqwest::Client, base: &str) -> Vec<Terminal> {
@@ -130,7 +141,7 @@ async fn seed(state: &AppState, http: &reqwest::Client, base: &str) -> Vec<Termi
                     Verdict::Ok
                 };
                 TerminalEvent {
-                    event_id: Uuid::new_v4(),
+                    event_id: event_id(scanned_at),
                     seq: i as i64 + 1,
                     scanned_at,
                     service_day: ServiceDay::from_unix(scanned_at).date(),

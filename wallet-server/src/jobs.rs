@@ -14,6 +14,10 @@ use tokio::task::JoinHandle;
 /// SMS delivery waits at most this long between rounds (queueing wakes it sooner): login codes
 /// must not wait for the consent interval.
 const SMS_MAX_WAIT: Duration = Duration::from_secs(5);
+/// How often the SQLite write-ahead log is folded back into the database (see
+/// `MaintenanceStore::checkpoint`): often enough that the log stays within tens of MB at the
+/// highest upload rates.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Jobs {
     stop: watch::Sender<bool>,
@@ -153,6 +157,18 @@ pub fn start(state: AppState) -> anyhow::Result<Jobs> {
             Ok(())
         }
     }));
+
+    let s = state.clone();
+    handles.push(spawn_loop(
+        "checkpoint",
+        rx.clone(),
+        CHECKPOINT_EVERY,
+        never,
+        move || {
+            let s = s.clone();
+            async move { Ok(s.store.checkpoint().await?) }
+        },
+    ));
 
     let s = state.clone();
     handles.push(spawn_loop("keys", rx, every, never, move || {

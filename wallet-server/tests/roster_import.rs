@@ -525,3 +525,43 @@ backend_test!(large_import_in_chunks, |store: Arc<dyn Store>| async move {
     .await;
     assert_eq!(again.counts.unchanged, 1_234);
 });
+
+backend_test!(
+    changes_terminals_show_bump_the_change_number,
+    |store: Arc<dyn Store>| async move {
+        let s = settings();
+        let rows = [row(1, 0, ""), row(2, 0, "")];
+        import(&store, &csv(&rows), ImportOptions::default()).await;
+        let mut vouchers = Vec::new();
+        for n in [1, 2] {
+            let p = store.pupil_by_iin(&iin(n)).await.unwrap().unwrap();
+            let v = store
+                .create_voucher(p.id, p.school_code, &s.school_year, 10)
+                .await
+                .unwrap();
+            vouchers.push(v);
+        }
+        let seq = |i: usize| {
+            let store = store.clone();
+            let id = vouchers[i].uuid();
+            async move { store.voucher(id).await.unwrap().unwrap().change_seq }
+        };
+        let (before1, before2) = (seq(0).await, seq(1).await);
+
+        // Pupil 1 renamed and moved to another class: its terminals must re-read the voucher.
+        let mut changed = rows.clone();
+        changed[0][Column::FirstName.index()] = "Айгерим".into();
+        changed[0][Column::ClassLetter.index()] = "Б".into();
+        let r = import(&store, &csv(&changed), ImportOptions::default()).await;
+        assert_eq!((r.counts.updated, r.counts.unchanged), (1, 1));
+        let after1 = seq(0).await;
+        assert!(after1 > before1.max(before2), "terminals see the rename");
+        assert_eq!(seq(1).await, before2, "unchanged pupil, unchanged voucher");
+
+        // A phone is not on the terminal: no change for it to fetch.
+        changed[1][Column::MotherPhone.index()] = "+77019999999".into();
+        let r = import(&store, &csv(&changed), ImportOptions::default()).await;
+        assert_eq!(r.counts.updated, 1);
+        assert_eq!((seq(0).await, seq(1).await), (after1, before2));
+    }
+);

@@ -93,6 +93,18 @@ fn unchanged(old: &Pupil, school_code: i64, new: &NewPupil) -> bool {
         && old.contact_name == new.contact_name
 }
 
+/// A change a terminal's snapshot shows: the display name, class, card, the pupil listed again
+/// after removal, or a move to another school (the voucher stays in its school's snapshot).
+fn terminal_visible_change(old: &Pupil, school_code: i64, new: &NewPupil) -> bool {
+    old.removed_at.is_some()
+        || old.school_code != school_code
+        || old.last_name != new.last_name
+        || old.first_name != new.first_name
+        || old.grade != new.grade
+        || old.class_letter != new.class_letter
+        || old.card_number != new.card_number
+}
+
 const PUPIL_VALUE_COLUMNS: usize = 23;
 
 fn upsert_pupils_sql(rows: usize) -> String {
@@ -172,6 +184,8 @@ macro_rules! impl_import {
                 }
 
                 let mut done = 0;
+                // One change number for every voucher this import changes as terminals see it.
+                let mut change_seq: Option<i64> = None;
                 for chunk in batch.pupils.chunks(CHUNK) {
                     let sql = bulk(
                         Self::BACKEND,
@@ -191,6 +205,7 @@ macro_rules! impl_import {
                         .map(|p| (p.iin.clone(), p))
                         .collect();
                     let mut writes = Vec::with_capacity(chunk.len());
+                    let mut seen_changed: Vec<i64> = Vec::new();
                     for row in chunk {
                         let code = codes[row.school];
                         match existing.get(&row.pupil.iin) {
@@ -199,9 +214,12 @@ macro_rules! impl_import {
                                 writes.push((code, &row.pupil));
                             }
                             Some(old) if unchanged(old, code, &row.pupil) => counts.unchanged += 1,
-                            Some(_) => {
+                            Some(old) => {
                                 counts.updated += 1;
                                 writes.push((code, &row.pupil));
+                                if terminal_visible_change(old, code, &row.pupil) {
+                                    seen_changed.push(old.id);
+                                }
                             }
                         }
                     }
@@ -233,6 +251,36 @@ macro_rules! impl_import {
                                 .bind(p.category.as_str())
                                 .bind(&p.contact_phone)
                                 .bind(&p.contact_name);
+                        }
+                        q.execute(&mut *tx).await?;
+                    }
+                    if !seen_changed.is_empty() {
+                        // Terminals hold names, class and card of their school's vouchers and
+                        // re-read only rows whose change_seq passed their cursor.
+                        let seq = match change_seq {
+                            Some(seq) => seq,
+                            None => {
+                                let seq: i64 = sqlx::query_scalar(
+                                    "INSERT INTO counters (name, value) VALUES ($1, 1)
+                                     ON CONFLICT (name) DO UPDATE SET value = counters.value + 1
+                                     RETURNING value",
+                                )
+                                .bind(VOUCHER_CHANGE)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                                *change_seq.insert(seq)
+                            }
+                        };
+                        let sql = bulk(
+                            Self::BACKEND,
+                            format!(
+                                "UPDATE vouchers SET change_seq = $1 WHERE pupil_id IN ({})",
+                                placeholders(seen_changed.len(), 2)
+                            ),
+                        );
+                        let mut q = sqlx::query(&sql).bind(seq);
+                        for id in &seen_changed {
+                            q = q.bind(id);
                         }
                         q.execute(&mut *tx).await?;
                     }

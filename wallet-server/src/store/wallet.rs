@@ -4,6 +4,7 @@
 //! Ownership is part of every voucher query: a voucher is returned only together with the phone
 //! that may see it (a mother's, father's or guardian's phone of a pupil not removed).
 
+use super::sql::{json_array, json_in};
 use super::vouchers::{Voucher, VOUCHER_CHANGE};
 use super::{Backend, StoreResult};
 use async_trait::async_trait;
@@ -214,6 +215,27 @@ pub trait WalletStore {
 
     /// Texts queued to this phone with this kind, oldest first (operators and tests).
     async fn sms_texts_to(&self, phone: &str, kind: &str) -> StoreResult<Vec<String>>;
+}
+
+/// The service days a voucher valid `from`..=`to` can have a meal on, as stored: its validity
+/// and a day either side (a terminal correcting its clock near midnight may record the
+/// neighbouring day). Empty if the dates do not parse, which the schema does not allow.
+fn history_days(from: &str, to: &str) -> Vec<String> {
+    use chrono::{Days, NaiveDate};
+    let (Ok(from), Ok(to)) = (from.parse::<NaiveDate>(), to.parse::<NaiveDate>()) else {
+        return Vec::new();
+    };
+    let (Some(first), Some(last)) = (
+        from.checked_sub_days(Days::new(1)),
+        to.checked_add_days(Days::new(1)),
+    ) else {
+        return Vec::new();
+    };
+    first
+        .iter_days()
+        .take_while(|d| *d <= last)
+        .map(|d| d.to_string())
+        .collect()
 }
 
 macro_rules! impl_wallet {
@@ -448,14 +470,27 @@ macro_rules! impl_wallet {
             }
 
             async fn meal_history(&self, voucher_id: &str, limit: i64) -> StoreResult<Vec<MealRow>> {
-                Ok(sqlx::query_as(
+                let validity: Option<(String, String)> =
+                    sqlx::query_as("SELECT valid_from, valid_to FROM vouchers WHERE id = $1")
+                        .bind(voucher_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                let Some((from, to)) = validity else {
+                    return Ok(Vec::new());
+                };
+                // The counted index leads with the day (events have no voucher-led index: see
+                // migration 0006), so the voucher is looked up once per day it can have a meal.
+                let days = history_days(&from, &to);
+                Ok(sqlx::query_as(&format!(
                     "SELECT e.scanned_at, e.meal_kind, e.service_day, s.bin AS school_bin,
                         s.name AS school_name
                      FROM terminal_events e JOIN schools s ON s.code = e.school_code
-                     WHERE e.voucher_id = $1 AND e.verdict = 'ok' AND e.duplicate = FALSE
+                     WHERE {} AND e.voucher_id = $2 AND e.verdict = 'ok' AND e.duplicate = FALSE
                      ORDER BY e.scanned_at DESC, e.event_id
-                     LIMIT $2",
-                )
+                     LIMIT $3",
+                    json_in(Self::BACKEND, "e.service_day", 1)
+                ))
+                .bind(json_array(&days))
                 .bind(voucher_id)
                 .bind(limit)
                 .fetch_all(&self.pool)
@@ -645,3 +680,17 @@ macro_rules! impl_wallet {
     };
 }
 crate::impl_for_backends!(impl_wallet);
+
+#[cfg(test)]
+mod tests {
+    use super::history_days;
+
+    #[test]
+    fn history_covers_validity_and_a_day_either_side() {
+        let days = history_days("2026-09-01", "2027-05-31");
+        assert_eq!(days.first().map(String::as_str), Some("2026-08-31"));
+        assert_eq!(days.last().map(String::as_str), Some("2027-06-01"));
+        assert_eq!(days.len(), 275);
+        assert!(history_days("not a day", "2027-05-31").is_empty());
+    }
+}

@@ -2,6 +2,7 @@
 
 mod fixtures;
 
+mod batches;
 mod concurrency;
 mod enroll;
 mod events;
