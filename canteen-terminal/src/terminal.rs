@@ -185,7 +185,7 @@ impl Terminal {
             self.settings.skew_seconds,
         );
         let event = NewEvent {
-            event_id: time_ordered_id(now),
+            event_id: shared::wire::time_ordered_event_id(now),
             scanned_at: now,
             service_day: decision.service_day,
             verdict: decision.verdict,
@@ -337,28 +337,4 @@ pub fn warnings(settings: &Settings, sync: &store::SyncState, now: i64) -> Vec<W
         Some(_) => {}
     }
     out
-}
-
-/// A random UUID whose leading 48 bits are the scan time (the UUIDv7 layout): the server keeps
-/// event ids in a unique index, and ids that grow with time land on its last pages instead of
-/// dirtying a random page per event. 74 random bits keep ids unique.
-fn time_ordered_id(scanned_at: i64) -> Uuid {
-    let millis = u64::try_from(scanned_at).unwrap_or(0).saturating_mul(1000);
-    uuid::Builder::from_unix_timestamp_millis(millis, &rand::random()).into_uuid()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::time_ordered_id;
-
-    #[test]
-    fn event_ids_grow_with_scan_time() {
-        let (a, b) = (
-            time_ordered_id(1_795_424_400),
-            time_ordered_id(1_795_424_401),
-        );
-        assert!(a < b && a.to_string() < b.to_string());
-        assert_eq!(a.get_version_num(), 7);
-        assert_ne!(time_ordered_id(1_795_424_400), a, "random within a second");
-    }
 }

@@ -187,7 +187,8 @@ pub fn offline_log(t: &Terminal, days: &[(chrono::NaiveDate, i64)]) -> Vec<Termi
             let repeats = if i % 50 == 49 { 2 } else { 1 };
             for r in 0..repeats {
                 events.push(TerminalEvent {
-                    event_id: Uuid::new_v4(),
+                    // Time-ordered, as the terminal makes them.
+                    event_id: shared::wire::time_ordered_event_id(noon + (i as i64 % 3600)),
                     seq: events.len() as i64 + 1,
                     scanned_at: noon + (i as i64 % 3600),
                     service_day: day,

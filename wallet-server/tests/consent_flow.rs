@@ -464,3 +464,120 @@ backend_test!(no_new_requests_after_the_school_year, |store: Arc<
     assert_eq!(w.tick(after).await, TickReport::default());
     assert!(read_outbox(Path::new(&w.outbox)).unwrap().is_empty());
 });
+
+backend_test!(
+    vouchers_issued_in_bulk_once_each_with_their_own_change_number,
+    |store: Arc<dyn Store>| async move {
+        let w = World::new(store.clone()).await;
+        let rows: Vec<[String; 19]> = (1..=40)
+            .map(|n| row(n, n % 2, &format!("+770100{:05}", 100 + n)))
+            .collect();
+        import(&store, &csv(&rows), ImportOptions::default()).await;
+        w.tick(MONDAY_9AM).await;
+        let year = w.settings.school_year.clone();
+        let mut due = Vec::new();
+        for n in 1..=40 {
+            let p = store.pupil_by_iin(&iin(n)).await.unwrap().unwrap();
+            due.push((p.id, p.school_code));
+        }
+        // Pupil 1 already got its voucher (say, from its parent's reply).
+        let first = store
+            .create_voucher(due[0].0, due[0].1, &year, MONDAY_9AM)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .create_vouchers(&due, &year, MONDAY_9AM + 1)
+                .await
+                .unwrap(),
+            39
+        );
+        assert_eq!(
+            store
+                .create_vouchers(&due, &year, MONDAY_9AM + 2)
+                .await
+                .unwrap(),
+            0
+        );
+        let mut seqs = Vec::new();
+        for &(pupil, school) in &due {
+            let v = store
+                .voucher_for_pupil(pupil, &year.label())
+                .await
+                .unwrap()
+                .expect("every pupil has a voucher");
+            assert_eq!(v.school_code, school);
+            assert_eq!(v.status, "issued");
+            seqs.push(v.change_seq);
+        }
+        assert_eq!(seqs[0], first.change_seq);
+        let mut distinct = seqs.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 40, "change numbers {seqs:?}");
+        assert!(seqs[1..].iter().all(|&s| s > first.change_seq));
+    }
+);
+
+backend_test!(
+    a_mailing_reaches_every_eligible_pupil_across_id_windows,
+    |store: Arc<dyn Store>| async move {
+        use wallet_server::eligibility::Category;
+        // More pupils than one id window of the tick (1,000), so the walk crosses windows.
+        let text = wallet_server::roster::sample::csv(2_300, 3);
+        import(&store, &text, ImportOptions::default()).await;
+        let w = World::new(store.clone()).await;
+        let report = w.tick(MONDAY_9AM).await;
+        let year = w.settings.school_year.label();
+
+        let mut rows = csv::Reader::from_reader(text.as_bytes());
+        let iin_at = Column::StudentIin.index();
+        let (mut eligible, mut asked, mut phones) = (0, 0, Vec::new());
+        for row in rows.records() {
+            let row = row.unwrap();
+            let pupil = store.pupil_by_iin(&row[iin_at]).await.unwrap().unwrap();
+            let consent = store.consent_for_pupil(pupil.id, &year).await.unwrap();
+            if pupil.category == Category::NotEligible {
+                assert!(consent.is_none(), "pupil {} is not eligible", pupil.id);
+                continue;
+            }
+            eligible += 1;
+            let consent = consent.unwrap_or_else(|| panic!("pupil {} was never asked", pupil.id));
+            match consent.status {
+                ConsentStatus::Requested => {
+                    asked += 1;
+                    phones.push(consent.phone.clone().unwrap());
+                }
+                ConsentStatus::NoPhone => assert!(pupil.contact_phone.is_none()),
+                other => panic!("pupil {}: {other:?}", pupil.id),
+            }
+        }
+        assert!(eligible > 1_000, "{eligible} eligible");
+        assert_eq!(report.requested, asked);
+        assert_eq!(report.no_phone, eligible - asked);
+        assert_eq!(read_outbox(&w.outbox).unwrap().len(), asked);
+        assert_eq!(w.tick(MONDAY_9AM + 60).await, TickReport::default());
+
+        // Every parent agrees, but no voucher is made with the answer (a crash in between): the
+        // voucher step of the tick issues all of them, once.
+        let at = MONDAY_9AM + 3600;
+        for phone in &phones {
+            store
+                .answer_consents(&year, phone, ConsentStatus::Consented, at, "test", &|_| {
+                    None
+                })
+                .await
+                .unwrap();
+        }
+        let issued = consent::issue_vouchers(store.as_ref(), &w.settings, at)
+            .await
+            .unwrap();
+        assert_eq!(issued, asked);
+        assert_eq!(
+            consent::issue_vouchers(store.as_ref(), &w.settings, at)
+                .await
+                .unwrap(),
+            0
+        );
+    }
+);

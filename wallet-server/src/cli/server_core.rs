@@ -73,9 +73,23 @@ pub async fn consent_tick(global: &Global, now: Option<&str>) -> anyhow::Result<
     let clock = parse_now(now)?;
     let state = open_state(global, clock, false).await?;
     let now = state.now();
-    let report = crate::consent::tick(state.store.as_ref(), &state.settings, now).await?;
+    // Redrawn after every batch of 500 on stderr; stdout keeps the two summary lines.
+    let report =
+        crate::consent::tick_with_progress(state.store.as_ref(), &state.settings, now, &mut |r| {
+            eprint!(
+                "\rconsent: requested {}, no_phone {}, repeated {}, expired {}, vouchers issued {}",
+                r.requested, r.no_phone, r.repeated, r.expired, r.vouchers_issued
+            )
+        })
+        .await?;
+    eprintln!();
     let gateway = sms::from_settings(&state.settings, &state.paths)?;
-    let delivery = sms::deliver_due(state.store.as_ref(), gateway.as_ref(), now).await?;
+    let delivery =
+        sms::deliver_due_with_progress(state.store.as_ref(), gateway.as_ref(), now, &mut |d| {
+            eprint!("\rSMS: sent {}, failed {}", d.sent, d.failed)
+        })
+        .await?;
+    eprintln!();
     println!(
         "consent tick at {} (school year {}): requested {}, no_phone {}, repeated {}, expired {}, vouchers issued {}",
         sms::gateway::rfc3339(now),

@@ -24,4 +24,4 @@ pub mod tick;
 pub use crate::store::consent::ConsentStatus;
 pub use answer::{handle_reply, ReplyOutcome};
 pub use reply::{parse_reply, Reply};
-pub use tick::{issue_vouchers, tick, TickReport, ANSWER_WINDOW_SECONDS};
+pub use tick::{issue_vouchers, tick, tick_with_progress, TickReport, ANSWER_WINDOW_SECONDS};

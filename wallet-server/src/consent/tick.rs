@@ -6,15 +6,18 @@ use crate::config::{Lang, Settings};
 use crate::sms::SmsKind;
 use crate::store::consent::{ConsentTarget, TimedStep};
 use crate::store::sms::NewSms;
-use crate::store::{Store, StoreError, StoreResult};
+use crate::store::{Store, StoreResult};
 use serde::Serialize;
 use shared::ServiceDay;
 
 /// 3 calendar days, counted in hours: a request sent Monday 09:00 is repeated from Thursday
 /// 09:00 (at the first tick after), and the process expires 72 hours after the repeat.
 pub const ANSWER_WINDOW_SECONDS: i64 = 3 * 24 * 3600;
-/// Consents per transaction.
+/// Consents per transaction of a timed step.
 const BATCH: i64 = 500;
+/// Pupil ids per transaction of the open and voucher steps: ids are dense and about half the
+/// roster is eligible, so about 500 consents each.
+const PUPIL_WINDOW: i64 = 1_000;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct TickReport {
@@ -49,6 +52,17 @@ fn request_sms(target: &ConsentTarget, kind: SmsKind, default: Lang) -> Option<N
 
 /// Runs every step once for the configured school year, as of `now`.
 pub async fn tick(store: &dyn Store, settings: &Settings, now: i64) -> StoreResult<TickReport> {
+    tick_with_progress(store, settings, now, &mut |_| {}).await
+}
+
+/// [`tick`], calling `progress` with the counts so far after every batch (a first mailing at
+/// pilot scale is a million SMS; the operator's command shows how far it got).
+pub async fn tick_with_progress(
+    store: &dyn Store,
+    settings: &Settings,
+    now: i64,
+    progress: &mut (dyn FnMut(&TickReport) + Send),
+) -> StoreResult<TickReport> {
     let year = settings.school_year.label();
     let lang = settings.server.default_lang;
     let mut report = TickReport::default();
@@ -56,16 +70,22 @@ pub async fn tick(store: &dyn Store, settings: &Settings, now: i64) -> StoreResu
     // No new requests once the school year is over: the voucher would be worth nothing.
     if ServiceDay::from_unix(now).date() <= settings.school_year.end {
         let request = |t: &ConsentTarget| request_sms(t, SmsKind::ConsentRequest, lang);
-        loop {
-            let opened = store.open_consents(&year, now, BATCH, &request).await?;
+        let last = store.last_pupil_id().await?;
+        let mut from = 0;
+        while from < last {
+            let to = from + PUPIL_WINDOW;
+            let opened = store
+                .open_consents(&year, now, (from, to), &request)
+                .await?;
+            from = to;
             for t in &opened {
                 match t.phone {
                     Some(_) => report.requested += 1,
                     None => report.no_phone += 1,
                 }
             }
-            if (opened.len() as i64) < BATCH {
-                break;
+            if !opened.is_empty() {
+                progress(&report);
             }
         }
     }
@@ -73,26 +93,37 @@ pub async fn tick(store: &dyn Store, settings: &Settings, now: i64) -> StoreResu
     let repeat = |t: &ConsentTarget| request_sms(t, SmsKind::ConsentRepeat, lang);
     let none = |_: &ConsentTarget| None;
     let due = now - ANSWER_WINDOW_SECONDS;
-    for (step, sms, count) in [
+    for (step, sms) in [
         (
             TimedStep::Repeat,
             &repeat as &(dyn Fn(&ConsentTarget) -> Option<NewSms> + Send + Sync),
-            &mut report.repeated,
         ),
-        (TimedStep::Expire, &none, &mut report.expired),
+        (TimedStep::Expire, &none),
     ] {
+        let mut after = 0;
         loop {
             let moved = store
-                .advance_consents(&year, step, due, now, BATCH, sms)
+                .advance_consents(&year, step, due, now, after, BATCH, sms)
                 .await?;
-            *count += moved.len();
+            after = moved.iter().map(|t| t.consent_id).max().unwrap_or(after);
+            match step {
+                TimedStep::Repeat => report.repeated += moved.len(),
+                TimedStep::Expire => report.expired += moved.len(),
+            }
+            progress(&report);
             if (moved.len() as i64) < BATCH {
                 break;
             }
         }
     }
 
-    report.vouchers_issued = issue_vouchers(store, settings, now).await?;
+    report.vouchers_issued = issue_vouchers_with_progress(store, settings, now, &mut |n| {
+        progress(&TickReport {
+            vouchers_issued: n,
+            ..report
+        })
+    })
+    .await?;
     if report.sms_queued() > 0 {
         crate::sms::wake();
     }
@@ -106,23 +137,32 @@ pub async fn issue_vouchers(
     settings: &Settings,
     now: i64,
 ) -> StoreResult<usize> {
+    issue_vouchers_with_progress(store, settings, now, &mut |_| {}).await
+}
+
+async fn issue_vouchers_with_progress(
+    store: &dyn Store,
+    settings: &Settings,
+    now: i64,
+    progress: &mut (dyn FnMut(usize) + Send),
+) -> StoreResult<usize> {
     let year = settings.school_year.label();
     let mut issued = 0;
-    loop {
-        let due = store.consented_without_voucher(&year, BATCH).await?;
-        for &(pupil_id, school_code) in &due {
-            match store
-                .create_voucher(pupil_id, school_code, &settings.school_year, now)
-                .await
-            {
-                Ok(_) => issued += 1,
-                // Another instance (or the reply handler) issued it meanwhile: one per year.
-                Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
+    let last = store.last_pupil_id().await?;
+    let mut from = 0;
+    while from < last {
+        let to = from + PUPIL_WINDOW;
+        let due = store.consented_without_voucher(&year, (from, to)).await?;
+        from = to;
+        if due.is_empty() {
+            continue;
         }
-        if (due.len() as i64) < BATCH {
-            return Ok(issued);
-        }
+        // Pupils another instance (or the reply handler) served meanwhile are skipped: one
+        // voucher per pupil per year.
+        issued += store
+            .create_vouchers(&due, &settings.school_year, now)
+            .await?;
+        progress(issued);
     }
+    Ok(issued)
 }

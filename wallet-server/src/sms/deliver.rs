@@ -30,6 +30,16 @@ pub async fn deliver_due(
     gateway: &dyn SmsGateway,
     now: i64,
 ) -> StoreResult<DeliveryReport> {
+    deliver_due_with_progress(store, gateway, now, &mut |_| {}).await
+}
+
+/// [`deliver_due`], calling `progress` with the counts so far after every batch.
+pub async fn deliver_due_with_progress(
+    store: &dyn Store,
+    gateway: &dyn SmsGateway,
+    now: i64,
+    progress: &mut (dyn FnMut(&DeliveryReport) + Send),
+) -> StoreResult<DeliveryReport> {
     let mut report = DeliveryReport::default();
     let limit = gateway.batch_size().max(1) as i64;
     loop {
@@ -62,6 +72,7 @@ pub async fn deliver_due(
         }
         report.sent += sent.len();
         store.mark_sms_sent(&sent, now).await?;
+        progress(&report);
         if (rows.len() as i64) < limit {
             return Ok(report);
         }

@@ -41,7 +41,7 @@ use shared::phone::Phone;
 use std::sync::LazyLock;
 use tokio::sync::Notify;
 
-pub use deliver::{deliver_due, DeliveryReport};
+pub use deliver::{deliver_due, deliver_due_with_progress, DeliveryReport};
 pub use gateway::{from_settings, GatewayError, OutgoingSms, SmsGateway};
 
 /// What an SMS is for; written to the outbox file as `kind`.

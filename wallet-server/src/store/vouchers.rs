@@ -1,6 +1,7 @@
 //! Vouchers: one per pupil per school year (a unique constraint), with a change sequence that
 //! terminals follow with their snapshot cursor.
 
+use super::sql::{begin_write, bulk, values_list, CHUNK};
 use super::StoreResult;
 use async_trait::async_trait;
 use shared::calendar::SchoolYear;
@@ -50,6 +51,15 @@ pub trait VoucherStore {
         year: &SchoolYear,
         now: i64,
     ) -> StoreResult<Voucher>;
+    /// Issues the school year's voucher to each `(pupil_id, school_code)` in one transaction,
+    /// skipping pupils that have one; returns how many were issued. The consent tick's path:
+    /// one commit per voucher made a first mailing's catch-up take minutes.
+    async fn create_vouchers(
+        &self,
+        due: &[(i64, i64)],
+        year: &SchoolYear,
+        now: i64,
+    ) -> StoreResult<usize>;
     async fn voucher(&self, id: Uuid) -> StoreResult<Option<Voucher>>;
     async fn voucher_for_pupil(
         &self,
@@ -105,6 +115,57 @@ macro_rules! impl_vouchers {
                 .await?;
                 tx.commit().await?;
                 Ok(v)
+            }
+
+            async fn create_vouchers(
+                &self,
+                due: &[(i64, i64)],
+                year: &SchoolYear,
+                now: i64,
+            ) -> StoreResult<usize> {
+                let mut issued = 0;
+                for chunk in due.chunks(CHUNK) {
+                    let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
+                    // One change number per voucher, reserved under the counter row's lock as
+                    // `create_voucher` does; numbers of skipped pupils stay unused (cursors
+                    // only need them to grow).
+                    let last: i64 = sqlx::query_scalar(
+                        "INSERT INTO counters (name, value) VALUES ($1, $2)
+                         ON CONFLICT (name) DO UPDATE SET value = counters.value + $2
+                         RETURNING value",
+                    )
+                    .bind(VOUCHER_CHANGE)
+                    .bind(chunk.len() as i64)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let first = last - chunk.len() as i64 + 1;
+                    let sql = bulk(
+                        Self::BACKEND,
+                        format!(
+                            "INSERT INTO vouchers (id, pupil_id, school_code, school_year, status,
+                                valid_from, valid_to, issued_at, change_seq)
+                             VALUES {}
+                             ON CONFLICT (pupil_id, school_year) DO NOTHING",
+                            values_list(chunk.len(), 9, 1)
+                        ),
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for (i, &(pupil_id, school_code)) in chunk.iter().enumerate() {
+                        q = q
+                            .bind(Uuid::new_v4().to_string())
+                            .bind(pupil_id)
+                            .bind(school_code)
+                            .bind(year.label())
+                            .bind("issued")
+                            .bind(year.start.to_string())
+                            .bind(year.end.to_string())
+                            .bind(now)
+                            .bind(first + i as i64);
+                    }
+                    issued += q.execute(&mut *tx).await?.rows_affected() as usize;
+                    tx.commit().await?;
+                }
+                Ok(issued)
             }
 
             async fn voucher(&self, id: Uuid) -> StoreResult<Option<Voucher>> {
