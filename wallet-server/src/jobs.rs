@@ -18,6 +18,9 @@ const SMS_MAX_WAIT: Duration = Duration::from_secs(5);
 /// `MaintenanceStore::checkpoint`): often enough that the log stays within tens of MB at the
 /// highest upload rates.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
+/// The log size above which that checkpoint also truncates the log, stopping writers while it
+/// runs: 64 MB of 4 KB pages, the `journal_size_limit`.
+const TRUNCATE_WAL_ABOVE_FRAMES: i64 = 16_384;
 
 pub struct Jobs {
     stop: watch::Sender<bool>,
@@ -166,7 +169,10 @@ pub fn start(state: AppState) -> anyhow::Result<Jobs> {
         never,
         move || {
             let s = s.clone();
-            async move { Ok(s.store.checkpoint().await?) }
+            async move {
+                s.store.checkpoint(TRUNCATE_WAL_ABOVE_FRAMES).await?;
+                Ok(())
+            }
         },
     ));
 

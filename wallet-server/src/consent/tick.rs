@@ -71,7 +71,10 @@ pub async fn tick_with_progress(
     if ServiceDay::from_unix(now).date() <= settings.school_year.end {
         let request = |t: &ConsentTarget| request_sms(t, SmsKind::ConsentRequest, lang);
         let last = store.last_pupil_id().await?;
-        let mut from = 0;
+        let mut from = match store.first_pupil_to_ask(&year).await? {
+            Some(first) => first - 1,
+            None => last,
+        };
         while from < last {
             let to = from + PUPIL_WINDOW;
             let opened = store
@@ -149,7 +152,10 @@ async fn issue_vouchers_with_progress(
     let year = settings.school_year.label();
     let mut issued = 0;
     let last = store.last_pupil_id().await?;
-    let mut from = 0;
+    let mut from = match store.first_pupil_owed_voucher(&year).await? {
+        Some(first) => first - 1,
+        None => last,
+    };
     while from < last {
         let to = from + PUPIL_WINDOW;
         let due = store.consented_without_voucher(&year, (from, to)).await?;

@@ -195,6 +195,14 @@ pub trait ConsentStore {
     /// open step as a scan of every consent of the year per pupil (300–600 ms per batch).
     async fn last_pupil_id(&self) -> StoreResult<i64>;
 
+    /// The lowest id of an eligible, listed pupil without a consent this school year, if any:
+    /// where the open step's walk starts (one pass over the pupils, so that a tick with nothing
+    /// to open does not walk the windows).
+    async fn first_pupil_to_ask(&self, school_year: &str) -> StoreResult<Option<i64>>;
+
+    /// The lowest id of a consented, listed pupil without a voucher this school year, if any.
+    async fn first_pupil_owed_voucher(&self, school_year: &str) -> StoreResult<Option<i64>>;
+
     async fn consent_for_pupil(
         &self,
         pupil_id: i64,
@@ -207,6 +215,14 @@ pub trait ConsentStore {
     /// How many consents of the school year are in each status.
     async fn consent_counts(&self, school_year: &str) -> StoreResult<Vec<(String, i64)>>;
 }
+
+/// Whether the tick's statements are kept prepared (`false`: planned at every execution).
+/// They run once per batch, so planning costs nothing worth counting, while a plan kept from
+/// the first batch of a mass mailing was made when the consents or vouchers of the year were
+/// few: PostgreSQL then chose to scan the whole table for every pupil of a window, and kept
+/// that plan while the table grew to hundreds of thousands of rows (the voucher step took 61 s
+/// for 441,215 vouchers at half the pilot; docs/benchmarks.md, "Pilot scale").
+const FRESH_PLAN: bool = false;
 
 /// The SQL of a timed step: `(from, to, clock column, sets)`.
 fn step_sql(step: TimedStep) -> (&'static str, &'static str, &'static str, &'static str) {
@@ -301,6 +317,8 @@ macro_rules! impl_consent {
                      RETURNING id",
                     skip_locked(Self::BACKEND, "p")
                 ))
+                // Planned anew each time, see `FRESH_PLAN`.
+                .persistent(FRESH_PLAN)
                 .bind(school_year)
                 .bind(now)
                 .bind(from)
@@ -344,6 +362,7 @@ macro_rules! impl_consent {
                      RETURNING id",
                     skip_locked(Self::BACKEND, "c")
                 ))
+                .persistent(FRESH_PLAN)
                 .bind(now)
                 .bind(school_year)
                 .bind(due_before)
@@ -417,10 +436,37 @@ macro_rules! impl_consent {
                                          AND v.pupil_id > $2 AND v.pupil_id <= $3)
                      ORDER BY p.id",
                 )
+                .persistent(FRESH_PLAN)
                 .bind(school_year)
                 .bind(from)
                 .bind(to)
                 .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn first_pupil_to_ask(&self, school_year: &str) -> StoreResult<Option<i64>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT MIN(p.id) FROM pupils p
+                     WHERE p.category <> 'not_eligible' AND p.removed_at IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM consents c
+                                       WHERE c.pupil_id = p.id AND c.school_year = $1)",
+                )
+                .persistent(FRESH_PLAN)
+                .bind(school_year)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn first_pupil_owed_voucher(&self, school_year: &str) -> StoreResult<Option<i64>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT MIN(c.pupil_id) FROM consents c JOIN pupils p ON p.id = c.pupil_id
+                     WHERE c.school_year = $1 AND c.status = 'consented' AND p.removed_at IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM vouchers v
+                                       WHERE v.pupil_id = c.pupil_id AND v.school_year = $1)",
+                )
+                .persistent(FRESH_PLAN)
+                .bind(school_year)
+                .fetch_one(&self.pool)
                 .await?)
             }
 

@@ -191,7 +191,12 @@ pub async fn connect_sqlite(url: &str) -> StoreResult<SqliteStore> {
         .busy_timeout(Duration::from_secs(10))
         // After a checkpoint resets the log, its file is cut back to this size; without a
         // limit it stays as large as it ever grew (see `MaintenanceStore::checkpoint`).
-        .pragma("journal_size_limit", (64 * 1024 * 1024).to_string());
+        .pragma("journal_size_limit", (64 * 1024 * 1024).to_string())
+        // SQLite checkpoints after a commit once the log holds this many pages (default 1,000,
+        // 4 MB). A page rewritten by many commits in between is copied to the database once:
+        // at pilot scale each upload dirties a few hundred index pages (docs/benchmarks.md,
+        // "Pilot scale").
+        .pragma("wal_autocheckpoint", "8192");
     if let Some(path) = url.strip_prefix("sqlite://").and_then(|p| {
         std::path::Path::new(p.split('?').next().unwrap_or(p))
             .parent()
