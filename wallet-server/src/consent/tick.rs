@@ -4,7 +4,7 @@
 use super::texts;
 use crate::config::{Lang, Settings};
 use crate::sms::SmsKind;
-use crate::store::consent::{ConsentTarget, TimedStep};
+use crate::store::consent::{ConsentTarget, Page, TimedStep};
 use crate::store::sms::NewSms;
 use crate::store::{Store, StoreResult};
 use serde::Serialize;
@@ -106,7 +106,17 @@ pub async fn tick_with_progress(
         let mut after = 0;
         loop {
             let moved = store
-                .advance_consents(&year, step, due, now, after, BATCH, sms)
+                .advance_consents(
+                    &year,
+                    step,
+                    due,
+                    now,
+                    Page {
+                        after,
+                        limit: BATCH,
+                    },
+                    sms,
+                )
                 .await?;
             after = moved.iter().map(|t| t.consent_id).max().unwrap_or(after);
             match step {

@@ -126,6 +126,13 @@ pub struct Transition {
     pub detail: Option<String>,
 }
 
+/// Consents with an id above `after`, at most `limit` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub after: i64,
+    pub limit: i64,
+}
+
 /// A timed step of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimedStep {
@@ -154,16 +161,15 @@ pub trait ConsentStore {
         sms: SmsFor<'_>,
     ) -> StoreResult<Vec<ConsentTarget>>;
 
-    /// Takes `step` for up to `limit` consents whose clock started at `due_before` or earlier
-    /// and whose id is above `after_consent` (the highest id of the caller's previous batch).
+    /// Takes `step` for up to `page.limit` consents whose clock started at `due_before` or
+    /// earlier and whose id is above `page.after` (the highest id of the caller's last batch).
     async fn advance_consents(
         &self,
         school_year: &str,
         step: TimedStep,
         due_before: i64,
         now: i64,
-        after_consent: i64,
-        limit: i64,
+        page: Page,
         sms: SmsFor<'_>,
     ) -> StoreResult<Vec<ConsentTarget>>;
 
@@ -345,8 +351,7 @@ macro_rules! impl_consent {
                 step: TimedStep,
                 due_before: i64,
                 now: i64,
-                after_consent: i64,
-                limit: i64,
+                page: Page,
                 sms: SmsFor<'_>,
             ) -> StoreResult<Vec<ConsentTarget>> {
                 let (from, to, clock, sets) = step_sql(step);
@@ -366,8 +371,8 @@ macro_rules! impl_consent {
                 .bind(now)
                 .bind(school_year)
                 .bind(due_before)
-                .bind(after_consent)
-                .bind(limit)
+                .bind(page.after)
+                .bind(page.limit)
                 .fetch_all(&mut *tx)
                 .await?;
                 if ids.is_empty() {
