@@ -194,7 +194,11 @@ async fn run(args: &Args, work: &Path, database_url: Option<&str>) -> anyhow::Re
         ("TAMAQ_NOBD_DAILY_AT", "23:59"),
     ];
     let extra: Vec<&str> = global[2..].to_vec();
-    let server = ServerProcess::start_with_env(&data_dir, &extra, &server_env);
+    // Starting waits for the server's health check with a blocking HTTP client: off the
+    // runtime's async context.
+    let server = tokio::task::block_in_place(|| {
+        ServerProcess::start_with_env(&data_dir, &extra, &server_env)
+    });
     let pid = server.child.id();
     let http = traffic::client();
 

@@ -50,6 +50,15 @@ fn request_sms(target: &ConsentTarget, kind: SmsKind, default: Lang) -> Option<N
     })
 }
 
+/// The pupil id windows `(from, to]` of [`PUPIL_WINDOW`] ids from `first`, the lowest id with
+/// work to do, to `last`, the highest pupil id; none without work.
+fn pupil_windows(first: Option<i64>, last: i64) -> impl Iterator<Item = (i64, i64)> {
+    let start = first.map_or(last, |f| f - 1);
+    (start..last)
+        .step_by(PUPIL_WINDOW as usize)
+        .map(|from| (from, from + PUPIL_WINDOW))
+}
+
 /// Runs every step once for the configured school year, as of `now`.
 pub async fn tick(store: &dyn Store, settings: &Settings, now: i64) -> StoreResult<TickReport> {
     tick_with_progress(store, settings, now, &mut |_| {}).await
@@ -70,17 +79,9 @@ pub async fn tick_with_progress(
     // No new requests once the school year is over: the voucher would be worth nothing.
     if ServiceDay::from_unix(now).date() <= settings.school_year.end {
         let request = |t: &ConsentTarget| request_sms(t, SmsKind::ConsentRequest, lang);
-        let last = store.last_pupil_id().await?;
-        let mut from = match store.first_pupil_to_ask(&year).await? {
-            Some(first) => first - 1,
-            None => last,
-        };
-        while from < last {
-            let to = from + PUPIL_WINDOW;
-            let opened = store
-                .open_consents(&year, now, (from, to), &request)
-                .await?;
-            from = to;
+        let first = store.first_pupil_to_ask(&year).await?;
+        for window in pupil_windows(first, store.last_pupil_id().await?) {
+            let opened = store.open_consents(&year, now, window, &request).await?;
             for t in &opened {
                 match t.phone {
                     Some(_) => report.requested += 1,
@@ -161,15 +162,9 @@ async fn issue_vouchers_with_progress(
 ) -> StoreResult<usize> {
     let year = settings.school_year.label();
     let mut issued = 0;
-    let last = store.last_pupil_id().await?;
-    let mut from = match store.first_pupil_owed_voucher(&year).await? {
-        Some(first) => first - 1,
-        None => last,
-    };
-    while from < last {
-        let to = from + PUPIL_WINDOW;
-        let due = store.consented_without_voucher(&year, (from, to)).await?;
-        from = to;
+    let first = store.first_pupil_owed_voucher(&year).await?;
+    for window in pupil_windows(first, store.last_pupil_id().await?) {
+        let due = store.consented_without_voucher(&year, window).await?;
         if due.is_empty() {
             continue;
         }
@@ -181,4 +176,22 @@ async fn issue_vouchers_with_progress(
         progress(issued);
     }
     Ok(issued)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pupil_windows;
+
+    #[test]
+    fn windows_cover_first_to_last_and_nothing_without_work() {
+        let w: Vec<_> = pupil_windows(Some(1), 2_500).collect();
+        assert_eq!(w, [(0, 1_000), (1_000, 2_000), (2_000, 3_000)]);
+        let w: Vec<_> = pupil_windows(Some(1_500), 2_000).collect();
+        assert_eq!(w, [(1_499, 2_499)]);
+        assert_eq!(pupil_windows(Some(2_000), 2_000).count(), 1);
+        assert_eq!(pupil_windows(None, 2_000).count(), 0);
+        // A pupil added after the highest id was read waits for the next tick.
+        assert_eq!(pupil_windows(Some(2_001), 2_000).count(), 0);
+        assert_eq!(pupil_windows(Some(1), 0).count(), 0);
+    }
 }
