@@ -19,8 +19,9 @@ const SMS_MAX_WAIT: Duration = Duration::from_secs(5);
 /// highest upload rates.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 /// The log size above which that checkpoint also truncates the log, stopping writers while it
-/// runs: 64 MB of 4 KB pages, the `journal_size_limit`.
-const TRUNCATE_WAL_ABOVE_FRAMES: i64 = 16_384;
+/// runs: the `journal_size_limit`, in frames.
+const TRUNCATE_WAL_ABOVE_FRAMES: i64 =
+    crate::store::WAL_SIZE_LIMIT_BYTES / crate::store::SQLITE_PAGE_BYTES;
 
 pub struct Jobs {
     stop: watch::Sender<bool>,

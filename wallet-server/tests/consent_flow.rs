@@ -526,17 +526,37 @@ backend_test!(
         // More pupils than one id window of the tick (1,000), so the walk crosses windows.
         let text = wallet_server::roster::sample::csv(2_300, 3);
         import(&store, &text, ImportOptions::default()).await;
+        // The last 150 leave the roster before the mailing: in the last window, never asked.
+        let kept: String = text
+            .lines()
+            .take(1 + 2_150)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        import(
+            &store,
+            &kept,
+            ImportOptions {
+                mode: wallet_server::roster::Mode::Snapshot,
+                skip_invalid: false,
+            },
+        )
+        .await;
         let w = World::new(store.clone()).await;
         let report = w.tick(MONDAY_9AM).await;
         let year = w.settings.school_year.label();
 
         let mut rows = csv::Reader::from_reader(text.as_bytes());
         let iin_at = Column::StudentIin.index();
-        let (mut eligible, mut asked, mut phones) = (0, 0, Vec::new());
+        let (mut eligible, mut asked, mut phones, mut removed) = (0, 0, Vec::new(), 0);
         for row in rows.records() {
             let row = row.unwrap();
             let pupil = store.pupil_by_iin(&row[iin_at]).await.unwrap().unwrap();
             let consent = store.consent_for_pupil(pupil.id, &year).await.unwrap();
+            if pupil.removed_at.is_some() {
+                assert!(consent.is_none(), "pupil {} left the roster", pupil.id);
+                removed += 1;
+                continue;
+            }
             if pupil.category == Category::NotEligible {
                 assert!(consent.is_none(), "pupil {} is not eligible", pupil.id);
                 continue;
@@ -553,6 +573,7 @@ backend_test!(
             }
         }
         assert!(eligible > 1_000, "{eligible} eligible");
+        assert_eq!(removed, 150);
         assert_eq!(report.requested, asked);
         assert_eq!(report.no_phone, eligible - asked);
         assert_eq!(read_outbox(&w.outbox).unwrap().len(), asked);

@@ -181,6 +181,12 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     }
 }
 
+/// What SQLite's write-ahead log is cut back to after a truncating checkpoint; the checkpoint
+/// job truncates once the log has grown past it (`MaintenanceStore::checkpoint`).
+pub const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+/// SQLite's page size (its default; the schema never sets another), the size of a log frame.
+pub const SQLITE_PAGE_BYTES: i64 = 4096;
+
 pub async fn connect_sqlite(url: &str) -> StoreResult<SqliteStore> {
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
@@ -191,7 +197,7 @@ pub async fn connect_sqlite(url: &str) -> StoreResult<SqliteStore> {
         .busy_timeout(Duration::from_secs(10))
         // After a checkpoint resets the log, its file is cut back to this size; without a
         // limit it stays as large as it ever grew (see `MaintenanceStore::checkpoint`).
-        .pragma("journal_size_limit", (64 * 1024 * 1024).to_string())
+        .pragma("journal_size_limit", WAL_SIZE_LIMIT_BYTES.to_string())
         // SQLite checkpoints after a commit once the log holds this many pages (default 1,000,
         // 4 MB). A page rewritten by many commits in between is copied to the database once:
         // at pilot scale each upload dirties a few hundred index pages (docs/benchmarks.md,

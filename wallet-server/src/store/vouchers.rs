@@ -78,6 +78,26 @@ pub trait VoucherStore {
 
 macro_rules! impl_vouchers {
     ($t:ty) => {
+        impl $t {
+            /// Reserves `n` voucher change numbers and returns the last. The counter row stays
+            /// locked until `tx` commits, so change_seq order is commit order and a terminal's
+            /// cursor never skips a change that commits late.
+            async fn reserve_voucher_changes(
+                tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
+                n: i64,
+            ) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar(
+                    "INSERT INTO counters (name, value) VALUES ($1, $2)
+                     ON CONFLICT (name) DO UPDATE SET value = counters.value + $2
+                     RETURNING value",
+                )
+                .bind(VOUCHER_CHANGE)
+                .bind(n)
+                .fetch_one(&mut **tx)
+                .await?)
+            }
+        }
+
         #[async_trait]
         impl VoucherStore for $t {
             async fn create_voucher(
@@ -88,15 +108,7 @@ macro_rules! impl_vouchers {
                 now: i64,
             ) -> StoreResult<Voucher> {
                 let mut tx = self.pool.begin().await?;
-                // The counter row is locked until commit, so change_seq order is commit order
-                // and a terminal's cursor never skips a change that commits late.
-                let seq: i64 = sqlx::query_scalar(
-                    "INSERT INTO counters (name, value) VALUES ($1, 1)
-                     ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
-                )
-                .bind(VOUCHER_CHANGE)
-                .fetch_one(&mut *tx)
-                .await?;
+                let seq = Self::reserve_voucher_changes(&mut tx, 1).await?;
                 let v: Voucher = sqlx::query_as(&format!(
                     "INSERT INTO vouchers (id, pupil_id, school_code, school_year, status, valid_from,
                         valid_to, issued_at, change_seq)
@@ -126,18 +138,9 @@ macro_rules! impl_vouchers {
                 let mut issued = 0;
                 for chunk in due.chunks(CHUNK) {
                     let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
-                    // One change number per voucher, reserved under the counter row's lock as
-                    // `create_voucher` does; numbers of skipped pupils stay unused (cursors
-                    // only need them to grow).
-                    let last: i64 = sqlx::query_scalar(
-                        "INSERT INTO counters (name, value) VALUES ($1, $2)
-                         ON CONFLICT (name) DO UPDATE SET value = counters.value + $2
-                         RETURNING value",
-                    )
-                    .bind(VOUCHER_CHANGE)
-                    .bind(chunk.len() as i64)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                    // One change number per voucher; numbers of skipped pupils stay unused
+                    // (cursors only need them to grow).
+                    let last = Self::reserve_voucher_changes(&mut tx, chunk.len() as i64).await?;
                     let first = last - chunk.len() as i64 + 1;
                     let sql = bulk(
                         Self::BACKEND,
@@ -197,13 +200,7 @@ macro_rules! impl_vouchers {
                 reason: Option<&str>,
             ) -> StoreResult<Voucher> {
                 let mut tx = self.pool.begin().await?;
-                let seq: i64 = sqlx::query_scalar(
-                    "INSERT INTO counters (name, value) VALUES ($1, 1)
-                     ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
-                )
-                .bind(VOUCHER_CHANGE)
-                .fetch_one(&mut *tx)
-                .await?;
+                let seq = Self::reserve_voucher_changes(&mut tx, 1).await?;
                 let v: Voucher = sqlx::query_as(&format!(
                     "UPDATE vouchers SET status = $1, change_seq = $2,
                         activated_at = CASE WHEN $1 = 'active' THEN COALESCE(activated_at, $3) ELSE activated_at END,
