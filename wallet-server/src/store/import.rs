@@ -4,7 +4,6 @@
 
 use super::roster::{NewPupil, Pupil, PUPIL_COLUMNS};
 use super::sql::{begin_write, bulk, placeholders, values_list, CHUNK};
-use super::vouchers::VOUCHER_CHANGE;
 use super::StoreResult;
 use async_trait::async_trait;
 use serde::Serialize;
@@ -260,14 +259,7 @@ macro_rules! impl_import {
                         let seq = match change_seq {
                             Some(seq) => seq,
                             None => {
-                                let seq: i64 = sqlx::query_scalar(
-                                    "INSERT INTO counters (name, value) VALUES ($1, 1)
-                                     ON CONFLICT (name) DO UPDATE SET value = counters.value + 1
-                                     RETURNING value",
-                                )
-                                .bind(VOUCHER_CHANGE)
-                                .fetch_one(&mut *tx)
-                                .await?;
+                                let seq = Self::reserve_voucher_changes(&mut tx, 1).await?;
                                 *change_seq.insert(seq)
                             }
                         };
@@ -310,16 +302,7 @@ macro_rules! impl_import {
                     } else {
                         // One change number for every revocation of this import: they commit
                         // together, so a terminal's cursor sees all of them or none.
-                        Some(
-                            sqlx::query_scalar(
-                                "INSERT INTO counters (name, value) VALUES ($1, 1)
-                                 ON CONFLICT (name) DO UPDATE SET value = counters.value + 1
-                                 RETURNING value",
-                            )
-                            .bind(VOUCHER_CHANGE)
-                            .fetch_one(&mut *tx)
-                            .await?,
-                        )
+                        Some(Self::reserve_voucher_changes(&mut tx, 1).await?)
                     };
                     for chunk in missing.chunks(CHUNK) {
                         let sql = bulk(

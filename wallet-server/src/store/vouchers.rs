@@ -82,7 +82,7 @@ macro_rules! impl_vouchers {
             /// Reserves `n` voucher change numbers and returns the last. The counter row stays
             /// locked until `tx` commits, so change_seq order is commit order and a terminal's
             /// cursor never skips a change that commits late.
-            async fn reserve_voucher_changes(
+            pub(crate) async fn reserve_voucher_changes(
                 tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
                 n: i64,
             ) -> StoreResult<i64> {

@@ -5,7 +5,7 @@
 //! that may see it (a mother's, father's or guardian's phone of a pupil not removed).
 
 use super::sql::{json_array, json_in};
-use super::vouchers::{Voucher, VOUCHER_CHANGE};
+use super::vouchers::Voucher;
 use super::{Backend, StoreResult};
 use async_trait::async_trait;
 use sqlx::FromRow;
@@ -440,15 +440,7 @@ macro_rules! impl_wallet {
                 now: i64,
             ) -> StoreResult<Option<Voucher>> {
                 let mut tx = self.pool.begin().await?;
-                // Same ordering rule as VoucherStore::set_voucher_status: the counter row stays
-                // locked until commit, so change_seq order is commit order.
-                let seq: i64 = sqlx::query_scalar(
-                    "INSERT INTO counters (name, value) VALUES ($1, 1)
-                     ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
-                )
-                .bind(VOUCHER_CHANGE)
-                .fetch_one(&mut *tx)
-                .await?;
+                let seq = Self::reserve_voucher_changes(&mut tx, 1).await?;
                 let v: Option<Voucher> = sqlx::query_as(&format!(
                     "UPDATE vouchers SET status = 'active', change_seq = $1,
                         activated_at = COALESCE(activated_at, $2)
