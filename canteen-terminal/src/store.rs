@@ -459,6 +459,8 @@ pub async fn events_after(
                     .map(|v| parse_uuid("events.voucher_id", v))
                     .transpose()?,
                 key_id: r.8,
+                proof: None,
+                repeat: false,
             })
         })
         .collect()

@@ -178,7 +178,22 @@ pub struct TerminalEvent {
     pub voucher_id: Option<Uuid>,
     /// Key id (hex) of a token that decoded, for audits of key rotation.
     pub key_id: Option<String>,
+    /// The token text a served QR event was served on: the server re-verifies it before the
+    /// meal counts. Absent on card events and rejections; a served QR event without it comes
+    /// from a terminal older than [`PROOF_REQUIRED_SINCE`] and is refused as a whole upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
+    /// The same token shown again at the same terminal within the repeat window of its `ok`:
+    /// recorded, never counted, never listed as a suspicious second attempt.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repeat: bool,
 }
+
+/// The first terminal version whose served QR events carry `proof`.
+pub const PROOF_REQUIRED_SINCE: &str = "0.2.0";
+
+/// Request header through which a terminal names its version on every call to the server.
+pub const TERMINAL_VERSION_HEADER: &str = "x-tamaq-terminal-version";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventUpload {

@@ -201,6 +201,8 @@ pub fn offline_log(t: &Terminal, days: &[(chrono::NaiveDate, i64)]) -> Vec<Termi
                     meal_kind: MealKind::Lunch,
                     voucher_id: Some(voucher),
                     key_id: None,
+                    proof: None,
+                    repeat: false,
                 });
             }
         }

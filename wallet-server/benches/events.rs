@@ -150,6 +150,8 @@ async fn seed(state: &AppState, http: &reqwest::Client, base: &str) -> Vec<Termi
                     meal_kind: MealKind::Lunch,
                     voucher_id: Some(vouchers[i % VOUCHERS_PER_SCHOOL]),
                     key_id: Some("0a1b2c3d".into()),
+                    proof: None,
+                    repeat: false,
                 }
             })
             .collect();

@@ -1005,6 +1005,8 @@ mod tests {
             meal_kind: MealKind::Lunch,
             voucher_id: Some(voucher),
             key_id: None,
+            proof: None,
+            repeat: false,
         }
     }
 

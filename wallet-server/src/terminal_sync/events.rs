@@ -161,6 +161,8 @@ mod tests {
             meal_kind: MealKind::Lunch,
             voucher_id: Some(Uuid::new_v4()),
             key_id: Some("0a1b2c3d".into()),
+            proof: None,
+            repeat: false,
         }
     }
 

@@ -229,6 +229,8 @@ pub fn ev(seq: i64, scanned_at: i64, voucher: Option<Uuid>, verdict: Verdict) ->
         meal_kind: MealKind::Lunch,
         voucher_id: voucher,
         key_id: Some("0a1b2c3d".into()),
+        proof: None,
+        repeat: false,
     }
 }
 
