@@ -206,6 +206,10 @@ pub struct EventAck {
     pub last_seq: i64,
     pub stored: u64,
     pub already_had: u64,
+    /// Served events of this batch that the server stored as refused (no valid proof, voucher
+    /// not active, not a school day, ...): kept for the school's anomalies, never counted.
+    #[serde(default)]
+    pub refused: u64,
 }
 
 #[cfg(test)]

@@ -338,6 +338,7 @@ async fn events(
         last_seq,
         stored,
         already_had,
+        refused: 0,
     })
     .into_response()
 }

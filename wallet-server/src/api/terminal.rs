@@ -292,16 +292,31 @@ async fn upload_events(
     State(state): State<AppState>,
     AuthedTerminal(terminal): AuthedTerminal,
     time: TerminalTime,
+    headers: axum::http::HeaderMap,
     ApiJson(upload): ApiJson<EventUpload>,
 ) -> Result<Json<EventAck>, ApiError> {
     let now = state.now();
-    events::upload(
-        state.store.as_ref(),
-        &terminal,
-        &upload.events,
+    // Only a short, printable version is believed; anything else is "no version".
+    let version = headers
+        .get(shared::wire::TERMINAL_VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 32 && v.bytes().all(|b| b.is_ascii_graphic()));
+    let keys = state.keys.active();
+    let windows = state.settings.windows();
+    let checks = events::Checks {
+        ring: &keys.ring,
+        year: &state.settings.school_year,
+        windows: &windows,
+        skew: shared::token::DEFAULT_SKEW,
+    };
+    let batch = events::Upload {
+        events: &upload.events,
         now,
-        time.offset(now),
-    )
+        clock_offset: time.offset(now),
+        version,
+    };
+    events::upload(state.store.as_ref(), &terminal, batch, &checks)
     .await
     .map(Json)
     .map_err(|e| {
@@ -320,6 +335,11 @@ async fn upload_events(
                 ApiError::new(StatusCode::CONFLICT, "event_id_conflict", message)
             }
             UploadError::TerminalGone => AuthFailure::Revoked.into(),
+            UploadError::UpgradeRequired(_) => ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "terminal_upgrade_required",
+                message,
+            ),
             UploadError::Store(e) => e.into(),
         }
     })

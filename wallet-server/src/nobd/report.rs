@@ -31,6 +31,9 @@ pub struct ReportContent {
     pub vouchers: VoucherSection,
     pub meals: MealSection,
     pub rejected_scans: RejectedSection,
+    /// Served events the server refused (no valid proof, voucher not active, not a school
+    /// day, ...): not meals, listed apart so NOBD sees them.
+    pub refused_events: RefusedSection,
     pub consent_outcomes: Vec<ConsentOutcome>,
 }
 
@@ -68,6 +71,24 @@ pub struct MealSection {
     pub by_meal_kind: BTreeMap<String, i64>,
     /// Further `ok` scans of a meal already counted (two offline terminals); not in the totals.
     pub duplicates: i64,
+    /// The served total by class of proof.
+    pub by_proof: ByProof,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ByProof {
+    /// Served on a QR token the server re-verified.
+    pub proven: i64,
+    /// Served on an ID card or a staff look-up: no token exists.
+    pub card: i64,
+    /// Stored before the server checked proofs (terminals of an earlier version).
+    pub unverified: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RefusedSection {
+    pub total: i64,
+    pub by_reason: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -116,7 +137,11 @@ impl ReportContent {
     }
 
     pub fn has_activity(&self) -> bool {
-        self.meals.served_total + self.meals.duplicates + self.rejected_scans.total > 0
+        self.meals.served_total
+            + self.meals.duplicates
+            + self.rejected_scans.total
+            + self.refused_events.total
+            > 0
             || self.vouchers.activated_on_day > 0
             || !self.consent_outcomes.is_empty()
     }
@@ -146,6 +171,7 @@ impl ReportContent {
                 total: 0,
                 by_verdict,
             },
+            refused_events: RefusedSection::default(),
             consent_outcomes: Vec::new(),
         }
     }
@@ -183,6 +209,9 @@ pub fn assemble(
         if let Some(r) = out.get_mut(&m.school_code) {
             r.meals.served_total += m.meals;
             r.meals.duplicates += m.oks - m.meals;
+            r.meals.by_proof.card += m.card;
+            r.meals.by_proof.unverified += m.unverified;
+            r.meals.by_proof.proven += m.meals - m.card - m.unverified;
             *r.meals.by_meal_kind.entry(m.meal_kind).or_insert(0) += m.meals;
             let c = &mut r.meals.by_category;
             match m.category.as_deref() {
@@ -197,6 +226,12 @@ pub fn assemble(
         if let Some(r) = out.get_mut(&v.school_code) {
             r.rejected_scans.total += v.scans;
             *r.rejected_scans.by_verdict.entry(v.verdict).or_insert(0) += v.scans;
+        }
+    }
+    for x in data.refused {
+        if let Some(r) = out.get_mut(&x.school_code) {
+            r.refused_events.total += x.events;
+            *r.refused_events.by_reason.entry(x.refusal).or_insert(0) += x.events;
         }
     }
     for c in data.consents {
@@ -266,6 +301,8 @@ mod tests {
             category: cat.map(str::to_owned),
             meals,
             oks,
+            card: if cat == Some("orphan") { 1 } else { 0 },
+            unverified: 0,
         };
         let data = DayData {
             meals: vec![
@@ -293,6 +330,7 @@ mod tests {
         assert_eq!(one.by_meal_kind["lunch"], 4);
         assert_eq!(one.by_meal_kind["snack"], 0);
         assert_eq!(out[&2].meals.duplicates, 2);
+        assert_eq!((one.by_proof.proven, one.by_proof.card), (5, 1));
         assert_eq!(out[&2].rejected_scans.by_verdict["already_served"], 2);
         assert_eq!(out[&2].rejected_scans.by_verdict["expired"], 0);
         assert!(!out[&2].rejected_scans.by_verdict.contains_key("ok"));

@@ -31,7 +31,9 @@ pub struct ActivationRow {
 }
 
 /// Meals of one school, meal kind and pupil category: `meals` distinct meal keys, `oks` all
-/// `ok` scans behind them (so `oks - meals` are duplicates).
+/// counting `ok` scans behind them (so `oks - meals` are duplicates); of the meals, `card`
+/// were counted on a card or look-up event and `unverified` on an event stored before proofs
+/// existed (the rest are proven by their token). Refused events are not in any of these.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct MealAggregate {
     pub school_code: i64,
@@ -39,6 +41,16 @@ pub struct MealAggregate {
     pub category: Option<String>,
     pub meals: i64,
     pub oks: i64,
+    pub card: i64,
+    pub unverified: i64,
+}
+
+/// Served events of one school the server refused, by reason.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct RefusalAggregate {
+    pub school_code: i64,
+    pub refusal: String,
+    pub events: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -63,6 +75,7 @@ pub struct DayData {
     pub activations: Vec<ActivationRow>,
     pub meals: Vec<MealAggregate>,
     pub rejected: Vec<VerdictAggregate>,
+    pub refused: Vec<RefusalAggregate>,
     pub consents: Vec<ConsentOutcomeRow>,
 }
 
@@ -241,10 +254,16 @@ macro_rules! impl_nobd {
                 let meals = {
                     let sql = format!(
                         "SELECT m.school_code, m.meal_kind, p.category, COUNT(*) AS meals,
-                                CAST(SUM(m.n) AS BIGINT) AS oks
-                         FROM (SELECT e.school_code, e.meal_kind, e.voucher_id, COUNT(*) AS n
+                                CAST(SUM(m.n) AS BIGINT) AS oks,
+                                CAST(SUM(m.card) AS BIGINT) AS card,
+                                CAST(SUM(m.unverified) AS BIGINT) AS unverified
+                         FROM (SELECT e.school_code, e.meal_kind, e.voucher_id, COUNT(*) AS n,
+                                      MAX(CASE WHEN e.duplicate = FALSE AND e.proof_class = 'card'
+                                               THEN 1 ELSE 0 END) AS card,
+                                      MAX(CASE WHEN e.duplicate = FALSE AND e.proof_class = 'unverified'
+                                               THEN 1 ELSE 0 END) AS unverified
                                FROM terminal_events e
-                               WHERE e.service_day = $1 AND e.verdict = 'ok' {}
+                               WHERE e.service_day = $1 AND e.verdict = 'ok' AND e.refusal IS NULL {}
                                GROUP BY e.school_code, e.meal_kind, e.voucher_id,
                                         CASE WHEN e.voucher_id IS NULL THEN e.event_id END) m
                          LEFT JOIN vouchers v ON v.id = m.voucher_id
@@ -261,8 +280,21 @@ macro_rules! impl_nobd {
                 let rejected = {
                     let sql = format!(
                         "SELECT school_code, verdict, COUNT(*) AS scans FROM terminal_events
-                         WHERE service_day = $1 AND verdict <> 'ok' {}
+                         WHERE service_day = $1 AND verdict <> 'ok' AND is_repeat = FALSE {}
                          GROUP BY school_code, verdict",
+                        school_clause("school_code", school, 2)
+                    );
+                    let mut q = sqlx::query_as(&sql).bind(&d.day);
+                    if let Some(s) = school {
+                        q = q.bind(s);
+                    }
+                    q.fetch_all(&mut *tx).await?
+                };
+                let refused = {
+                    let sql = format!(
+                        "SELECT school_code, refusal, COUNT(*) AS events FROM terminal_events
+                         WHERE service_day = $1 AND refusal IS NOT NULL {}
+                         GROUP BY school_code, refusal",
                         school_clause("school_code", school, 2)
                     );
                     let mut q = sqlx::query_as(&sql).bind(&d.day);
@@ -293,6 +325,7 @@ macro_rules! impl_nobd {
                     activations,
                     meals,
                     rejected,
+                    refused,
                     consents,
                 })
             }

@@ -198,7 +198,8 @@ fn class_clauses(f: &MealFilter, fixed: usize) -> String {
     c.sql
 }
 
-/// `ok` scans of the school in the range, each numbered within its meal key.
+/// `ok` scans of the school in the range, each numbered within its meal key. Refused ones
+/// (no valid proof) are not meals: they are listed under anomalies only.
 fn ok_events_cte() -> &'static str {
     "WITH ev AS (
         SELECT e.terminal_id, e.seq, e.service_day, e.voucher_id, e.meal_kind, e.scanned_at,
@@ -208,6 +209,7 @@ fn ok_events_cte() -> &'static str {
                COUNT(*) OVER (PARTITION BY COALESCE(e.voucher_id, e.event_id), e.service_day, e.meal_kind) AS n
         FROM terminal_events e
         WHERE e.school_code = $1 AND e.service_day >= $2 AND e.service_day <= $3 AND e.verdict = 'ok'
+          AND e.refusal IS NULL
      )"
 }
 
@@ -374,7 +376,7 @@ macro_rules! impl_school_view {
                                    AS already_served_count
                         FROM terminal_events e
                         WHERE e.school_code = $1 AND e.service_day >= $2 AND e.service_day <= $3
-                          AND e.verdict <> 'ok'
+                          AND e.verdict <> 'ok' AND e.is_repeat = FALSE
                      )
                      SELECT r.service_day, r.scanned_at, r.verdict, r.meal_kind, r.voucher_id,
                             p.last_name, p.first_name, p.grade, p.class_letter,
@@ -400,7 +402,8 @@ macro_rules! impl_school_view {
                      FROM terminal_events e
                      LEFT JOIN vouchers v ON v.id = e.voucher_id
                      LEFT JOIN pupils p ON p.id = v.pupil_id
-                     WHERE e.school_code = $1 AND e.service_day >= $2 AND e.service_day <= $3 {clauses}
+                     WHERE e.school_code = $1 AND e.service_day >= $2 AND e.service_day <= $3
+                       AND e.refusal IS NULL {clauses}
                      GROUP BY e.verdict ORDER BY e.verdict"
                 );
                 Ok(bind_filter!(sqlx::query_as(&sql), f)
@@ -425,7 +428,8 @@ macro_rules! impl_school_view {
                      LEFT JOIN vouchers v ON v.id = e.voucher_id
                      LEFT JOIN pupils p ON p.id = v.pupil_id
                      WHERE e.school_code = $1 AND e.service_day >= $2 AND e.service_day <= $3
-                       AND e.verdict = 'already_served' AND e.voucher_id IS NOT NULL {clauses}
+                       AND e.verdict = 'already_served' AND e.is_repeat = FALSE
+                       AND e.voucher_id IS NOT NULL {clauses}
                      GROUP BY e.voucher_id
                      HAVING COUNT(*) >= ${min_param}
                      ORDER BY COUNT(*) DESC, e.voucher_id"

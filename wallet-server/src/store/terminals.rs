@@ -149,16 +149,48 @@ pub struct StoredEvent {
     pub received_at: i64,
     pub duplicate: bool,
     pub foreign_voucher: bool,
+    pub proof_class: Option<String>,
+    pub refusal: Option<String>,
+    pub is_repeat: bool,
 }
 
 const EVENT_COLUMNS: &str =
     "terminal_id, seq, event_id, school_code, voucher_id, verdict, source, \
-    meal_kind, service_day, scanned_at, key_id, received_at, duplicate, foreign_voucher";
+    meal_kind, service_day, scanned_at, key_id, received_at, duplicate, foreign_voucher, \
+    proof_class, refusal, is_repeat";
+
+/// What the voucher named by an uploaded event was, read in the upload's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoucherFacts {
+    pub id: Uuid,
+    pub school_code: i64,
+    pub activated_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub valid_from: chrono::NaiveDate,
+    pub valid_to: chrono::NaiveDate,
+}
+
+/// How an uploaded event is stored, as the caller's rules decided it. The store knows one
+/// thing of it: a refused served event never counts (the counted index leaves it out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventClass {
+    /// A rejection at the counter: no meal, no proof class.
+    NotServed,
+    /// A served meal that counts, with its class of proof (`proven`, `card`).
+    Counts(&'static str),
+    /// A served meal the server refused, with the reason code.
+    Refused(&'static str),
+}
+
+/// The rules that class each event of an upload, given its voucher's facts.
+pub type Classifier<'a> = &'a (dyn Fn(&TerminalEvent, Option<&VoucherFacts>) -> EventClass + Send + Sync);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventsStored {
     pub stored: u64,
     pub already_had: u64,
+    /// New served events stored as refused.
+    pub refused: u64,
     pub last_seq: i64,
 }
 
@@ -215,6 +247,9 @@ pub trait TerminalStore {
     ) -> StoreResult<()>;
     /// Stores a validated batch in one transaction: new seqs inserted, known ones counted as
     /// already had, duplicates marked (module docs), `last_seq` advanced over contiguous seqs.
+    /// Each event is classed by `classify` inside the transaction, with its voucher's facts
+    /// as they are then; `version` is what the terminal names itself.
+    #[allow(clippy::too_many_arguments)]
     async fn store_events(
         &self,
         terminal_id: Uuid,
@@ -222,7 +257,11 @@ pub trait TerminalStore {
         events: &[TerminalEvent],
         now: i64,
         clock_offset: Option<i64>,
+        version: Option<&str>,
+        classify: Classifier<'_>,
     ) -> StoreResult<EventsOutcome>;
+    /// Records that the terminal's upload was refused because its version sends no proofs.
+    async fn note_upgrade_required(&self, id: Uuid, version: Option<&str>, now: i64) -> StoreResult<()>;
     /// Vouchers of the school changed after `cursor` (all when `cursor` is 0 or ahead), leaving
     /// out on a full snapshot those whose validity ended before `today` (`YYYY-MM-DD`).
     async fn snapshot_vouchers(
@@ -280,9 +319,12 @@ struct EventRow<'a> {
     scanned_at: i64,
     key_id: Option<&'a str>,
     duplicate: bool,
+    proof_class: Option<&'static str>,
+    refusal: Option<&'static str>,
+    is_repeat: bool,
 }
 
-const EVENT_ROW_FIELDS: [(&str, &str); 10] = [
+const EVENT_ROW_FIELDS: [(&str, &str); 13] = [
     ("seq", "bigint"),
     ("event_id", "text"),
     ("voucher_id", "text"),
@@ -293,6 +335,9 @@ const EVENT_ROW_FIELDS: [(&str, &str); 10] = [
     ("scanned_at", "bigint"),
     ("key_id", "text"),
     ("duplicate", "boolean"),
+    ("proof_class", "text"),
+    ("refusal", "text"),
+    ("is_repeat", "boolean"),
 ];
 
 /// `$1` terminal id, `$2` school code, `$3` received at, `$4` the JSON array of `EventRow`s.
@@ -348,11 +393,11 @@ struct MealKeyRow<'a> {
 /// plan read every event of those days through the day index and test each against the whole
 /// voucher list; a plain join may become a hash join over the whole table. The `LIMIT 1`
 /// keeps PostgreSQL from flattening the lookup into such a join (the index is unique anyway).
-/// The literal `'ok'` and `FALSE` let the planner use the partial index.
+/// The literals `'ok'`, `FALSE` and `IS NULL` let the planner use the partial index.
 fn counted_rows_sql(backend: Backend) -> String {
     const COLUMNS: &str =
         "e.voucher_id, e.service_day, e.meal_kind, e.terminal_id, e.seq, e.scanned_at";
-    const COUNTED: &str = "e.verdict = 'ok' AND e.duplicate = FALSE";
+    const COUNTED: &str = "e.verdict = 'ok' AND e.duplicate = FALSE AND e.refusal IS NULL";
     const SAME_KEY: &str =
         "e.service_day = k.service_day AND e.voucher_id = k.voucher_id AND e.meal_kind = k.meal_kind";
     match backend {
@@ -396,6 +441,7 @@ fn is_event_id_conflict(e: &StoreError) -> bool {
 fn decide_duplicates(
     terminal_id: &str,
     new: &[&TerminalEvent],
+    counts: &[bool],
     counted: &HashMap<MealKey, Rank>,
 ) -> (Vec<bool>, Vec<Rank>) {
     let mut duplicate = vec![false; new.len()];
@@ -404,7 +450,7 @@ fn decide_duplicates(
         best.insert(key.clone(), (rank.clone(), None));
     }
     for (i, e) in new.iter().enumerate() {
-        if !e.verdict.serves() {
+        if !counts[i] {
             continue;
         }
         let Some(key) = meal_key(e) else { continue };
@@ -471,6 +517,8 @@ macro_rules! impl_terminals {
                 events: &[TerminalEvent],
                 now: i64,
                 clock_offset: Option<i64>,
+                version: Option<&str>,
+                classify: Classifier<'_>,
             ) -> StoreResult<EventsOutcome> {
                 let _writer = self.event_writer().await;
                 let mut tx = self.pool.begin().await?;
@@ -486,12 +534,14 @@ macro_rules! impl_terminals {
                 // A write first: it takes SQLite's write lock before anything is read, and on
                 // PostgreSQL locks the terminal's row, so one terminal's uploads run one by one.
                 let last_seq: Option<i64> = sqlx::query_scalar(
-                    "UPDATE terminals SET last_sync_at = $1, clock_offset = COALESCE($2, clock_offset)
+                    "UPDATE terminals SET last_sync_at = $1, clock_offset = COALESCE($2, clock_offset),
+                        version = COALESCE($4, version), upgrade_required_at = NULL
                      WHERE id = $3 AND revoked_at IS NULL RETURNING last_seq",
                 )
                 .bind(now)
                 .bind(clock_offset)
                 .bind(terminal_id)
+                .bind(version)
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(mut last_seq) = last_seq else {
@@ -502,6 +552,7 @@ macro_rules! impl_terminals {
                     return Ok(EventsOutcome::Stored(EventsStored {
                         stored: 0,
                         already_had: 0,
+                        refused: 0,
                         last_seq,
                     }));
                 }
@@ -534,11 +585,56 @@ macro_rules! impl_terminals {
                     }
                 }
 
-                // Counted rows already stored for the keys of the new `ok` events.
-                let oks: Vec<MealKey> = new
+                // The class of each new event, by the rules, with its voucher as it is now.
+                let voucher_ids: Vec<String> = new
                     .iter()
                     .filter(|e| e.verdict.serves())
-                    .filter_map(|e| meal_key(e))
+                    .filter_map(|e| e.voucher_id.map(|v| v.to_string()))
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .collect();
+                let mut facts: HashMap<Uuid, VoucherFacts> = HashMap::new();
+                if !voucher_ids.is_empty() {
+                    let rows = sqlx::query_as::<_, (String, i64, Option<i64>, Option<i64>, String, String)>(&format!(
+                        "SELECT id, school_code, activated_at, revoked_at, valid_from, valid_to
+                         FROM vouchers WHERE {}",
+                        json_in(Self::BACKEND, "id", 1)
+                    ))
+                    .bind(json_array(&voucher_ids))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (id, school_code, activated_at, revoked_at, from, to) in rows {
+                        let day = |d: &str| {
+                            d.parse::<chrono::NaiveDate>()
+                                .map_err(|_| StoreError::Corrupt(format!("vouchers.valid_from/valid_to {d:?}")))
+                        };
+                        let id = Uuid::parse_str(&id)
+                            .map_err(|_| StoreError::Corrupt(format!("vouchers.id {id:?}")))?;
+                        facts.insert(id, VoucherFacts {
+                            id,
+                            school_code,
+                            activated_at,
+                            revoked_at,
+                            valid_from: day(&from)?,
+                            valid_to: day(&to)?,
+                        });
+                    }
+                }
+                let classes: Vec<EventClass> = new
+                    .iter()
+                    .map(|e| classify(e, e.voucher_id.and_then(|v| facts.get(&v))))
+                    .collect();
+                let counts: Vec<bool> = classes
+                    .iter()
+                    .map(|c| matches!(c, EventClass::Counts(_)))
+                    .collect();
+
+                // Counted rows already stored for the keys of the new counting events.
+                let oks: Vec<MealKey> = new
+                    .iter()
+                    .zip(&counts)
+                    .filter(|(_, c)| **c)
+                    .filter_map(|(e, _)| meal_key(e))
                     .collect();
                 let mut counted: HashMap<MealKey, Rank> = HashMap::new();
                 if !oks.is_empty() {
@@ -562,7 +658,7 @@ macro_rules! impl_terminals {
                         counted.insert((voucher, day, kind), Rank { scanned_at, terminal_id: tid, seq });
                     }
                 }
-                let (duplicate, remark) = decide_duplicates(terminal_id, &new, &counted);
+                let (duplicate, remark) = decide_duplicates(terminal_id, &new, &counts, &counted);
                 for r in &remark {
                     let done = sqlx::query(
                         "UPDATE terminal_events SET duplicate = TRUE
@@ -583,8 +679,8 @@ macro_rules! impl_terminals {
                 // locks in one order (no deadlock between two terminals' batches).
                 let mut order: Vec<usize> = (0..new.len()).collect();
                 order.sort_by_cached_key(|&i| {
-                    let counts = new[i].verdict.serves() && !duplicate[i];
-                    (!counts, if counts { meal_key(new[i]) } else { None }, new[i].seq)
+                    let counted = counts[i] && !duplicate[i];
+                    (!counted, if counted { meal_key(new[i]) } else { None }, new[i].seq)
                 });
                 let rows: Vec<EventRow> = order
                     .iter()
@@ -605,6 +701,16 @@ macro_rules! impl_terminals {
                             scanned_at: e.scanned_at,
                             key_id: e.key_id.as_deref(),
                             duplicate: duplicate[i],
+                            proof_class: match classes[i] {
+                                EventClass::NotServed => None,
+                                EventClass::Counts(class) => Some(class),
+                                EventClass::Refused(_) => Some("refused"),
+                            },
+                            refusal: match classes[i] {
+                                EventClass::Refused(reason) => Some(reason),
+                                _ => None,
+                            },
+                            is_repeat: e.repeat,
                         }
                     })
                     .collect();
@@ -658,9 +764,14 @@ macro_rules! impl_terminals {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                let refused = classes
+                    .iter()
+                    .filter(|c| matches!(c, EventClass::Refused(_)))
+                    .count() as u64;
                 Ok(EventsOutcome::Stored(EventsStored {
                     stored,
                     already_had,
+                    refused,
                     last_seq,
                 }))
             }
@@ -844,13 +955,15 @@ macro_rules! impl_terminals {
                 events: &[TerminalEvent],
                 now: i64,
                 clock_offset: Option<i64>,
+                version: Option<&str>,
+                classify: Classifier<'_>,
             ) -> StoreResult<EventsOutcome> {
                 let id = terminal_id.to_string();
                 let mut attempt = 0;
                 loop {
                     attempt += 1;
                     match self
-                        .terminals_store_events_once(&id, school_code, events, now, clock_offset)
+                        .terminals_store_events_once(&id, school_code, events, now, clock_offset, version, classify)
                         .await
                     {
                         Err(e) if attempt < UPLOAD_ATTEMPTS && worth_retrying(&e) => {
@@ -881,6 +994,18 @@ macro_rules! impl_terminals {
                         other => return other,
                     }
                 }
+            }
+
+            async fn note_upgrade_required(&self, id: Uuid, version: Option<&str>, now: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE terminals SET upgrade_required_at = $1, version = $2, last_sync_at = $1 WHERE id = $3",
+                )
+                .bind(now)
+                .bind(version)
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
 
             async fn snapshot_vouchers(
@@ -927,7 +1052,7 @@ macro_rules! impl_terminals {
                         t.label AS terminal_label
                      FROM terminal_events e JOIN terminals t ON t.id = e.terminal_id
                      WHERE e.school_code = $1 AND e.service_day = $2 AND e.verdict = 'ok'
-                       AND e.voucher_id IS NOT NULL AND e.terminal_id <> $3
+                       AND e.refusal IS NULL AND e.voucher_id IS NOT NULL AND e.terminal_id <> $3
                      ORDER BY e.scanned_at, e.terminal_id, e.seq",
                 )
                 .bind(school_code)
@@ -1017,7 +1142,7 @@ mod tests {
         let b = ev(2, 50, v, Verdict::Ok);
         let rejected = ev(3, 10, v, Verdict::AlreadyServed);
         // Within one batch: the earlier scan counts even though its seq is later.
-        let (dup, remark) = decide_duplicates("t1", &[&a, &b, &rejected], &HashMap::new());
+        let (dup, remark) = decide_duplicates("t1", &[&a, &b, &rejected], &[true, true, false], &HashMap::new());
         assert_eq!(dup, vec![true, false, false]);
         assert!(remark.is_empty());
 
@@ -1031,7 +1156,7 @@ mod tests {
                 seq: 9,
             },
         )]);
-        let (dup, remark) = decide_duplicates("t1", &[&a], &later);
+        let (dup, remark) = decide_duplicates("t1", &[&a], &[true], &later);
         assert_eq!(dup, vec![false]);
         assert_eq!(remark.len(), 1);
         let earlier = HashMap::from([(
@@ -1043,8 +1168,12 @@ mod tests {
             },
         )]);
         // Same second: the lower terminal id wins, so the result is the same on every server.
-        let (dup, remark) = decide_duplicates("t1", &[&a], &earlier);
+        let (dup, remark) = decide_duplicates("t1", &[&a], &[true], &earlier);
         assert_eq!(dup, vec![true]);
+        assert!(remark.is_empty());
+        // A refused serve neither counts nor takes the count from a real one.
+        let (dup, remark) = decide_duplicates("t1", &[&b, &a], &[false, true], &HashMap::new());
+        assert_eq!(dup, vec![false, false]);
         assert!(remark.is_empty());
     }
 

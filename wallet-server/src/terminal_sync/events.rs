@@ -7,11 +7,13 @@
 //! terminal may legitimately record is stored, including events naming vouchers of another
 //! school (a `wrong_school` scan); those are flagged `foreign_voucher`.
 
-use crate::store::terminals::{EventsOutcome, EventsStored, TerminalRecord};
+use super::proof::{sends_proofs, ProofClass, ProofRules};
+use crate::store::terminals::{EventClass, EventsOutcome, EventsStored, TerminalRecord, VoucherFacts};
 use crate::store::{Store, StoreError};
-use shared::calendar::ServiceDay;
+use shared::calendar::{MealWindow, SchoolYear, ServiceDay};
 use shared::keys::KeyId;
-use shared::wire::{EventAck, TerminalEvent};
+use shared::trust::KeyRing;
+use shared::wire::{EventAck, ScanSource, TerminalEvent, PROOF_REQUIRED_SINCE};
 use std::collections::HashSet;
 
 /// Events per upload; the terminal sends 500 at a time.
@@ -96,19 +98,70 @@ pub enum UploadError {
     EventIdTaken(String),
     #[error("this terminal was revoked by the school; enroll it again with a new code")]
     TerminalGone,
+    #[error("this terminal ({}) sends served meals without their QR proof, which the server no longer counts; upgrade canteen-terminal to {PROOF_REQUIRED_SINCE} or later and sync again — its meals stay on the terminal until then, nothing is lost", .0.as_deref().map(|v| format!("version {v}")).unwrap_or_else(|| "a version that does not name itself".into()))]
+    UpgradeRequired(Option<String>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Validates and stores one batch for an authenticated terminal.
+/// What the server checks served events against, besides each event's voucher.
+pub struct Checks<'a> {
+    pub ring: &'a KeyRing,
+    pub year: &'a SchoolYear,
+    pub windows: &'a [MealWindow],
+    pub skew: u32,
+}
+
+/// An upload as the terminal sent it.
+pub struct Upload<'a> {
+    pub events: &'a [TerminalEvent],
+    pub now: i64,
+    /// Terminal clock minus server clock on this call, when the terminal sent its time.
+    pub clock_offset: Option<i64>,
+    /// The version the terminal names itself, if any.
+    pub version: Option<&'a str>,
+}
+
+/// Validates, classes (proof of each meal) and stores one batch for an authenticated terminal.
 pub async fn upload(
     store: &dyn Store,
     terminal: &TerminalRecord,
-    events: &[TerminalEvent],
-    now: i64,
-    clock_offset: Option<i64>,
+    upload: Upload<'_>,
+    checks: &Checks<'_>,
 ) -> Result<EventAck, UploadError> {
+    let Upload {
+        events,
+        now,
+        clock_offset,
+        version,
+    } = upload;
     validate(events)?;
+    // A terminal from before proofs: its meals cannot be counted and must not be lost, so the
+    // whole upload is refused and stays on the terminal until it is upgraded.
+    let unproven = events
+        .iter()
+        .any(|e| e.verdict.serves() && e.source == ScanSource::Qr && e.proof.is_none());
+    if unproven && !sends_proofs(version) {
+        store
+            .note_upgrade_required(terminal.uuid(), version, now)
+            .await?;
+        tracing::warn!(terminal = %terminal.id, version = version.unwrap_or("-"), "upload refused: terminal must be upgraded");
+        return Err(UploadError::UpgradeRequired(version.map(str::to_owned)));
+    }
+    let rules = ProofRules {
+        ring: checks.ring,
+        school_code: terminal.school_code,
+        year: checks.year,
+        windows: checks.windows,
+        skew: checks.skew,
+        now,
+        clock_offset,
+    };
+    let classify = |e: &TerminalEvent, v: Option<&VoucherFacts>| match rules.classify(e, v) {
+        None => EventClass::NotServed,
+        Some(ProofClass::Refused(r)) => EventClass::Refused(r.code()),
+        Some(class) => EventClass::Counts(class.code()),
+    };
     match store
         .store_events(
             terminal.uuid(),
@@ -116,21 +169,28 @@ pub async fn upload(
             events,
             now,
             clock_offset,
+            version,
+            &classify,
         )
         .await?
     {
         EventsOutcome::Stored(EventsStored {
             stored,
             already_had,
+            refused,
             last_seq,
         }) => {
             if stored > 0 {
-                tracing::info!(terminal = %terminal.id, stored, already_had, last_seq, "events stored");
+                tracing::info!(terminal = %terminal.id, stored, already_had, refused, last_seq, "events stored");
+            }
+            if refused > 0 {
+                tracing::warn!(terminal = %terminal.id, refused, "served events refused: no valid proof");
             }
             Ok(EventAck {
                 last_seq,
                 stored,
                 already_had,
+                refused,
             })
         }
         EventsOutcome::SeqTaken { seq, event_id } => Err(UploadError::SeqTaken { seq, event_id }),

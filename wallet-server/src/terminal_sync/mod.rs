@@ -6,4 +6,5 @@ pub mod cli;
 pub mod credentials;
 pub mod enroll;
 pub mod events;
+pub mod proof;
 pub mod snapshot;

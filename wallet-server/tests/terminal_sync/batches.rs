@@ -59,6 +59,7 @@ state_test!(
                 .unwrap();
             let mut counted: Vec<(String, String)> = events
                 .iter()
+                .inspect(|e| assert_eq!(e.refusal, None, "{e:?}"))
                 .filter(|e| e.verdict == "ok" && !e.duplicate)
                 .map(|e| (e.voucher_id.clone().unwrap(), e.terminal_id.clone()))
                 .collect();

@@ -19,8 +19,9 @@ state_test!(
     }
 );
 
-// Terminals of two schools naming the same vouchers (a pupil moved, a phone shown at the wrong
-// school): their uploads do not take turns, so the database's unique index and retries decide.
+// Terminals of two schools naming the same vouchers (a phone shown at the wrong school): their
+// uploads do not take turns. The other school's serves are refused (the voucher is not its
+// school's) and never take the count from the real ones.
 state_test!(
     concurrent_uploads_across_schools_count_each_meal_once,
     |state: AppState| async move {
@@ -44,6 +45,8 @@ async fn race(state: &AppState, bins: &[&str]) {
     for (i, bin) in bins.iter().enumerate() {
         terminals.push(enroll(&app, state, bin, &format!("T{i}")).await);
     }
+    // Uploads come after the lunch hour they report.
+    state.clock.set(MONDAY_NOON + 3600);
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     // Every terminal served every voucher once, at random minutes, in random order, uploaded
     // in two batches; all terminals upload at the same time.
@@ -71,14 +74,20 @@ async fn race(state: &AppState, bins: &[&str]) {
     let mut tasks = Vec::new();
     for (t, log) in terminals.iter().zip(&logs) {
         for half in [&log[..VOUCHERS / 2], &log[VOUCHERS / 2..]] {
-            let (app, auth, events) = (app.clone(), t.auth.clone(), half.to_vec());
+            let (app, auth) = (app.clone(), t.auth.clone());
+            let events: Vec<TerminalEvent> = half.iter().map(|e| with_proof(t, e)).collect();
+            let body = serde_json::json!({ "events": events }).to_string().into_bytes();
             tasks.push(tokio::spawn(async move {
-                call(
+                call_raw(
                     &app,
                     "POST",
                     "/api/v1/terminal/events",
                     Some(&auth),
-                    Some(serde_json::json!({"events": events})),
+                    &[(
+                        shared::wire::TERMINAL_VERSION_HEADER,
+                        env!("CARGO_PKG_VERSION"),
+                    )],
+                    Some(body),
                 )
                 .await
             }));
@@ -108,7 +117,13 @@ async fn race(state: &AppState, bins: &[&str]) {
             .push(e);
     }
     assert_eq!(by_voucher.len(), VOUCHERS);
+    let own = |e: &&&wallet_server::store::terminals::StoredEvent| e.school_code == s.code;
+    for e in stored.iter().filter(|e| e.school_code != s.code) {
+        assert_eq!(e.refusal.as_deref(), Some("other_school_voucher"), "{e:?}");
+    }
     for (v, events) in by_voucher {
+        let events: Vec<_> = events.iter().filter(own).collect();
+        assert!(events.iter().all(|e| e.refusal.is_none()), "{events:?}");
         let counted: Vec<_> = events.iter().filter(|e| !e.duplicate).collect();
         assert_eq!(counted.len(), 1, "voucher {v}: {events:?}");
         let earliest = events

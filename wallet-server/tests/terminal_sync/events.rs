@@ -41,7 +41,8 @@ state_test!(uploads_are_idempotent, |state: AppState| async move {
         EventAck {
             last_seq: 5,
             stored: 5,
-            already_had: 0
+            already_had: 0,
+            refused: 0,
         }
     );
     // A retry of the same batch (the answer was lost): nothing new.
@@ -51,7 +52,8 @@ state_test!(uploads_are_idempotent, |state: AppState| async move {
         EventAck {
             last_seq: 5,
             stored: 0,
-            already_had: 5
+            already_had: 5,
+            refused: 0,
         }
     );
     // Overlap: 4..8.
@@ -61,7 +63,8 @@ state_test!(uploads_are_idempotent, |state: AppState| async move {
         EventAck {
             last_seq: 8,
             stored: 3,
-            already_had: 2
+            already_had: 2,
+            refused: 0,
         }
     );
     // A gap: 10..12 stored, but last_seq stays at the contiguous 8 ...
@@ -71,7 +74,8 @@ state_test!(uploads_are_idempotent, |state: AppState| async move {
         EventAck {
             last_seq: 8,
             stored: 3,
-            already_had: 0
+            already_had: 0,
+            refused: 0,
         }
     );
     // ... until 9 arrives.
@@ -81,7 +85,8 @@ state_test!(uploads_are_idempotent, |state: AppState| async move {
         EventAck {
             last_seq: 12,
             stored: 1,
-            already_had: 0
+            already_had: 0,
+            refused: 0,
         }
     );
     // An empty batch tells the terminal where the server is.
@@ -91,7 +96,8 @@ state_test!(uploads_are_idempotent, |state: AppState| async move {
         EventAck {
             last_seq: 12,
             stored: 0,
-            already_had: 0
+            already_had: 0,
+            refused: 0,
         }
     );
 
@@ -107,8 +113,12 @@ state_test!(uploads_are_idempotent, |state: AppState| async move {
         assert_eq!(got.source, "qr");
         assert_eq!(got.key_id.as_deref(), Some("0a1b2c3d"));
         assert_eq!(got.school_code, s.code);
-        assert_eq!(got.received_at, MONDAY_9AM);
+        // The upload came after the scans it reports.
+        assert!(got.received_at >= got.scanned_at);
         assert!(!got.duplicate && !got.foreign_voucher);
+        assert_eq!(got.refusal, None);
+        let class = (e.verdict == Verdict::Ok).then_some("proven");
+        assert_eq!(got.proof_class.as_deref(), class);
     }
     let info = state.store.terminals_of_school(s.code).await.unwrap();
     assert_eq!(info[0].last_seq, 12);
@@ -249,7 +259,8 @@ state_test!(
             EventAck {
                 last_seq: 500,
                 stored: 0,
-                already_had: 500
+                already_had: 500,
+                refused: 0,
             }
         );
         let second = ack_ok(upload(&app2, &t, &events[500..]).await);
@@ -258,7 +269,8 @@ state_test!(
             EventAck {
                 last_seq: 700,
                 stored: 200,
-                already_had: 0
+                already_had: 0,
+                refused: 0,
             }
         );
         let stored = restarted.store.terminal_events(t.id()).await.unwrap();

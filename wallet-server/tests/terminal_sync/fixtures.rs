@@ -113,6 +113,11 @@ pub struct Enrolled {
     pub resp: EnrollResponse,
     /// `Bearer {terminal_id}:{secret}`.
     pub auth: String,
+    /// The server's signing key when the terminal enrolled: `upload` signs the proofs a real
+    /// terminal would have scanned with it.
+    pub signer: shared::keys::KeyPair,
+    /// The server's clock: an upload happens after its scans, so `upload` moves it forward.
+    pub clock: wallet_server::clock::Clock,
 }
 
 impl Enrolled {
@@ -141,7 +146,13 @@ pub async fn enroll(app: &Router, state: &AppState, bin: &str, label: &str) -> E
     assert_eq!(status, StatusCode::OK, "{body}");
     let resp: EnrollResponse = serde_json::from_value(body).unwrap();
     let auth = format!("Bearer {}:{}", resp.terminal_id, resp.secret);
-    Enrolled { resp, auth }
+    let signer = state.keys.active().signing.clone();
+    Enrolled {
+        resp,
+        auth,
+        signer,
+        clock: state.clock.clone(),
+    }
 }
 
 pub async fn call(
@@ -207,15 +218,61 @@ pub async fn snapshot(app: &Router, t: &Enrolled, cursor: i64) -> shared::wire::
     serde_json::from_value(body).unwrap()
 }
 
+/// Uploads as a current terminal would: served QR events carry the token they were served on
+/// (signed here for the event's voucher and time when the event has none).
 pub async fn upload(app: &Router, t: &Enrolled, events: &[TerminalEvent]) -> (StatusCode, Value) {
-    call(
+    let events: Vec<TerminalEvent> = events.iter().map(|e| with_proof(t, e)).collect();
+    if let Some(last) = events.iter().map(|e| e.scanned_at).max() {
+        if t.clock.now() < last {
+            t.clock.set(last);
+        }
+    }
+    upload_as(app, t, &events, Some(env!("CARGO_PKG_VERSION"))).await
+}
+
+/// Uploads exactly these events, naming `version` (none: an old terminal).
+pub async fn upload_as(
+    app: &Router,
+    t: &Enrolled,
+    events: &[TerminalEvent],
+    version: Option<&str>,
+) -> (StatusCode, Value) {
+    let headers: Vec<(&str, &str)> = version
+        .map(|v| vec![(shared::wire::TERMINAL_VERSION_HEADER, v)])
+        .unwrap_or_default();
+    call_raw(
         app,
         "POST",
         "/api/v1/terminal/events",
         Some(&t.auth),
-        Some(serde_json::json!({ "events": events })),
+        &headers,
+        Some(serde_json::json!({ "events": events }).to_string().into_bytes()),
     )
     .await
+}
+
+/// A token for `voucher` at this terminal's school, valid from a minute before `at`.
+pub fn token_at(t: &Enrolled, voucher: Uuid, at: i64) -> String {
+    shared::token::sign(
+        &shared::token::TokenRequest {
+            voucher_id: voucher,
+            school_code: t.resp.school_code,
+            issued_at: (at - 60) as u32,
+            expires_at: (at + 540) as u32,
+        },
+        &t.signer,
+    )
+}
+
+/// The event with the proof a terminal would attach (served QR events only).
+pub fn with_proof(t: &Enrolled, e: &TerminalEvent) -> TerminalEvent {
+    let mut e = e.clone();
+    if e.verdict == Verdict::Ok && e.source == ScanSource::Qr && e.proof.is_none() {
+        if let Some(v) = e.voucher_id {
+            e.proof = Some(token_at(t, v, e.scanned_at));
+        }
+    }
+    e
 }
 
 pub fn ev(seq: i64, scanned_at: i64, voucher: Option<Uuid>, verdict: Verdict) -> TerminalEvent {
