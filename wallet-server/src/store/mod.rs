@@ -5,6 +5,7 @@
 //! first appearance (SQLite numbers `$N` parameters by first appearance, PostgreSQL by N; keeping
 //! them in order makes the two agree). Where the dialects differ, `Self::BACKEND` decides.
 
+pub mod anomalies;
 pub mod audit;
 pub mod consent;
 pub mod feedback_read;
@@ -32,6 +33,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use anomalies::AnomalyStore;
 pub use audit::AuditStore;
 pub use consent::ConsentStore;
 pub use feedback_read::FeedbackReadStore;
@@ -99,6 +101,7 @@ pub trait Store:
     + SchoolTerminalStore
     + FeedbackReadStore
     + NobdStore
+    + AnomalyStore
     + MaintenanceStore
     + Send
     + Sync

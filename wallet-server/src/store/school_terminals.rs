@@ -16,6 +16,10 @@ pub struct TerminalRow {
     /// Terminal clock minus server clock at the last sync, seconds.
     pub clock_offset: Option<i64>,
     pub last_seq: i64,
+    /// The version the terminal last named.
+    pub version: Option<String>,
+    /// Set while its uploads are refused until it is upgraded.
+    pub upgrade_required_at: Option<i64>,
 }
 
 /// An enrollment code as listed: the code itself is shown once, at creation, and never stored.
@@ -56,7 +60,8 @@ pub trait SchoolTerminalStore {
 }
 
 const TERMINAL_COLUMNS: &str =
-    "id, label, enrolled_at, revoked_at, last_sync_at, clock_offset, last_seq";
+    "id, label, enrolled_at, revoked_at, last_sync_at, clock_offset, last_seq, version, \
+     upgrade_required_at";
 
 macro_rules! impl_school_terminals {
     ($t:ty) => {

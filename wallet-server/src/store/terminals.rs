@@ -68,6 +68,10 @@ pub struct TerminalRecord {
     pub last_sync_at: Option<i64>,
     pub clock_offset: Option<i64>,
     pub last_seq: i64,
+    /// The version the terminal last named.
+    pub version: Option<String>,
+    /// Set while its uploads are refused because its version sends meals without proof.
+    pub upgrade_required_at: Option<i64>,
 }
 
 impl TerminalRecord {
@@ -89,6 +93,8 @@ pub struct TerminalInfo {
     pub clock_offset: Option<i64>,
     /// Highest seq held, contiguous from 1.
     pub last_seq: i64,
+    pub version: Option<String>,
+    pub upgrade_required_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -847,7 +853,7 @@ macro_rules! impl_terminals {
                     "INSERT INTO terminals (id, school_code, label, secret_hash, enrolled_at)
                      VALUES ($1, $2, $3, $4, $5)
                      RETURNING id, school_code, label, secret_hash, enrolled_at, revoked_at,
-                        last_sync_at, clock_offset, last_seq",
+                        last_sync_at, clock_offset, last_seq, version, upgrade_required_at",
                 )
                 .bind(terminal.id.to_string())
                 .bind(school_code)
@@ -872,7 +878,7 @@ macro_rules! impl_terminals {
             async fn terminal(&self, id: Uuid) -> StoreResult<Option<TerminalRecord>> {
                 Ok(sqlx::query_as(
                     "SELECT id, school_code, label, secret_hash, enrolled_at, revoked_at,
-                        last_sync_at, clock_offset, last_seq
+                        last_sync_at, clock_offset, last_seq, version, upgrade_required_at
                      FROM terminals WHERE id = $1",
                 )
                 .bind(id.to_string())
@@ -883,7 +889,7 @@ macro_rules! impl_terminals {
             async fn terminal_by_secret_hash(&self, hash: &str) -> StoreResult<Option<TerminalRecord>> {
                 Ok(sqlx::query_as(
                     "SELECT id, school_code, label, secret_hash, enrolled_at, revoked_at,
-                        last_sync_at, clock_offset, last_seq
+                        last_sync_at, clock_offset, last_seq, version, upgrade_required_at
                      FROM terminals WHERE secret_hash = $1",
                 )
                 .bind(hash)
@@ -894,7 +900,7 @@ macro_rules! impl_terminals {
             async fn terminals_of_school(&self, school_code: i64) -> StoreResult<Vec<TerminalInfo>> {
                 Ok(sqlx::query_as(
                     "SELECT id, school_code, label, enrolled_at, revoked_at, last_sync_at,
-                        clock_offset, last_seq
+                        clock_offset, last_seq, version, upgrade_required_at
                      FROM terminals WHERE school_code = $1 ORDER BY enrolled_at, id",
                 )
                 .bind(school_code)

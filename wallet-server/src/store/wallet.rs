@@ -478,6 +478,7 @@ macro_rules! impl_wallet {
                         s.name AS school_name
                      FROM terminal_events e JOIN schools s ON s.code = e.school_code
                      WHERE {} AND e.voucher_id = $2 AND e.verdict = 'ok' AND e.duplicate = FALSE
+                       AND e.refusal IS NULL
                      ORDER BY e.scanned_at DESC, e.event_id
                      LIMIT $3",
                     json_in(Self::BACKEND, "e.service_day", 1)

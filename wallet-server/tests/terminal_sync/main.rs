@@ -6,5 +6,6 @@ mod batches;
 mod concurrency;
 mod enroll;
 mod events;
+mod proof;
 mod properties;
 mod snapshot;

@@ -7,6 +7,7 @@ use crate::review::params::Params;
 use crate::review::texts::request_lang;
 use crate::staff::access::SchoolAccess;
 use crate::state::AppState;
+use crate::store::anomalies::Anomalies;
 use crate::store::school_view::{
     ConsentFollowUp, DuplicateScan, RejectedScan, RepeatedAlreadyServed, VerdictCount,
 };
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/school/schools/{bin}/meals.csv", get(meals_csv))
         .route("/school/schools/{bin}/scans", get(scans))
         .route("/school/schools/{bin}/scans.csv", get(scans_csv))
+        .route("/school/schools/{bin}/anomalies", get(anomalies))
         .route("/school/schools/{bin}/consent", get(consent))
         .route("/school/schools/{bin}/consent.csv", get(consent_csv))
 }
@@ -93,6 +95,35 @@ pub struct ScansResponse {
     pub repeated_already_served: Vec<RepeatedAlreadyServed>,
     pub duplicates: Vec<DuplicateScan>,
     pub rejected: Vec<RejectedScan>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AnomaliesResponse {
+    pub school_bin: String,
+    pub from: String,
+    pub to: String,
+    #[serde(flatten)]
+    pub anomalies: Anomalies,
+}
+
+/// Refused events, seq gaps, card share per terminal and day, repeats apart from second
+/// attempts: what the school and its authority must look at.
+async fn anomalies(
+    State(state): State<AppState>,
+    access: SchoolAccess,
+    Params(q): Params,
+) -> AppResult<Json<AnomaliesResponse>> {
+    let f = q.filter(access.school.code, today(&state))?;
+    let anomalies = state
+        .store
+        .anomalies(f.school_code, &f.from, &f.to, ROW_LIMIT)
+        .await?;
+    Ok(Json(AnomaliesResponse {
+        school_bin: access.school.bin,
+        from: f.from,
+        to: f.to,
+        anomalies,
+    }))
 }
 
 async fn scans(

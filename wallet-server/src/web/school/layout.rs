@@ -100,10 +100,11 @@ pub fn school_href(school: &School, section: &str) -> String {
     }
 }
 
-pub const SECTIONS: [(&str, &str, &str); 7] = [
+pub const SECTIONS: [(&str, &str, &str); 8] = [
     ("", "Шолу", "Обзор"),
     ("meals", "Тамақтану", "Питание"),
     ("scans", "Қайталау мен бас тарту", "Дубликаты и отказы"),
+    ("anomalies", "Ауытқулар", "Аномалии"),
     ("consent", "Келісім", "Согласия"),
     ("feedback", "Бағалар мен шағымдар", "Оценки и жалобы"),
     ("terminals", "Терминалдар", "Терминалы"),

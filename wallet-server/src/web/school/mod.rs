@@ -1,6 +1,7 @@
 //! `/school`: pages for school staff, district authorities and operators, in Kazakh and
 //! Russian, without script. Access goes through the same [`SchoolAccess`] as the API.
 
+pub mod anomalies;
 pub mod consent;
 pub mod feedback;
 pub mod layout;
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/school/s/{bin}", get(meals::overview))
         .route("/school/s/{bin}/meals", get(meals::meals))
         .route("/school/s/{bin}/scans", get(scans::page))
+        .route("/school/s/{bin}/anomalies", get(anomalies::page))
         .route("/school/s/{bin}/consent", get(consent::page))
         .route("/school/s/{bin}/feedback", get(feedback::page))
         .route("/school/s/{bin}/terminals", get(terminals::page))

@@ -76,6 +76,14 @@ async fn render(
                     t("Бұғатталған", "Отозван"),
                     term.revoked_at.map(local_datetime).unwrap_or_default()
                 )
+            } else if term.upgrade_required_at.is_some() {
+                format!(
+                    "<span class=\"warn\">{}</span>",
+                    t(
+                        "Жаңарту керек: бұл нұсқа QR-дәлелсіз жібереді, тамақ терминалда күтеді",
+                        "Нужно обновить: эта версия отправляет без подтверждения QR, питание ждёт на терминале"
+                    )
+                )
             } else {
                 format!("<span class=\"ok\">{}</span>", t("Белсенді", "Активен"))
             };
@@ -89,9 +97,10 @@ async fn render(
                 String::new()
             };
             body.push_str(&format!(
-                "<tr><td>{}<br><small>{}</small></td><td>{}</td><td{}>{}</td><td class=\"n{}\">{}</td><td>{status}</td><td>{action}</td></tr>",
+                "<tr><td>{}<br><small>{} · {}</small></td><td>{}</td><td{}>{}</td><td class=\"n{}\">{}</td><td>{status}</td><td>{action}</td></tr>",
                 esc(&term.label),
                 esc(&term.id),
+                esc(term.version.as_deref().unwrap_or("v?")),
                 local_datetime(term.enrolled_at),
                 if stale { " class=\"warn\"" } else { "" },
                 term.last_sync_at.map(local_datetime).unwrap_or_else(|| "—".into()),
