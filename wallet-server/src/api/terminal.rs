@@ -317,30 +317,30 @@ async fn upload_events(
         version,
     };
     events::upload(state.store.as_ref(), &terminal, batch, &checks)
-    .await
-    .map(Json)
-    .map_err(|e| {
-        let message = e.to_string();
-        match e {
-            UploadError::Batch(BatchError::TooLarge(_)) => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large", message)
+        .await
+        .map(Json)
+        .map_err(|e| {
+            let message = e.to_string();
+            match e {
+                UploadError::Batch(BatchError::TooLarge(_)) => {
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large", message)
+                }
+                UploadError::Batch(BatchError::Invalid { .. }) => {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", message)
+                }
+                UploadError::SeqTaken { .. } => {
+                    ApiError::new(StatusCode::CONFLICT, "seq_conflict", message)
+                }
+                UploadError::EventIdTaken(_) => {
+                    ApiError::new(StatusCode::CONFLICT, "event_id_conflict", message)
+                }
+                UploadError::TerminalGone => AuthFailure::Revoked.into(),
+                UploadError::UpgradeRequired(_) => ApiError::new(
+                    StatusCode::UPGRADE_REQUIRED,
+                    "terminal_upgrade_required",
+                    message,
+                ),
+                UploadError::Store(e) => e.into(),
             }
-            UploadError::Batch(BatchError::Invalid { .. }) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", message)
-            }
-            UploadError::SeqTaken { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "seq_conflict", message)
-            }
-            UploadError::EventIdTaken(_) => {
-                ApiError::new(StatusCode::CONFLICT, "event_id_conflict", message)
-            }
-            UploadError::TerminalGone => AuthFailure::Revoked.into(),
-            UploadError::UpgradeRequired(_) => ApiError::new(
-                StatusCode::UPGRADE_REQUIRED,
-                "terminal_upgrade_required",
-                message,
-            ),
-            UploadError::Store(e) => e.into(),
-        }
-    })
+        })
 }

@@ -188,8 +188,22 @@ pub enum EventClass {
     Refused(&'static str),
 }
 
+/// One upload of one terminal, as the store records it.
+#[derive(Debug, Clone, Copy)]
+pub struct EventBatch<'a> {
+    pub terminal_id: Uuid,
+    pub school_code: i64,
+    pub events: &'a [TerminalEvent],
+    pub now: i64,
+    /// Terminal clock minus server clock, when the terminal sent its time.
+    pub clock_offset: Option<i64>,
+    /// What the terminal names itself.
+    pub version: Option<&'a str>,
+}
+
 /// The rules that class each event of an upload, given its voucher's facts.
-pub type Classifier<'a> = &'a (dyn Fn(&TerminalEvent, Option<&VoucherFacts>) -> EventClass + Send + Sync);
+pub type Classifier<'a> =
+    &'a (dyn Fn(&TerminalEvent, Option<&VoucherFacts>) -> EventClass + Send + Sync);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventsStored {
@@ -254,20 +268,19 @@ pub trait TerminalStore {
     /// Stores a validated batch in one transaction: new seqs inserted, known ones counted as
     /// already had, duplicates marked (module docs), `last_seq` advanced over contiguous seqs.
     /// Each event is classed by `classify` inside the transaction, with its voucher's facts
-    /// as they are then; `version` is what the terminal names itself.
-    #[allow(clippy::too_many_arguments)]
+    /// as they are then.
     async fn store_events(
         &self,
-        terminal_id: Uuid,
-        school_code: i64,
-        events: &[TerminalEvent],
-        now: i64,
-        clock_offset: Option<i64>,
-        version: Option<&str>,
+        batch: &EventBatch<'_>,
         classify: Classifier<'_>,
     ) -> StoreResult<EventsOutcome>;
     /// Records that the terminal's upload was refused because its version sends no proofs.
-    async fn note_upgrade_required(&self, id: Uuid, version: Option<&str>, now: i64) -> StoreResult<()>;
+    async fn note_upgrade_required(
+        &self,
+        id: Uuid,
+        version: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()>;
     /// Vouchers of the school changed after `cursor` (all when `cursor` is 0 or ahead), leaving
     /// out on a full snapshot those whose validity ended before `today` (`YYYY-MM-DD`).
     async fn snapshot_vouchers(
@@ -518,14 +531,18 @@ macro_rules! impl_terminals {
             /// One attempt of `store_events`; errors roll the transaction back.
             async fn terminals_store_events_once(
                 &self,
-                terminal_id: &str,
-                school_code: i64,
-                events: &[TerminalEvent],
-                now: i64,
-                clock_offset: Option<i64>,
-                version: Option<&str>,
+                batch: &EventBatch<'_>,
                 classify: Classifier<'_>,
             ) -> StoreResult<EventsOutcome> {
+                let terminal_id = &batch.terminal_id.to_string();
+                let EventBatch {
+                    school_code,
+                    events,
+                    now,
+                    clock_offset,
+                    version,
+                    ..
+                } = *batch;
                 let _writer = self.event_writer().await;
                 let mut tx = self.pool.begin().await?;
                 if Self::BACKEND == super::Backend::Postgres {
@@ -956,20 +973,16 @@ macro_rules! impl_terminals {
 
             async fn store_events(
                 &self,
-                terminal_id: Uuid,
-                school_code: i64,
-                events: &[TerminalEvent],
-                now: i64,
-                clock_offset: Option<i64>,
-                version: Option<&str>,
+                batch: &EventBatch<'_>,
                 classify: Classifier<'_>,
             ) -> StoreResult<EventsOutcome> {
-                let id = terminal_id.to_string();
+                let id = batch.terminal_id.to_string();
+                let events = batch.events;
                 let mut attempt = 0;
                 loop {
                     attempt += 1;
                     match self
-                        .terminals_store_events_once(&id, school_code, events, now, clock_offset, version, classify)
+                        .terminals_store_events_once(batch, classify)
                         .await
                     {
                         Err(e) if attempt < UPLOAD_ATTEMPTS && worth_retrying(&e) => {
@@ -1148,7 +1161,12 @@ mod tests {
         let b = ev(2, 50, v, Verdict::Ok);
         let rejected = ev(3, 10, v, Verdict::AlreadyServed);
         // Within one batch: the earlier scan counts even though its seq is later.
-        let (dup, remark) = decide_duplicates("t1", &[&a, &b, &rejected], &[true, true, false], &HashMap::new());
+        let (dup, remark) = decide_duplicates(
+            "t1",
+            &[&a, &b, &rejected],
+            &[true, true, false],
+            &HashMap::new(),
+        );
         assert_eq!(dup, vec![true, false, false]);
         assert!(remark.is_empty());
 

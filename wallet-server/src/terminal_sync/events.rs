@@ -8,7 +8,9 @@
 //! school (a `wrong_school` scan); those are flagged `foreign_voucher`.
 
 use super::proof::{sends_proofs, ProofClass, ProofRules};
-use crate::store::terminals::{EventClass, EventsOutcome, EventsStored, TerminalRecord, VoucherFacts};
+use crate::store::terminals::{
+    EventBatch, EventClass, EventsOutcome, EventsStored, TerminalRecord, VoucherFacts,
+};
 use crate::store::{Store, StoreError};
 use shared::calendar::{MealWindow, SchoolYear, ServiceDay};
 use shared::keys::KeyId;
@@ -164,12 +166,14 @@ pub async fn upload(
     };
     match store
         .store_events(
-            terminal.uuid(),
-            terminal.school_code,
-            events,
-            now,
-            clock_offset,
-            version,
+            &EventBatch {
+                terminal_id: terminal.uuid(),
+                school_code: terminal.school_code,
+                events,
+                now,
+                clock_offset,
+                version,
+            },
             &classify,
         )
         .await?

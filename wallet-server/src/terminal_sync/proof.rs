@@ -137,7 +137,11 @@ pub struct ProofRules<'a> {
 
 impl ProofRules<'_> {
     /// The class of a served event; `None` for every other event (rejections are not meals).
-    pub fn classify(&self, e: &TerminalEvent, voucher: Option<&VoucherFacts>) -> Option<ProofClass> {
+    pub fn classify(
+        &self,
+        e: &TerminalEvent,
+        voucher: Option<&VoucherFacts>,
+    ) -> Option<ProofClass> {
         if e.verdict != Verdict::Ok {
             return None;
         }
@@ -222,7 +226,10 @@ pub fn sends_proofs(version: Option<&str>) -> bool {
         let mut it = core.split('.').map(|p| p.parse::<u64>().ok());
         Some((it.next()??, it.next()??, it.next().unwrap_or(Some(0))?))
     }
-    match (version.and_then(parse), parse(shared::wire::PROOF_REQUIRED_SINCE)) {
+    match (
+        version.and_then(parse),
+        parse(shared::wire::PROOF_REQUIRED_SINCE),
+    ) {
         (Some(v), Some(min)) => v >= min,
         _ => false,
     }

@@ -76,7 +76,9 @@ async fn race(state: &AppState, bins: &[&str]) {
         for half in [&log[..VOUCHERS / 2], &log[VOUCHERS / 2..]] {
             let (app, auth) = (app.clone(), t.auth.clone());
             let events: Vec<TerminalEvent> = half.iter().map(|e| with_proof(t, e)).collect();
-            let body = serde_json::json!({ "events": events }).to_string().into_bytes();
+            let body = serde_json::json!({ "events": events })
+                .to_string()
+                .into_bytes();
             tasks.push(tokio::spawn(async move {
                 call_raw(
                     &app,

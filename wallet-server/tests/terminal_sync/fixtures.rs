@@ -246,7 +246,11 @@ pub async fn upload_as(
         "/api/v1/terminal/events",
         Some(&t.auth),
         &headers,
-        Some(serde_json::json!({ "events": events }).to_string().into_bytes()),
+        Some(
+            serde_json::json!({ "events": events })
+                .to_string()
+                .into_bytes(),
+        ),
     )
     .await
 }

@@ -5,10 +5,10 @@
 use super::layout::Page;
 use super::meals::filter_form;
 use super::{PageError, SchoolPage};
+use crate::config::Lang;
 use crate::review::export::ROW_LIMIT;
 use crate::review::texts::{class_name, esc, local_clock, pupil_name, tr};
 use crate::state::AppState;
-use crate::config::Lang;
 use axum::extract::State;
 
 /// Rows shown per table on the page (the JSON answer has up to `ROW_LIMIT`).
@@ -20,7 +20,10 @@ const CARD_SHARE_ALARM: f64 = 0.5;
 pub fn refusal_label(lang: Lang, code: &str) -> String {
     let (kk, ru) = match code {
         "no_proof" => ("QR-дәлелі жоқ", "нет подтверждения QR"),
-        "bad_proof" => ("QR-дәлелі жарамсыз (қолтаңба)", "недействительное подтверждение QR (подпись)"),
+        "bad_proof" => (
+            "QR-дәлелі жарамсыз (қолтаңба)",
+            "недействительное подтверждение QR (подпись)",
+        ),
         "proof_other_voucher" => ("QR басқа ваучерге тиесілі", "QR другого ваучера"),
         "proof_other_school" => ("QR басқа мектепке берілген", "QR выдан для другой школы"),
         "outside_token_validity" => ("QR мерзімінен тыс", "вне срока действия QR"),
