@@ -565,3 +565,43 @@ backend_test!(
         assert_eq!((seq(0).await, seq(1).await), (after1, before2));
     }
 );
+
+backend_test!(a_card_names_one_pupil_of_its_school, |store: Arc<
+    dyn Store,
+>| async move {
+    // Two rows of one file giving the same card at one school: the later row is refused.
+    let rows = vec![
+        with(row(1, 0, ""), Column::CardNumber, "CARD-7"),
+        with(row(2, 0, ""), Column::CardNumber, "CARD-7"),
+        // The same card at another school is another card.
+        with(row(3, 1, ""), Column::CardNumber, "CARD-7"),
+    ];
+    let report = import(&store, &csv(&rows), ImportOptions::default()).await;
+    assert!(!report.applied);
+    let shown: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(
+        shown[0].starts_with("line 3, column card_number:") && shown[0].contains("line 2"),
+        "{shown:?}"
+    );
+    assert!(store.pupil_by_iin(&iin(1)).await.unwrap().is_none(), "nothing written");
+
+    // Imported apart: the pupil who holds the card keeps it, the later one comes in without.
+    let first = vec![rows[0].clone(), rows[2].clone()];
+    let report = import(&store, &csv(&first), ImportOptions::default()).await;
+    assert!(report.applied && report.counts.card_conflicts.is_empty());
+    let report = import(&store, &csv(&[rows[1].clone()]), ImportOptions::default()).await;
+    assert!(report.applied);
+    assert_eq!(report.counts.added, 1);
+    assert_eq!(report.counts.card_conflicts.len(), 1);
+    assert_eq!(report.counts.card_conflicts[0].line, 2);
+    assert!(report.summary().contains("without their card 1"), "{}", report.summary());
+    let holder = store.pupil_by_iin(&iin(1)).await.unwrap().unwrap();
+    assert_eq!(holder.card_number.as_deref(), Some("CARD-7"));
+    let later = store.pupil_by_iin(&iin(2)).await.unwrap().unwrap();
+    assert_eq!(later.card_number, None);
+    // Re-importing the holder's own row is no conflict.
+    let report = import(&store, &csv(&[rows[0].clone()]), ImportOptions::default()).await;
+    assert!(report.counts.card_conflicts.is_empty());
+    assert_eq!(report.counts.unchanged, 1);
+});

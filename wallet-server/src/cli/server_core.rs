@@ -46,6 +46,13 @@ pub async fn import_roster(
     for e in &report.errors {
         println!("{e}");
     }
+    for c in &report.counts.card_conflicts {
+        println!(
+            "line {}: card_number: card {} already belongs to another pupil of this school; \
+             imported without it (the earlier holder keeps it — correct the roster)",
+            c.line, c.card_number
+        );
+    }
     if !report.applied {
         anyhow::bail!(
             "{} of {} rows rejected; nothing imported (fix them, or pass --skip-invalid to import the good rows)",

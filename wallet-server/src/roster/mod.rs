@@ -127,6 +127,8 @@ pub struct Preparer<'a> {
     validator: &'a Validator,
     out: Prepared,
     first_line: HashMap<String, u64>,
+    /// (school BIN, card) → the line that gave it first.
+    first_card: HashMap<(String, String), u64>,
     school_index: HashMap<String, usize>,
 }
 
@@ -136,6 +138,7 @@ impl<'a> Preparer<'a> {
             validator,
             out: Prepared::default(),
             first_line: HashMap::new(),
+            first_card: HashMap::new(),
             school_index: HashMap::new(),
         }
     }
@@ -161,6 +164,22 @@ impl<'a> Preparer<'a> {
             }
             out.listed_iins.insert(iin);
         }
+        if let Ok(row) = &result {
+            if let Some(card) = &row.pupil.card_number {
+                let key = (row.school_bin.clone(), card.clone());
+                if let Some(&line) = self.first_card.get(&key) {
+                    result = Err(vec![RowError::at(
+                        raw.line,
+                        Column::CardNumber,
+                        format!(
+                            "card {card} already given on line {line}; a card names one pupil of its school"
+                        ),
+                    )]);
+                } else {
+                    self.first_card.insert(key, raw.line);
+                }
+            }
+        }
         match result {
             Ok(row) => {
                 let next = self.school_index.len();
@@ -177,6 +196,7 @@ impl<'a> Preparer<'a> {
                 out.pupils.push(ImportPupil {
                     school,
                     pupil: row.pupil,
+                    line: raw.line,
                 });
             }
             Err(errors) => {
@@ -208,7 +228,7 @@ impl ImportReport {
         let c = &self.counts;
         format!(
             "rows {}: added {}, updated {}, unchanged {}, removed {}, rejected {}; \
-             schools created {}, vouchers revoked {}{}",
+             schools created {}, vouchers revoked {}{}{}",
             self.rows,
             c.added,
             c.updated,
@@ -217,6 +237,11 @@ impl ImportReport {
             self.rejected_rows,
             c.schools_created,
             c.vouchers_revoked,
+            if c.card_conflicts.is_empty() {
+                String::new()
+            } else {
+                format!("; imported without their card {}", c.card_conflicts.len())
+            },
             if self.applied {
                 ""
             } else {

@@ -21,6 +21,16 @@ pub struct ImportSchool {
 pub struct ImportPupil {
     pub school: usize,
     pub pupil: NewPupil,
+    /// The file line, for what the import reports of this row.
+    pub line: u64,
+}
+
+/// A row whose card another pupil of the same school already holds: the earlier holder keeps
+/// it, the row is imported without the card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CardConflict {
+    pub line: u64,
+    pub card_number: String,
 }
 
 pub struct RosterBatch<'a> {
@@ -38,7 +48,7 @@ pub struct RosterBatch<'a> {
     pub rejected: usize,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct ImportCounts {
     pub schools_created: usize,
     pub added: usize,
@@ -46,6 +56,8 @@ pub struct ImportCounts {
     pub unchanged: usize,
     pub removed: usize,
     pub vouchers_revoked: usize,
+    /// Rows imported without their card because another pupil of the school holds it.
+    pub card_conflicts: Vec<CardConflict>,
 }
 
 /// Called with the number of pupil rows applied so far.
@@ -203,20 +215,70 @@ macro_rules! impl_import {
                         .into_iter()
                         .map(|p| (p.iin.clone(), p))
                         .collect();
-                    let mut writes = Vec::with_capacity(chunk.len());
-                    let mut seen_changed: Vec<i64> = Vec::new();
+                    // A card names one pupil at its school: whoever holds it keeps it.
+                    let cards: Vec<&str> = chunk
+                        .iter()
+                        .filter_map(|r| r.pupil.card_number.as_deref())
+                        .collect();
+                    let holders: HashMap<(i64, String), String> = if cards.is_empty() {
+                        HashMap::new()
+                    } else {
+                        let sql = bulk(
+                            Self::BACKEND,
+                            format!(
+                                "SELECT school_code, card_number, iin FROM pupils
+                                 WHERE removed_at IS NULL AND card_number IN ({})",
+                                placeholders(cards.len(), 1)
+                            ),
+                        );
+                        let mut q = sqlx::query_as::<_, (i64, String, String)>(&sql);
+                        for c in &cards {
+                            q = q.bind(*c);
+                        }
+                        q.fetch_all(&mut *tx)
+                            .await?
+                            .into_iter()
+                            .map(|(school, card, iin)| ((school, card), iin))
+                            .collect()
+                    };
+                    let mut carded: Vec<NewPupil> = Vec::new();
+                    let mut rows: Vec<(i64, &NewPupil)> = Vec::with_capacity(chunk.len());
+                    let mut conflicted: Vec<(i64, usize)> = Vec::new();
                     for row in chunk {
                         let code = codes[row.school];
-                        match existing.get(&row.pupil.iin) {
+                        let taken = row.pupil.card_number.as_ref().is_some_and(|card| {
+                            holders
+                                .get(&(code, card.clone()))
+                                .is_some_and(|holder| *holder != row.pupil.iin)
+                        });
+                        if taken {
+                            let card = row.pupil.card_number.clone().unwrap_or_default();
+                            counts.card_conflicts.push(CardConflict {
+                                line: row.line,
+                                card_number: card,
+                            });
+                            let mut p = row.pupil.clone();
+                            p.card_number = None;
+                            conflicted.push((code, carded.len()));
+                            carded.push(p);
+                        } else {
+                            rows.push((code, &row.pupil));
+                        }
+                    }
+                    rows.extend(conflicted.iter().map(|&(code, i)| (code, &carded[i])));
+                    let mut writes = Vec::with_capacity(chunk.len());
+                    let mut seen_changed: Vec<i64> = Vec::new();
+                    for (code, pupil) in rows {
+                        match existing.get(&pupil.iin) {
                             None => {
                                 counts.added += 1;
-                                writes.push((code, &row.pupil));
+                                writes.push((code, pupil));
                             }
-                            Some(old) if unchanged(old, code, &row.pupil) => counts.unchanged += 1,
+                            Some(old) if unchanged(old, code, pupil) => counts.unchanged += 1,
                             Some(old) => {
                                 counts.updated += 1;
-                                writes.push((code, &row.pupil));
-                                if terminal_visible_change(old, code, &row.pupil) {
+                                writes.push((code, pupil));
+                                if terminal_visible_change(old, code, pupil) {
                                     seen_changed.push(old.id);
                                 }
                             }
