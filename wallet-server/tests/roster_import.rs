@@ -584,7 +584,10 @@ backend_test!(a_card_names_one_pupil_of_its_school, |store: Arc<
         shown[0].starts_with("line 3, column card_number:") && shown[0].contains("line 2"),
         "{shown:?}"
     );
-    assert!(store.pupil_by_iin(&iin(1)).await.unwrap().is_none(), "nothing written");
+    assert!(
+        store.pupil_by_iin(&iin(1)).await.unwrap().is_none(),
+        "nothing written"
+    );
 
     // Imported apart: the pupil who holds the card keeps it, the later one comes in without.
     let first = vec![rows[0].clone(), rows[2].clone()];
@@ -595,7 +598,11 @@ backend_test!(a_card_names_one_pupil_of_its_school, |store: Arc<
     assert_eq!(report.counts.added, 1);
     assert_eq!(report.counts.card_conflicts.len(), 1);
     assert_eq!(report.counts.card_conflicts[0].line, 2);
-    assert!(report.summary().contains("without their card 1"), "{}", report.summary());
+    assert!(
+        report.summary().contains("without their card 1"),
+        "{}",
+        report.summary()
+    );
     let holder = store.pupil_by_iin(&iin(1)).await.unwrap().unwrap();
     assert_eq!(holder.card_number.as_deref(), Some("CARD-7"));
     let later = store.pupil_by_iin(&iin(2)).await.unwrap().unwrap();

@@ -4,6 +4,7 @@ mod fixtures;
 
 mod batches;
 mod concurrency;
+mod counting;
 mod enroll;
 mod events;
 mod proof;

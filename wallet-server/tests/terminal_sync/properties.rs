@@ -60,15 +60,24 @@ fn arb_event(voucher: String) -> impl Strategy<Value = Value> {
         "[0-9a-f]{8}".prop_map(Value::from),
         ".{0,10}".prop_map(Value::from)
     ];
+    let proof = prop_oneof![
+        Just(Value::Null),
+        "[A-Za-z0-9_-]{140}".prop_map(Value::from),
+        ".{0,20}".prop_map(Value::from),
+    ];
     (
-        seq, verdict, day, scanned, voucher_id, event_id, source, meal, key_id,
+        (seq, verdict, day, scanned, voucher_id),
+        (event_id, source, meal, key_id, proof),
     )
         .prop_map(
-            |(seq, verdict, day, scanned, voucher_id, event_id, source, meal, key_id)| {
+            |(
+                (seq, verdict, day, scanned, voucher_id),
+                (event_id, source, meal, key_id, proof),
+            )| {
                 json!({
                     "event_id": event_id, "seq": seq, "scanned_at": scanned, "service_day": day,
                     "verdict": verdict, "source": source, "meal_kind": meal,
-                    "voucher_id": voucher_id, "key_id": key_id,
+                    "voucher_id": voucher_id, "key_id": key_id, "proof": proof,
                 })
             },
         )
@@ -110,7 +119,10 @@ fn run(pg: bool, cases: u32) {
                     "POST",
                     "/api/v1/terminal/events",
                     Some(&t.auth),
-                    &[],
+                    &[(
+                        shared::wire::TERMINAL_VERSION_HEADER,
+                        env!("CARGO_PKG_VERSION"),
+                    )],
                     Some(bytes.clone()),
                 )
                 .await;
