@@ -250,7 +250,9 @@ async fn run(args: &Args, work: &Path, database_url: Option<&str>) -> anyhow::Re
         &u,
         "",
     ));
-    let active = db.activate_all(state.now()).await?;
+    // Activated before the offline days whose meals the terminals upload below (the server
+    // counts a meal only while its voucher was active); `offline_days` reaches 60 days back.
+    let active = db.activate_all(state.now() - 60 * 86_400).await?;
     eprintln!("   {active} vouchers activated (written in SQL)");
 
     eprintln!("== QR token issuance over HTTP");
@@ -324,12 +326,16 @@ async fn run(args: &Args, work: &Path, database_url: Option<&str>) -> anyhow::Re
         .map(|d| d.0)
         .context("no school day before today")?;
     eprintln!("== event upload: each terminal's log of {days:?}");
+    // Served events carry the token they were served on, signed with the server's own key
+    // (the wallet hands parents the same tokens; signing a million through HTTP is not what
+    // this step measures).
+    let signer = signing_key(&data_dir.join("keys"))?;
     let logs: Vec<(String, Vec<Vec<u8>>)> = terminals
         .iter()
         .map(|t| {
             (
                 t.auth.clone(),
-                traffic::batches(&traffic::offline_log(t, &days)),
+                traffic::batches(&traffic::offline_log(t, &days, &signer)),
             )
         })
         .collect();
@@ -418,6 +424,27 @@ fn number_after(text: &str, label: &str) -> Option<u64> {
     let rest = &text[text.find(label)? + label.len()..];
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
+}
+
+/// The server's one signing key (a fresh data dir has exactly one).
+fn signing_key(dir: &Path) -> anyhow::Result<shared::keys::KeyPair> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("signing-") && name.ends_with(".key") {
+            found.push(path);
+        }
+    }
+    match found.as_slice() {
+        [one] => shared::keys::KeyPair::load(one)
+            .with_context(|| format!("loading {}", one.display())),
+        _ => anyhow::bail!(
+            "expected one signing key in {}, found {}",
+            dir.display(),
+            found.len()
+        ),
+    }
 }
 
 /// The last `n` school days before today, each with its lunchtime (12:00 local, UTC+5).

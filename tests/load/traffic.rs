@@ -134,6 +134,7 @@ pub async fn issue_tokens(
 /// An enrolled terminal and the meal log it kept while offline.
 pub struct Terminal {
     pub auth: String,
+    pub school_code: u32,
     pub active_vouchers: Vec<Uuid>,
 }
 
@@ -167,6 +168,7 @@ pub async fn enroll(
                     .collect();
                 Ok(Terminal {
                     auth: format!("Bearer {}:{}", resp.terminal_id, resp.secret),
+                    school_code: resp.school_code,
                     active_vouchers,
                 })
             }
@@ -178,13 +180,28 @@ pub async fn enroll(
         .collect()
 }
 
-/// The log of a terminal offline on `days`: every active voucher served lunch once a day,
-/// and one child in fifty scanned twice (`already_served`).
-pub fn offline_log(t: &Terminal, days: &[(chrono::NaiveDate, i64)]) -> Vec<TerminalEvent> {
+/// The log of a terminal offline on `days`: every active voucher served lunch once a day on a
+/// token signed by `signer` (the server's signing key, as the parent's wallet got it), and one
+/// child in fifty scanned twice (`already_served`).
+pub fn offline_log(
+    t: &Terminal,
+    days: &[(chrono::NaiveDate, i64)],
+    signer: &shared::keys::KeyPair,
+) -> Vec<TerminalEvent> {
     let mut events = Vec::new();
     for &(day, noon) in days {
         for (i, &voucher) in t.active_vouchers.iter().enumerate() {
             let repeats = if i % 50 == 49 { 2 } else { 1 };
+            let scanned_at = noon + (i as i64 % 3600);
+            let proof = shared::token::sign(
+                &shared::token::TokenRequest {
+                    voucher_id: voucher,
+                    school_code: t.school_code,
+                    issued_at: (scanned_at - 120) as u32,
+                    expires_at: (scanned_at + 480) as u32,
+                },
+                signer,
+            );
             for r in 0..repeats {
                 events.push(TerminalEvent {
                     // Time-ordered, as the terminal makes them.
@@ -201,7 +218,7 @@ pub fn offline_log(t: &Terminal, days: &[(chrono::NaiveDate, i64)]) -> Vec<Termi
                     meal_kind: MealKind::Lunch,
                     voucher_id: Some(voucher),
                     key_id: None,
-                    proof: None,
+                    proof: (r == 0).then(|| proof.clone()),
                     repeat: false,
                 });
             }
@@ -232,6 +249,10 @@ pub async fn upload(
                         .post(&url)
                         .header("authorization", &auth)
                         .header("content-type", "application/json")
+                        .header(
+                            shared::wire::TERMINAL_VERSION_HEADER,
+                            env!("CARGO_PKG_VERSION"),
+                        )
                         .body(body)
                         .send()
                         .await?
@@ -240,6 +261,9 @@ pub async fn upload(
                         .await
                         .context("event ack")?;
                     latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                    if ack.refused > 0 {
+                        bail!("the server refused {} served events of an honest log", ack.refused);
+                    }
                     stored += ack.stored;
                 }
                 Ok((stored, latencies))
