@@ -7,6 +7,10 @@
 //!
 //! Event ids are time-ordered, as the terminal makes them; `TAMAQ_BENCH_RANDOM_IDS=1` sends
 //! random (v4) ids instead, as terminals built before that change do.
+//!
+//! Served events carry their token (`proof`) and the server verifies each signature as it
+//! stores the batch. `TAMAQ_BENCH_CARD=1` sends the same events as card serves instead: every
+//! check of the proof rules but the token's signature, to measure what the signature costs.
 
 use shared::calendar::{MealKind, ServiceDay};
 use shared::verdict::Verdict;
@@ -48,7 +52,8 @@ async fn open(pg_url: Option<&str>, dir: &std::path::Path) -> AppState {
     let store = wallet_server::store::connect(&paths.database_url)
         .await
         .expect("open store");
-    let clock = Clock::manual(MONDAY_NOON);
+    // After the last day of the terminals' logs: the uploads come after the scans.
+    let clock = Clock::manual(MONDAY_NOON + 40 * 86_400);
     AppState::assemble(store, Settings::default(), paths, clock, false)
         .await
         .expect("assemble state")
@@ -110,6 +115,11 @@ async fn seed(state: &AppState, http: &reqwest::Client, base: &str) -> Vec<Termi
                 .create_voucher(id, school.code, &state.settings.school_year, 1)
                 .await
                 .unwrap();
+            state
+                .store
+                .set_voucher_status(v.uuid(), shared::wire::VoucherStatus::Active, 2, None)
+                .await
+                .unwrap();
             vouchers.push(v.uuid());
         }
         let code = wallet_server::terminal_sync::enroll::create_code(state, bin, "bench")
@@ -131,6 +141,8 @@ async fn seed(state: &AppState, http: &reqwest::Client, base: &str) -> Vec<Termi
             .await
             .unwrap();
         let total = BATCH * BATCHES_PER_TERMINAL;
+        let card = std::env::var_os("TAMAQ_BENCH_CARD").is_some();
+        let signer = state.keys.active().signing.clone();
         let events: Vec<TerminalEvent> = (0..total)
             .map(|i| {
                 let day = (i / VOUCHERS_PER_SCHOOL) as i64;
@@ -140,17 +152,29 @@ async fn seed(state: &AppState, http: &reqwest::Client, base: &str) -> Vec<Termi
                 } else {
                     Verdict::Ok
                 };
+                let voucher_id = vouchers[i % VOUCHERS_PER_SCHOOL];
+                let proof = (verdict == Verdict::Ok && !card).then(|| {
+                    shared::token::sign(
+                        &shared::token::TokenRequest {
+                            voucher_id,
+                            school_code: resp.school_code,
+                            issued_at: (scanned_at - 60) as u32,
+                            expires_at: (scanned_at + 540) as u32,
+                        },
+                        &signer,
+                    )
+                });
                 TerminalEvent {
                     event_id: event_id(scanned_at),
                     seq: i as i64 + 1,
                     scanned_at,
                     service_day: ServiceDay::from_unix(scanned_at).date(),
                     verdict,
-                    source: ScanSource::Qr,
+                    source: if card { ScanSource::Card } else { ScanSource::Qr },
                     meal_kind: MealKind::Lunch,
-                    voucher_id: Some(vouchers[i % VOUCHERS_PER_SCHOOL]),
-                    key_id: Some("0a1b2c3d".into()),
-                    proof: None,
+                    voucher_id: Some(voucher_id),
+                    key_id: (!card).then(|| signer.key_id().hex()),
+                    proof,
                     repeat: false,
                 }
             })
@@ -181,6 +205,10 @@ async fn upload_all(
             .post(&url)
             .header("authorization", &t.auth)
             .header("content-type", "application/json")
+            .header(
+                shared::wire::TERMINAL_VERSION_HEADER,
+                env!("CARGO_PKG_VERSION"),
+            )
             .body(body.clone())
             .send()
             .await
@@ -261,7 +289,12 @@ async fn run(backend: &str, pg_url: Option<&str>) {
         .map(Arc::new)
         .collect();
     let url = format!("{base}/api/v1/terminal/events");
-    println!("{backend}: batches of {BATCH}, 90% ok (each a new meal), 10% refused scans");
+    let proofs = if std::env::var_os("TAMAQ_BENCH_CARD").is_some() {
+        "card serves (no signature to verify)"
+    } else {
+        "QR serves, each token's signature verified"
+    };
+    println!("{backend}: batches of {BATCH}, 90% ok (each a new meal; {proofs}), 10% refused scans");
     scenario("1 terminal, sequential", &http, &url, &terminals[..1], true).await;
     scenario(
         &format!("{} terminals (schools) in parallel", TERMINALS - 1),
