@@ -60,7 +60,7 @@ pub enum EnrollError {
     BadInput(String),
     #[error(transparent)]
     Client(#[from] ClientError),
-    #[error("the enrollment answer is not usable ({0}); nothing was written. Tell the operator")]
+    #[error("the enrollment answer is not usable ({0}); the terminal was not set up. Tell the operator")]
     BadAnswer(String),
     #[error(transparent)]
     Terminal(#[from] TerminalError),
@@ -163,13 +163,36 @@ pub async fn enroll(
         None,
         Duration::from_secs(settings.http_timeout_seconds),
     );
+    let dir_was_there = dir.exists();
+    create_private_dir(dir)?;
+    let key = pending_key(dir, code)?;
     let t0 = clock.now();
-    let resp = client
+    let resp = match client
         .enroll(&EnrollRequest {
             code: code.to_owned(),
             label: label.map(str::to_owned),
+            terminal_key: Some(key.clone()),
         })
-        .await?;
+        .await
+    {
+        Ok(resp) => resp,
+        Err(e) => {
+            // Refused: a retry with this code cannot succeed, so the key is of no further
+            // use. Unreachable: the server may have enrolled us; the retry needs the same key.
+            if matches!(e, ClientError::Refused { .. }) {
+                let _ = std::fs::remove_file(dir.join(PENDING_FILE));
+                if !dir_was_there {
+                    // Only succeeds if empty: nothing of this attempt stays behind.
+                    let _ = std::fs::remove_dir(dir);
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    // A server that predates terminal keys picks the secret itself; it is used as given.
+    if resp.secret.trim().is_empty() {
+        return Err(EnrollError::BadAnswer("empty terminal secret".to_owned()));
+    }
     let now = clock.now();
     let trust_version = check_snapshot(
         &resp.snapshot,
@@ -178,10 +201,6 @@ pub async fn enroll(
         resp.school_code,
     )
     .map_err(|e| EnrollError::BadAnswer(e.to_string()))?;
-    if resp.secret.trim().is_empty() {
-        return Err(EnrollError::BadAnswer("empty terminal secret".to_owned()));
-    }
-    create_private_dir(dir)?;
     // The secret first: a crash after it leaves an unenrolled dir that a new code fixes.
     shared::keys::write_secret_file(
         &dir.join(SECRET_FILE),
@@ -217,6 +236,7 @@ pub async fn enroll(
     )
     .await?;
     pool.close().await;
+    let _ = std::fs::remove_file(dir.join(PENDING_FILE));
     Ok(EnrollSummary {
         terminal_id: resp.terminal_id,
         school_name: resp.school_name,
@@ -225,6 +245,59 @@ pub async fn enroll(
         vouchers: resp.snapshot.vouchers.len(),
         trust_version,
     })
+}
+
+/// The key of an enrollment not yet finished: `{"code_sha256", "key"}`, mode 0600. Kept until
+/// the enrollment is stored, so a retry after a lost answer sends the same key and the server
+/// hands back the terminal it made.
+pub const PENDING_FILE: &str = "enroll.pending";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Pending {
+    code_sha256: String,
+    key: String,
+}
+
+/// The code as the server compares it: letters upper-cased, separators dropped.
+fn code_digest(code: &str) -> String {
+    use sha2::Digest;
+    let canonical: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    hex_string(&sha2::Sha256::digest(canonical.as_bytes()))
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key to enroll with this code: the pending one if it was for this code, else a new one
+/// written to the pending file before the request leaves.
+fn pending_key(dir: &Path, code: &str) -> Result<String, TerminalError> {
+    let path = dir.join(PENDING_FILE);
+    let digest = code_digest(code);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Ok(p) = serde_json::from_str::<Pending>(&text) {
+            if p.code_sha256 == digest && shared::wire::is_terminal_key(&p.key) {
+                return Ok(p.key);
+            }
+        }
+    }
+    let mut bytes = [0u8; shared::wire::TERMINAL_KEY_BYTES];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    let key = shared::b64::encode(&bytes);
+    let json = serde_json::to_vec(&Pending {
+        code_sha256: digest,
+        key: key.clone(),
+    })
+    .expect("serialisable");
+    shared::keys::write_secret_file(&path, &json).map_err(|source| TerminalError::DataDir {
+        dir: dir.display().to_string(),
+        source,
+    })?;
+    Ok(key)
 }
 
 fn midpoint(a: i64, b: i64) -> i64 {

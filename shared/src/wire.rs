@@ -95,6 +95,24 @@ pub struct EnrollRequest {
     /// What staff call this counter, e.g. "Canteen 1".
     #[serde(default)]
     pub label: Option<String>,
+    /// The bearer secret the terminal chose for itself (32 random bytes, URL-safe base64
+    /// without padding). Sent again with the same code when the answer was lost, it gets back
+    /// the terminal that code already made, so retrying an enrollment is safe. Without it the
+    /// server picks the secret and a lost answer spends the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal_key: Option<String>,
+}
+
+/// Bytes of a terminal secret before encoding.
+pub const TERMINAL_KEY_BYTES: usize = 32;
+
+/// Whether `key` has the form of a terminal secret: URL-safe base64 of at least
+/// [`TERMINAL_KEY_BYTES`] bytes, at most 128 characters.
+pub fn is_terminal_key(key: &str) -> bool {
+    (43..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wallet_server::eligibility::Category;
 use wallet_server::nobd::build::{build_day, Coverage};
+use wallet_server::lease::Worker;
 use wallet_server::nobd::deliver::{deliver_due, Sink};
 use wallet_server::nobd::{job, report_command};
 
@@ -337,23 +338,23 @@ both_backends!(
         let sink = Sink::from_settings(&state.settings, &state.paths).unwrap();
         let store = state.store.as_ref();
 
-        let s = deliver_due(store, &sink, "w", &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock).await.unwrap();
         assert_eq!((s.delivered, s.failed), (0, 1));
         assert!(s.last_error.unwrap().contains("503"));
         // Not due again before the back-off (30 s after the first failure).
-        let s = deliver_due(store, &sink, "w", &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock).await.unwrap();
         assert_eq!((s.delivered, s.failed), (0, 0));
         state.clock.advance(30);
-        let s = deliver_due(store, &sink, "w", &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock).await.unwrap();
         assert_eq!((s.delivered, s.failed), (0, 1));
         state.clock.advance(59); // the second back-off is 60 s
-        let s = deliver_due(store, &sink, "w", &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock).await.unwrap();
         assert_eq!((s.delivered, s.failed), (0, 0));
         state.clock.advance(1);
-        let s = deliver_due(store, &sink, "w", &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock).await.unwrap();
         assert_eq!((s.delivered, s.failed), (1, 0));
         state.clock.advance(86_400);
-        let s = deliver_due(store, &sink, "w", &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock).await.unwrap();
         assert_eq!((s.delivered, s.failed), (0, 0));
 
         let calls = rx.calls();
@@ -458,8 +459,8 @@ both_backends!(two_instances_send_each_report_once, |pg| async move {
     let other = wallet_server::store::connect(&fx.t.db.url).await.unwrap();
     let sink = Sink::from_settings(&state.settings, &state.paths).unwrap();
     let (a, b) = tokio::join!(
-        deliver_due(state.store.as_ref(), &sink, "instance-a", &state.clock),
-        deliver_due(other.as_ref(), &sink, "instance-b", &state.clock),
+        deliver_due(state.store.as_ref(), &sink, &Worker::one_off("instance-a"), &state.clock),
+        deliver_due(other.as_ref(), &sink, &Worker::one_off("instance-b"), &state.clock),
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.delivered + b.delivered, 40);

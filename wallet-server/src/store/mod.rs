@@ -10,6 +10,7 @@ pub mod consent;
 pub mod feedback_read;
 pub mod import;
 pub mod keys;
+pub mod lease;
 pub mod maintenance;
 pub mod nobd;
 pub mod roster;
@@ -37,6 +38,7 @@ pub use consent::ConsentStore;
 pub use feedback_read::FeedbackReadStore;
 pub use import::ImportStore;
 pub use keys::KeyRecordStore;
+pub use lease::LeaseStore;
 pub use maintenance::MaintenanceStore;
 pub use nobd::NobdStore;
 pub use roster::RosterStore;
@@ -100,6 +102,7 @@ pub trait Store:
     + FeedbackReadStore
     + NobdStore
     + MaintenanceStore
+    + LeaseStore
     + Send
     + Sync
     + 'static
