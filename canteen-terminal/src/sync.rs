@@ -167,6 +167,7 @@ pub async fn enroll(
     create_private_dir(dir)?;
     let key = pending_key(dir, code)?;
     let t0 = clock.now();
+    let e0 = clock.elapsed();
     let resp = match client
         .enroll(&EnrollRequest {
             code: code.to_owned(),
@@ -194,6 +195,7 @@ pub async fn enroll(
         return Err(EnrollError::BadAnswer("empty terminal secret".to_owned()));
     }
     let now = clock.now();
+    let e1 = clock.elapsed();
     let trust_version = check_snapshot(
         &resp.snapshot,
         &resp.root_public_key,
@@ -231,11 +233,19 @@ pub async fn enroll(
             own_terminal_id: resp.terminal_id,
             local_now: now,
             server_offset: offset,
-            last_seen_time: watermark_after_sync(now, now, offset),
+            last_seen_time: resp.snapshot.server_time,
         },
     )
     .await?;
     pool.close().await;
+    crate::clock::save(
+        &dir.join(crate::clock::ANCHOR_FILE),
+        &crate::clock::anchor_for(resp.snapshot.server_time, mid_elapsed(e0, e1)),
+    )
+    .map_err(|source| TerminalError::DataDir {
+        dir: dir.display().to_string(),
+        source,
+    })?;
     let _ = std::fs::remove_file(dir.join(PENDING_FILE));
     Ok(EnrollSummary {
         terminal_id: resp.terminal_id,
@@ -266,11 +276,7 @@ fn code_digest(code: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric())
         .map(|c| c.to_ascii_uppercase())
         .collect();
-    hex_string(&sha2::Sha256::digest(canonical.as_bytes()))
-}
-
-fn hex_string(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(sha2::Sha256::digest(canonical.as_bytes()))
 }
 
 /// The key to enroll with this code: the pending one if it was for this code, else a new one
@@ -298,6 +304,18 @@ fn pending_key(dir: &Path, code: &str) -> Result<String, TerminalError> {
         source,
     })?;
     Ok(key)
+}
+
+/// The elapsed-time reading halfway through a request, when both ends are of one boot.
+fn mid_elapsed(
+    before: Option<crate::clock::Elapsed>,
+    after: Option<crate::clock::Elapsed>,
+) -> Option<crate::clock::Elapsed> {
+    let (b, a) = (before?, after?);
+    (a.boot == b.boot).then(|| crate::clock::Elapsed {
+        millis: midpoint(b.millis, a.millis),
+        boot: a.boot,
+    })
 }
 
 fn midpoint(a: i64, b: i64) -> i64 {
@@ -347,8 +365,10 @@ impl Terminal {
         let before = store::sync_state(&self.pool).await?;
         let identity = &self.identity;
         let t0 = self.clock.now();
+        let e0 = self.clock.elapsed();
         let snap = client.snapshot(before.snapshot_cursor, t0).await?;
         let now = self.clock.now();
+        let e1 = self.clock.elapsed();
         let trust_version = check_snapshot(
             &snap,
             &identity.root_public_key,
@@ -365,10 +385,17 @@ impl Terminal {
                 own_terminal_id: identity.terminal_id,
                 local_now: now,
                 server_offset: offset,
-                last_seen_time: watermark_after_sync(current.last_seen_time, now, offset),
+                // The server's time is trusted time: the watermark starts again from it.
+                last_seen_time: watermark_after_sync(current.last_seen_time, snap.server_time, 0),
             },
         )
         .await?;
+        if let Err(e) = self
+            .time
+            .anchor_to_server(snap.server_time, mid_elapsed(e0, e1))
+        {
+            tracing::warn!(error = %e, "cannot keep the clock anchor; trusted time lasts until exit");
+        }
         self.reload().await?;
         Ok(SyncReport {
             uploaded,
