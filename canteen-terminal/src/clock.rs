@@ -163,13 +163,15 @@ impl Reading {
 }
 
 /// Decides the time from the clocks, the anchor, the last trusted time seen (the event log's
-/// watermark) and the offline budget. Returns a new anchor to keep when the PC's clock was
-/// accepted after a reboot.
+/// watermark) and the offline budget. `last_sync` (the server's time at the last sync, from the
+/// sync state) starts the budget when there is no anchor yet: a data dir from before anchors.
+/// Returns a new anchor to keep when the PC's clock was accepted after a reboot.
 pub fn read(
     clock: &dyn Clock,
     anchor: Option<&Anchor>,
     last_trusted: i64,
     offline_budget: i64,
+    last_sync: Option<i64>,
 ) -> (Reading, Option<Anchor>) {
     let system_now = clock.now();
     let elapsed = clock.elapsed();
@@ -195,7 +197,7 @@ pub fn read(
             None,
         );
     }
-    let synced_at = anchor.map(|a| a.synced_at);
+    let synced_at = anchor.map(|a| a.synced_at).or(last_sync);
     match synced_at {
         Some(synced_at) if system_now - synced_at <= offline_budget => {
             let fresh = elapsed.map(|e| Anchor {
@@ -219,8 +221,8 @@ pub fn read(
             },
             None,
         ),
-        // Never synced since this version: nothing to measure the PC's clock against but the
-        // log, which it has passed.
+        // Never synced: nothing to measure the PC's clock against but the log, which it has
+        // passed.
         None => (
             Reading::Trusted {
                 now: system_now,
@@ -264,9 +266,21 @@ impl TrustedTime {
     }
 
     /// The reading now; a PC clock accepted after a reboot becomes the new anchor.
-    pub fn read(&self, clock: &dyn Clock, last_trusted: i64, offline_budget: i64) -> Reading {
+    pub fn read(
+        &self,
+        clock: &dyn Clock,
+        last_trusted: i64,
+        offline_budget: i64,
+        last_sync: Option<i64>,
+    ) -> Reading {
         let mut anchor = self.anchor.lock().expect("anchor lock");
-        let (reading, fresh) = read(clock, anchor.as_ref(), last_trusted, offline_budget);
+        let (reading, fresh) = read(
+            clock,
+            anchor.as_ref(),
+            last_trusted,
+            offline_budget,
+            last_sync,
+        );
         if let Some(fresh) = fresh {
             if let Err(e) = save(&self.path, &fresh) {
                 tracing::warn!(error = %e, "cannot keep the clock anchor; it is used in memory");
@@ -335,7 +349,7 @@ mod tests {
         clock.advance(3_600);
         for offset in [-DAY, 2 * DAY, 400 * DAY, 0] {
             clock.set_system_offset(offset);
-            let (r, fresh) = read(&clock, Some(&a), T, BUDGET);
+            let (r, fresh) = read(&clock, Some(&a), T, BUDGET, None);
             assert_eq!(
                 r,
                 Reading::Trusted {
@@ -356,7 +370,7 @@ mod tests {
         let last_scan = T + 6 * 3_600;
 
         clock.set_system_offset(-DAY);
-        let (r, _) = read(&clock, Some(&a), last_scan, BUDGET);
+        let (r, _) = read(&clock, Some(&a), last_scan, BUDGET, None);
         assert_eq!(
             r,
             Reading::Refused {
@@ -366,7 +380,7 @@ mod tests {
         );
 
         clock.set_system_offset(400 * DAY);
-        let (r, _) = read(&clock, Some(&a), last_scan, BUDGET);
+        let (r, _) = read(&clock, Some(&a), last_scan, BUDGET, None);
         assert!(matches!(
             r,
             Reading::Refused {
@@ -376,7 +390,7 @@ mod tests {
         ));
 
         clock.set_system_offset(0);
-        let (r, fresh) = read(&clock, Some(&a), last_scan, BUDGET);
+        let (r, fresh) = read(&clock, Some(&a), last_scan, BUDGET, None);
         assert_eq!(
             r,
             Reading::Trusted {
@@ -389,12 +403,29 @@ mod tests {
         // From then on the new anchor carries time, and a clock set wrong later is only alarmed.
         clock.advance(60);
         clock.set_system_offset(2 * DAY);
-        let (r, _) = read(&clock, Some(&fresh), last_scan, BUDGET);
+        let (r, _) = read(&clock, Some(&fresh), last_scan, BUDGET, None);
         assert_eq!(
             r,
             Reading::Trusted {
                 now: T + DAY + 60,
                 system_offset: 2 * DAY
+            }
+        );
+    }
+
+    #[test]
+    fn without_an_anchor_the_budget_starts_at_the_last_sync() {
+        let clock = ManualClock::new(T);
+        clock.set_system_offset(400 * DAY);
+        let (r, _) = read(&clock, None, T - 60, BUDGET, Some(T - DAY));
+        assert!(matches!(r, Reading::Refused { .. }), "{r:?}");
+        clock.set_system_offset(0);
+        let (r, _) = read(&clock, None, T - 60, BUDGET, Some(T - DAY));
+        assert_eq!(
+            r,
+            Reading::Trusted {
+                now: T,
+                system_offset: 0
             }
         );
     }
@@ -409,7 +440,7 @@ mod tests {
         clock.advance(90);
         clock.set_system_offset(DAY);
         let again = TrustedTime::load(dir.path());
-        assert_eq!(again.read(&clock, 0, BUDGET).time(), T + 90);
+        assert_eq!(again.read(&clock, 0, BUDGET, None).time(), T + 90);
         std::fs::write(dir.path().join(ANCHOR_FILE), b"{not json").unwrap();
         assert!(TrustedTime::load(dir.path()).anchor().is_none());
     }

@@ -141,12 +141,17 @@ impl Terminal {
             .unwrap_or_else(|| self.clock.now())
     }
 
-    /// The time to serve by, judged against the log's watermark `last_trusted`.
-    pub(crate) fn reading(&self, last_trusted: i64) -> Reading {
+    /// The time to serve by, judged against the log's watermark and the last sync.
+    pub(crate) fn reading(&self, sync: &store::SyncState) -> Reading {
+        // The sync state keeps the local time of the last sync and the server's time minus it.
+        let last_sync = sync
+            .last_sync_at
+            .map(|at| at + sync.server_offset.unwrap_or(0));
         self.time.read(
             self.clock.as_ref(),
-            last_trusted,
+            sync.last_seen_time,
             self.settings.offline_budget_seconds,
+            last_sync,
         )
     }
 
@@ -188,7 +193,7 @@ impl Terminal {
         meal: Option<MealKind>,
     ) -> Result<ScanOutcome, TerminalError> {
         let mut state = self.state.lock().await;
-        let reading = self.reading(state.sync.last_seen_time);
+        let reading = self.reading(&state.sync);
         let now = reading.time();
         let day = ServiceDay::from_unix(now).0;
         state.ensure_day(&self.pool, day).await?;
@@ -292,7 +297,7 @@ impl Terminal {
         let unsynced = store::last_seq(&self.pool).await?;
         let sync = store::sync_state(&self.pool).await?;
         let state = self.state.lock().await;
-        let reading = self.reading(sync.last_seen_time);
+        let reading = self.reading(&sync);
         let now = reading.time();
         let mut warnings = clock_warnings(&self.settings, reading);
         let alarmed = !warnings.is_empty();
