@@ -78,6 +78,8 @@ pub trait LeaseStore {
         ids: &[String],
         seconds: i64,
     ) -> StoreResult<u64>;
+    /// Undelivered rows some worker holds under a lease that has not run out.
+    async fn leased(&self, outbox: Outbox) -> StoreResult<i64>;
     /// Gives back the undelivered rows `worker` holds (all of them when `ids` is `None`), so
     /// another instance may take them at once rather than after the lease.
     async fn release_leases(
@@ -98,6 +100,16 @@ macro_rules! impl_lease {
                         .fetch_one(&self.pool)
                         .await?,
                 )
+            }
+
+            async fn leased(&self, outbox: Outbox) -> StoreResult<i64> {
+                let sql = format!(
+                    "SELECT COUNT(*) FROM {table} WHERE {open} AND claimed_until > {clock}",
+                    table = outbox.table,
+                    open = outbox.open,
+                    clock = db_clock(Self::BACKEND),
+                );
+                Ok(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?)
             }
 
             async fn renew_leases(

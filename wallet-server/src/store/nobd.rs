@@ -181,8 +181,7 @@ pub trait NobdStore {
     ) -> StoreResult<Option<String>>;
     /// Reports not yet accepted, oldest first.
     async fn nobd_undelivered(&self, limit: i64) -> StoreResult<Vec<ReportStatus>>;
-    /// Undelivered reports some worker holds under a lease that has not run out.
-    async fn nobd_in_flight(&self) -> StoreResult<i64>;
+
 }
 
 const STATUS_SELECT: &str =
@@ -516,16 +515,6 @@ macro_rules! impl_nobd {
                 .bind(report_id)
                 .bind(school_code)
                 .fetch_optional(&self.pool)
-                .await?)
-            }
-
-            async fn nobd_in_flight(&self) -> StoreResult<i64> {
-                Ok(sqlx::query_scalar(&format!(
-                    "SELECT COUNT(*) FROM nobd_outbox
-                     WHERE delivered_at IS NULL AND claimed_until > {}",
-                    super::lease::db_clock(Self::BACKEND)
-                ))
-                .fetch_one(&self.pool)
                 .await?)
             }
 
