@@ -316,3 +316,114 @@ async fn sigterm_during_a_round_exits_within_grace_sqlite() {
 async fn sigterm_during_a_round_exits_within_grace_postgres() {
     sigterm_during_a_round(true).await;
 }
+
+/// A second `serve` on the data dir of a running one is refused, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_serve_on_one_sqlite_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut first = server_command(&data, None)
+        .args(["serve", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "first serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = server_command(&data, None)
+        .args(["serve", "--listen"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success());
+    assert!(
+        err.contains("another `wallet-server serve` is already running on the data dir"),
+        "{err}"
+    );
+    // kill -9 leaves the lock file behind, but not the lock: a restart works.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let port = free_port();
+    let mut again = server_command(&data, None)
+        .args(["serve", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            again.try_wait().unwrap().is_none(),
+            "restart after kill -9 refused"
+        );
+        assert!(Instant::now() < deadline + Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sigterm(&again);
+    assert!(again.wait().unwrap().success());
+}
+
+/// Two instances with their own data dirs start at once on a fresh database: one signing key,
+/// and the instance without its files says which to copy; with them copied it starts.
+async fn first_key_made_once(pg: bool) {
+    let (_store, db) = testing::any(pg).await;
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut opens = Vec::new();
+    for d in &dirs {
+        let (url, keys) = (db.url.clone(), d.path().join("keys"));
+        opens.push(tokio::spawn(async move {
+            let store = store::connect(&url).await.unwrap();
+            wallet_server::signing::Keys::open(&keys, store.as_ref(), real_now())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }));
+    }
+    let mut results = Vec::new();
+    for o in opens {
+        results.push(o.await.unwrap());
+    }
+    let records = store::connect(&db.url)
+        .await
+        .unwrap()
+        .key_records()
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1, "one first signing key: {results:?}");
+    let winner = results.iter().position(|r| r.is_ok()).expect("one starts");
+    let loser = 1 - winner;
+    let err = results[loser].as_ref().unwrap_err();
+    assert!(
+        err.contains("copy root.key and every signing-*.key"),
+        "{err}"
+    );
+    // What the message says to do.
+    let (from, to) = (dirs[winner].path().join("keys"), dirs[loser].path().join("keys"));
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+    let store = store::connect(&db.url).await.unwrap();
+    let keys = wallet_server::signing::Keys::open(&to, store.as_ref(), real_now())
+        .await
+        .unwrap();
+    assert_eq!(keys.active().signing.key_id().hex(), records[0].key_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn first_signing_key_is_made_once_sqlite() {
+    first_key_made_once(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: set TAMAQ_TEST_PG_URL and run with --include-ignored"]
+async fn first_signing_key_is_made_once_postgres() {
+    first_key_made_once(true).await;
+}
