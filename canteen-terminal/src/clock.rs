@@ -291,11 +291,7 @@ impl TrustedTime {
     }
 
     /// Fixes trusted time to the server's: `server_time` was true at elapsed reading `at`.
-    pub fn anchor_to_server(
-        &self,
-        server_time: i64,
-        at: Option<Elapsed>,
-    ) -> std::io::Result<()> {
+    pub fn anchor_to_server(&self, server_time: i64, at: Option<Elapsed>) -> std::io::Result<()> {
         let mut anchor = self.anchor.lock().expect("anchor lock");
         let fresh = anchor_for(server_time, at);
         save(&self.path, &fresh)?;

@@ -60,7 +60,9 @@ pub enum EnrollError {
     BadInput(String),
     #[error(transparent)]
     Client(#[from] ClientError),
-    #[error("the enrollment answer is not usable ({0}); the terminal was not set up. Tell the operator")]
+    #[error(
+        "the enrollment answer is not usable ({0}); the terminal was not set up. Tell the operator"
+    )]
     BadAnswer(String),
     #[error(transparent)]
     Terminal(#[from] TerminalError),

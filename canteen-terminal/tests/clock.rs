@@ -94,8 +94,14 @@ async fn a_wrong_pc_clock_only_raises_the_alarm_while_trusted_time_dates_the_mea
             .iter()
             .find(|w| w.code == "clock_wrong")
             .unwrap_or_else(|| panic!("offset {offset}: {:?}", status.warnings));
-        assert!(alarm.message_ru.contains("Часы компьютера неверны"), "{alarm:?}");
-        assert!(alarm.message_kk.contains("Компьютер сағаты қате"), "{alarm:?}");
+        assert!(
+            alarm.message_ru.contains("Часы компьютера неверны"),
+            "{alarm:?}"
+        );
+        assert!(
+            alarm.message_kk.contains("Компьютер сағаты қате"),
+            "{alarm:?}"
+        );
         assert_eq!(status.service_day, monday());
 
         // The same child at the same counter: already served today, by trusted time.

@@ -168,7 +168,8 @@ pub fn start(state: AppState) -> anyhow::Result<Jobs> {
         every,
         never,
         move || {
-            let (s, last_purge, worker) = (s.clone(), last_purge.clone(), complaints_worker.clone());
+            let (s, last_purge, worker) =
+                (s.clone(), last_purge.clone(), complaints_worker.clone());
             async move {
                 let mut last = last_purge.lock().await;
                 crate::wallet::jobs::deliver_and_purge(&s, &worker, &mut last).await

@@ -65,10 +65,14 @@ impl Keys {
             return Err(SigningError::KeysElsewhere(dir.display().to_string()));
         }
         let root = KeyPair::load(&root_path)?;
-        let active = load_active(dir, &root, store, now).await.map_err(|e| match e {
-            SigningError::BadTrustList(_) => SigningError::KeysElsewhere(dir.display().to_string()),
-            e => e,
-        })?;
+        let active = load_active(dir, &root, store, now)
+            .await
+            .map_err(|e| match e {
+                SigningError::BadTrustList(_) => {
+                    SigningError::KeysElsewhere(dir.display().to_string())
+                }
+                e => e,
+            })?;
         Ok(Keys {
             dir: dir.to_path_buf(),
             root,

@@ -11,8 +11,8 @@ use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wallet_server::eligibility::Category;
-use wallet_server::nobd::build::{build_day, Coverage};
 use wallet_server::lease::Worker;
+use wallet_server::nobd::build::{build_day, Coverage};
 use wallet_server::nobd::deliver::{deliver_due, Sink};
 use wallet_server::nobd::{job, report_command};
 
@@ -180,11 +180,15 @@ both_backends!(
 
         // 00:30: too early for the day's reports.
         state.clock.set(at(24, 30));
-        let r = job::round(state, &sink, &Worker::one_off("w")).await.unwrap();
+        let r = job::round(state, &sink, &Worker::one_off("w"))
+            .await
+            .unwrap();
         assert!(r.days_built.is_empty());
         // 01:05: the day before is built for every school and delivered.
         state.clock.set(at(25, 5));
-        let r = job::round(state, &sink, &Worker::one_off("w")).await.unwrap();
+        let r = job::round(state, &sink, &Worker::one_off("w"))
+            .await
+            .unwrap();
         assert_eq!(r.days_built, vec![day()]);
         assert_eq!(r.new_reports, 2);
         assert_eq!(r.delivered, 2);
@@ -192,7 +196,9 @@ both_backends!(
         assert_eq!(first["meals"]["served_total"], 5);
         // The next round builds nothing new.
         state.clock.advance(60);
-        let r = job::round(state, &sink, &Worker::one_off("w")).await.unwrap();
+        let r = job::round(state, &sink, &Worker::one_off("w"))
+            .await
+            .unwrap();
         assert!(r.days_built.is_empty());
         assert_eq!(r.new_reports, 0);
 
@@ -212,7 +218,9 @@ both_backends!(
         )
         .await;
         state.clock.advance(60);
-        let r = job::round(state, &sink, &Worker::one_off("w")).await.unwrap();
+        let r = job::round(state, &sink, &Worker::one_off("w"))
+            .await
+            .unwrap();
         assert_eq!(r.new_reports, 1, "only the school whose day changed");
         assert_eq!(r.delivered, 1);
         let second = read_report(&fx, &format!("{}-{D}-r2", s.s1.bin));
@@ -225,7 +233,9 @@ both_backends!(
         // The next round looks at the same late scan again (its look-back overlaps): the content
         // is unchanged, so no revision.
         state.clock.advance(60);
-        let r = job::round(state, &sink, &Worker::one_off("w")).await.unwrap();
+        let r = job::round(state, &sink, &Worker::one_off("w"))
+            .await
+            .unwrap();
         assert_eq!(r.new_reports, 0, "unchanged content, no new revision");
         let revisions = fx
             .raw
@@ -338,23 +348,35 @@ both_backends!(
         let sink = Sink::from_settings(&state.settings, &state.paths).unwrap();
         let store = state.store.as_ref();
 
-        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock)
+            .await
+            .unwrap();
         assert_eq!((s.delivered, s.failed), (0, 1));
         assert!(s.last_error.unwrap().contains("503"));
         // Not due again before the back-off (30 s after the first failure).
-        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock)
+            .await
+            .unwrap();
         assert_eq!((s.delivered, s.failed), (0, 0));
         state.clock.advance(30);
-        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock)
+            .await
+            .unwrap();
         assert_eq!((s.delivered, s.failed), (0, 1));
         state.clock.advance(59); // the second back-off is 60 s
-        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock)
+            .await
+            .unwrap();
         assert_eq!((s.delivered, s.failed), (0, 0));
         state.clock.advance(1);
-        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock)
+            .await
+            .unwrap();
         assert_eq!((s.delivered, s.failed), (1, 0));
         state.clock.advance(86_400);
-        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock)
+            .await
+            .unwrap();
         assert_eq!((s.delivered, s.failed), (0, 0));
 
         let calls = rx.calls();

@@ -285,7 +285,10 @@ async fn sigterm_during_a_round(pg: bool) {
         }
         if signalled.elapsed() > Duration::from_secs(grace + 5) {
             let _ = child.kill();
-            panic!("serve still running {:?} after SIGTERM", signalled.elapsed());
+            panic!(
+                "serve still running {:?} after SIGTERM",
+                signalled.elapsed()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
@@ -297,13 +300,19 @@ async fn sigterm_during_a_round(pg: bool) {
     );
     let rows = store.sms_outbox(1_000).await.unwrap();
     assert_eq!(rows.len(), ids.len(), "nothing lost");
-    assert!(rows.iter().all(|r| r.sent_at.is_none()), "nothing marked sent");
+    assert!(
+        rows.iter().all(|r| r.sent_at.is_none()),
+        "nothing marked sent"
+    );
     assert_eq!(claimed(store.as_ref()).await, 0, "claims released");
 }
 
 /// SMS under a lease that has not run out.
 async fn claimed(store: &dyn Store) -> i64 {
-    store.leased(wallet_server::store::lease::SMS).await.unwrap()
+    store
+        .leased(wallet_server::store::lease::SMS)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -404,7 +413,10 @@ async fn first_key_made_once(pg: bool) {
         "{err}"
     );
     // What the message says to do.
-    let (from, to) = (dirs[winner].path().join("keys"), dirs[loser].path().join("keys"));
+    let (from, to) = (
+        dirs[winner].path().join("keys"),
+        dirs[loser].path().join("keys"),
+    );
     std::fs::create_dir_all(&to).unwrap();
     for entry in std::fs::read_dir(&from).unwrap() {
         let entry = entry.unwrap();

@@ -68,7 +68,8 @@ pub async fn report_command(
     // leaves them to this run after it) and takes over what is released or left due.
     let waited_from = std::time::Instant::now();
     let wait_at_most = std::time::Duration::from_secs(worker.lease_seconds as u64 + 5);
-    while store.leased(crate::store::lease::NOBD).await? > 0 && waited_from.elapsed() < wait_at_most {
+    while store.leased(crate::store::lease::NOBD).await? > 0 && waited_from.elapsed() < wait_at_most
+    {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         let more = deliver::deliver_due(store, &sink, &worker, &state.clock).await?;
         delivery.delivered += more.delivered;

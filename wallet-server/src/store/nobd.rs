@@ -181,7 +181,6 @@ pub trait NobdStore {
     ) -> StoreResult<Option<String>>;
     /// Reports not yet accepted, oldest first.
     async fn nobd_undelivered(&self, limit: i64) -> StoreResult<Vec<ReportStatus>>;
-
 }
 
 const STATUS_SELECT: &str =

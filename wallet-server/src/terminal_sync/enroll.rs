@@ -89,7 +89,9 @@ pub enum EnrollError {
     ExpiredCode,
     #[error("the label must be at most {MAX_LABEL_CHARS} characters without control characters")]
     BadLabel,
-    #[error("terminal_key must be 43 to 128 characters of URL-safe base64 (32 random bytes or more)")]
+    #[error(
+        "terminal_key must be 43 to 128 characters of URL-safe base64 (32 random bytes or more)"
+    )]
     BadTerminalKey,
     #[error(transparent)]
     App(#[from] AppError),

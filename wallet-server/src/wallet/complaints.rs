@@ -115,7 +115,10 @@ pub async fn deliver_due(state: &AppState) -> anyhow::Result<usize> {
 
 /// [`deliver_due`] as `worker`: leases on the database's clock, renewed while a batch is out;
 /// asked to stop, no further complaint is sent and the rest of the batch is released.
-pub async fn deliver_due_as(state: &AppState, worker: &crate::lease::Worker) -> anyhow::Result<usize> {
+pub async fn deliver_due_as(
+    state: &AppState,
+    worker: &crate::lease::Worker,
+) -> anyhow::Result<usize> {
     let sink = Sink::from_settings(&state.settings.eotinish, &state.paths.outbox_dir());
     let mut sent = 0;
     loop {
@@ -154,8 +157,14 @@ pub async fn deliver_due_as(state: &AppState, worker: &crate::lease::Worker) -> 
             }
             anyhow::Ok(())
         };
-        match crate::lease::hold(state.store.as_ref(), lease::COMPLAINTS, worker, &ids, sending)
-            .await
+        match crate::lease::hold(
+            state.store.as_ref(),
+            lease::COMPLAINTS,
+            worker,
+            &ids,
+            sending,
+        )
+        .await
         {
             crate::lease::Held::Done(r) => r?,
             crate::lease::Held::Lost => {

@@ -355,7 +355,7 @@ async fn proxy_that_loses_the_answer(upstream: std::net::SocketAddr) -> std::net
             server.write_all(&request).await.unwrap();
             let _ = server.read(&mut buf).await.unwrap();
             // SO_LINGER 0: the client sees a reset, as on a dropped mobile link.
-            let _ = client.set_linger(Some(std::time::Duration::ZERO));
+            let _ = client.set_zero_linger();
             drop(client);
         }
     });
@@ -417,15 +417,32 @@ state_test!(
 
         // Someone else with the code but not the key: refused, nothing written.
         let other = json!({"code": code, "terminal_key": shared::b64::encode(&[8u8; 32])});
-        let (status, body) = call(&app_for(&state), "POST", "/api/v1/terminal/enroll", None, Some(other)).await;
+        let (status, body) = call(
+            &app_for(&state),
+            "POST",
+            "/api/v1/terminal/enroll",
+            None,
+            Some(other),
+        )
+        .await;
         assert_eq!(status, StatusCode::GONE, "{body}");
         assert_eq!(body["error"]["code"], "enroll_code_used");
         // A key that is not one: refused as bad input.
         let bad = json!({"code": code, "terminal_key": "short"});
-        let (status, body) = call(&app_for(&state), "POST", "/api/v1/terminal/enroll", None, Some(bad)).await;
+        let (status, body) = call(
+            &app_for(&state),
+            "POST",
+            "/api/v1/terminal/enroll",
+            None,
+            Some(bad),
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(body["error"]["code"], "bad_terminal_key");
-        assert_eq!(state.store.terminals_of_school(s.code).await.unwrap().len(), 1);
+        assert_eq!(
+            state.store.terminals_of_school(s.code).await.unwrap().len(),
+            1
+        );
     }
 );
 
