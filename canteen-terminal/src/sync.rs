@@ -474,3 +474,33 @@ mod tests {
         assert_eq!(watermark_after_sync(500, 1_000, 4_000), 1_000);
     }
 }
+
+#[cfg(test)]
+mod pending_tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_with_the_same_code_sends_the_same_key_and_another_code_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = pending_key(dir.path(), "7KQ2M-ZX4PA").unwrap();
+        assert!(shared::wire::is_terminal_key(&first));
+        // As typed again: lower case, without the dash.
+        assert_eq!(pending_key(dir.path(), "7kq2mzx4pa").unwrap(), first);
+        let other = pending_key(dir.path(), "AAAAABBBBB").unwrap();
+        assert_ne!(other, first);
+        // A damaged file is replaced, not trusted.
+        std::fs::write(dir.path().join(PENDING_FILE), b"{").unwrap();
+        assert!(shared::wire::is_terminal_key(
+            &pending_key(dir.path(), "AAAAABBBBB").unwrap()
+        ));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(PENDING_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

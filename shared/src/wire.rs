@@ -245,3 +245,25 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod terminal_key_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn every_encoded_key_of_32_to_96_bytes_is_accepted(
+            bytes in proptest::collection::vec(any::<u8>(), TERMINAL_KEY_BYTES..=96)
+        ) {
+            prop_assert!(is_terminal_key(&crate::b64::encode(&bytes)));
+        }
+
+        #[test]
+        fn accepted_exactly_when_length_and_alphabet_fit(text in "\\PC{0,140}") {
+            let fits = (43..=128).contains(&text.len())
+                && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            prop_assert_eq!(is_terminal_key(&text), fits);
+        }
+    }
+}
