@@ -293,6 +293,7 @@ async fn sigterm_during_a_round(pg: bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let took = signalled.elapsed();
+    eprintln!("serve exited {took:?} after SIGTERM (grace {grace} s)");
     assert!(status.success(), "{status:?}");
     assert!(
         took < Duration::from_secs(grace + 2),
