@@ -58,8 +58,10 @@ pub async fn enroll(ctx: &Context, server: &str, code: &str, label: Option<&str>
             println!("data dir: {}", ctx.data_dir.display());
             Ok(0)
         }
-        Err(sync::EnrollError::Client(e)) if e.is_unreachable() => {
-            eprintln!("error: {e}");
+        Err(sync::EnrollError::Client(crate::client::ClientError::Unreachable { url, detail })) => {
+            eprintln!(
+                "error: no answer from the server at {url} ({detail}). The enrollment may or may                  not have reached it: check the network and run the same `canteen-terminal enroll`                  command again with the same code (repeating it is safe)"
+            );
             Ok(EXIT_UNREACHABLE)
         }
         Err(e) => Err(e.into()),

@@ -19,6 +19,11 @@ pub struct Settings {
     pub listen: String,
     /// Whole-request timeout for calls to the server, seconds.
     pub http_timeout_seconds: u64,
+    /// The PC's clock may differ from trusted time by this much before the counter shows the
+    /// clock alarm, seconds.
+    pub clock_tolerance_seconds: i64,
+    /// After a reboot, the PC's clock is trusted only this long after the last sync, seconds.
+    pub offline_budget_seconds: i64,
 }
 
 impl Default for Settings {
@@ -30,6 +35,9 @@ impl Default for Settings {
             skew_seconds: shared::token::DEFAULT_SKEW,
             listen: "127.0.0.1:8090".to_owned(),
             http_timeout_seconds: 20,
+            clock_tolerance_seconds: OFFSET_WARNING_SECONDS,
+            // The stale-sync warning's three days: a long weekend without internet.
+            offline_budget_seconds: 72 * 3600,
         }
     }
 }
@@ -42,6 +50,8 @@ struct FileSettings {
     skew_seconds: Option<u32>,
     listen: Option<String>,
     http_timeout_seconds: Option<u64>,
+    clock_tolerance_seconds: Option<i64>,
+    offline_budget_hours: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,6 +110,8 @@ impl Settings {
             skew_seconds: env_parse(&env, "TAMAQ_TERMINAL_SKEW_SECONDS")?,
             http_timeout_seconds: env_parse(&env, "TAMAQ_TERMINAL_HTTP_TIMEOUT_SECONDS")?,
             listen: env("TAMAQ_TERMINAL_LISTEN"),
+            clock_tolerance_seconds: env_parse(&env, "TAMAQ_TERMINAL_CLOCK_TOLERANCE_SECONDS")?,
+            offline_budget_hours: env_parse(&env, "TAMAQ_TERMINAL_OFFLINE_BUDGET_HOURS")?,
         };
         s.apply(from_env);
         s.validate()?;
@@ -122,6 +134,12 @@ impl Settings {
         if let Some(v) = f.http_timeout_seconds {
             self.http_timeout_seconds = v;
         }
+        if let Some(v) = f.clock_tolerance_seconds {
+            self.clock_tolerance_seconds = v;
+        }
+        if let Some(h) = f.offline_budget_hours {
+            self.offline_budget_seconds = h.saturating_mul(3600);
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -141,6 +159,18 @@ impl Settings {
             return Err(ConfigError::Range {
                 name: "skew_seconds",
                 expected: "at most 900",
+            });
+        }
+        if !(5..=86_400).contains(&self.clock_tolerance_seconds) {
+            return Err(ConfigError::Range {
+                name: "clock_tolerance_seconds",
+                expected: "from 5 to 86400",
+            });
+        }
+        if !(3600..=30 * 86_400).contains(&self.offline_budget_seconds) {
+            return Err(ConfigError::Range {
+                name: "offline_budget_hours",
+                expected: "from 1 to 720",
             });
         }
         if self.http_timeout_seconds == 0 {

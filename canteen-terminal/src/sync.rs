@@ -60,7 +60,9 @@ pub enum EnrollError {
     BadInput(String),
     #[error(transparent)]
     Client(#[from] ClientError),
-    #[error("the enrollment answer is not usable ({0}); nothing was written. Tell the operator")]
+    #[error(
+        "the enrollment answer is not usable ({0}); the terminal was not set up. Tell the operator"
+    )]
     BadAnswer(String),
     #[error(transparent)]
     Terminal(#[from] TerminalError),
@@ -163,14 +165,39 @@ pub async fn enroll(
         None,
         Duration::from_secs(settings.http_timeout_seconds),
     );
+    let dir_was_there = dir.exists();
+    create_private_dir(dir)?;
+    let key = pending_key(dir, code)?;
     let t0 = clock.now();
-    let resp = client
+    let e0 = clock.elapsed();
+    let resp = match client
         .enroll(&EnrollRequest {
             code: code.to_owned(),
             label: label.map(str::to_owned),
+            terminal_key: Some(key.clone()),
         })
-        .await?;
+        .await
+    {
+        Ok(resp) => resp,
+        Err(e) => {
+            // Refused: a retry with this code cannot succeed, so the key is of no further
+            // use. Unreachable: the server may have enrolled us; the retry needs the same key.
+            if matches!(e, ClientError::Refused { .. }) {
+                let _ = std::fs::remove_file(dir.join(PENDING_FILE));
+                if !dir_was_there {
+                    // Only succeeds if empty: nothing of this attempt stays behind.
+                    let _ = std::fs::remove_dir(dir);
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    // A server that predates terminal keys picks the secret itself; it is used as given.
+    if resp.secret.trim().is_empty() {
+        return Err(EnrollError::BadAnswer("empty terminal secret".to_owned()));
+    }
     let now = clock.now();
+    let e1 = clock.elapsed();
     let trust_version = check_snapshot(
         &resp.snapshot,
         &resp.root_public_key,
@@ -178,10 +205,6 @@ pub async fn enroll(
         resp.school_code,
     )
     .map_err(|e| EnrollError::BadAnswer(e.to_string()))?;
-    if resp.secret.trim().is_empty() {
-        return Err(EnrollError::BadAnswer("empty terminal secret".to_owned()));
-    }
-    create_private_dir(dir)?;
     // The secret first: a crash after it leaves an unenrolled dir that a new code fixes.
     shared::keys::write_secret_file(
         &dir.join(SECRET_FILE),
@@ -212,11 +235,20 @@ pub async fn enroll(
             own_terminal_id: resp.terminal_id,
             local_now: now,
             server_offset: offset,
-            last_seen_time: watermark_after_sync(now, now, offset),
+            last_seen_time: resp.snapshot.server_time,
         },
     )
     .await?;
     pool.close().await;
+    crate::clock::save(
+        &dir.join(crate::clock::ANCHOR_FILE),
+        &crate::clock::anchor_for(resp.snapshot.server_time, mid_elapsed(e0, e1)),
+    )
+    .map_err(|source| TerminalError::DataDir {
+        dir: dir.display().to_string(),
+        source,
+    })?;
+    let _ = std::fs::remove_file(dir.join(PENDING_FILE));
     Ok(EnrollSummary {
         terminal_id: resp.terminal_id,
         school_name: resp.school_name,
@@ -224,6 +256,67 @@ pub async fn enroll(
         school_code: resp.school_code,
         vouchers: resp.snapshot.vouchers.len(),
         trust_version,
+    })
+}
+
+/// The key of an enrollment not yet finished: `{"code_sha256", "key"}`, mode 0600. Kept until
+/// the enrollment is stored, so a retry after a lost answer sends the same key and the server
+/// hands back the terminal it made.
+pub const PENDING_FILE: &str = "enroll.pending";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Pending {
+    code_sha256: String,
+    key: String,
+}
+
+/// The code as the server compares it: letters upper-cased, separators dropped.
+fn code_digest(code: &str) -> String {
+    use sha2::Digest;
+    let canonical: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    hex::encode(sha2::Sha256::digest(canonical.as_bytes()))
+}
+
+/// The key to enroll with this code: the pending one if it was for this code, else a new one
+/// written to the pending file before the request leaves.
+fn pending_key(dir: &Path, code: &str) -> Result<String, TerminalError> {
+    let path = dir.join(PENDING_FILE);
+    let digest = code_digest(code);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Ok(p) = serde_json::from_str::<Pending>(&text) {
+            if p.code_sha256 == digest && shared::wire::is_terminal_key(&p.key) {
+                return Ok(p.key);
+            }
+        }
+    }
+    let mut bytes = [0u8; shared::wire::TERMINAL_KEY_BYTES];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    let key = shared::b64::encode(&bytes);
+    let json = serde_json::to_vec(&Pending {
+        code_sha256: digest,
+        key: key.clone(),
+    })
+    .expect("serialisable");
+    shared::keys::write_secret_file(&path, &json).map_err(|source| TerminalError::DataDir {
+        dir: dir.display().to_string(),
+        source,
+    })?;
+    Ok(key)
+}
+
+/// The elapsed-time reading halfway through a request, when both ends are of one boot.
+fn mid_elapsed(
+    before: Option<crate::clock::Elapsed>,
+    after: Option<crate::clock::Elapsed>,
+) -> Option<crate::clock::Elapsed> {
+    let (b, a) = (before?, after?);
+    (a.boot == b.boot).then(|| crate::clock::Elapsed {
+        millis: midpoint(b.millis, a.millis),
+        boot: a.boot,
     })
 }
 
@@ -274,8 +367,10 @@ impl Terminal {
         let before = store::sync_state(&self.pool).await?;
         let identity = &self.identity;
         let t0 = self.clock.now();
+        let e0 = self.clock.elapsed();
         let snap = client.snapshot(before.snapshot_cursor, t0).await?;
         let now = self.clock.now();
+        let e1 = self.clock.elapsed();
         let trust_version = check_snapshot(
             &snap,
             &identity.root_public_key,
@@ -292,10 +387,17 @@ impl Terminal {
                 own_terminal_id: identity.terminal_id,
                 local_now: now,
                 server_offset: offset,
-                last_seen_time: watermark_after_sync(current.last_seen_time, now, offset),
+                // The server's time is trusted time: the watermark starts again from it.
+                last_seen_time: watermark_after_sync(current.last_seen_time, snap.server_time, 0),
             },
         )
         .await?;
+        if let Err(e) = self
+            .time
+            .anchor_to_server(snap.server_time, mid_elapsed(e0, e1))
+        {
+            tracing::warn!(error = %e, "cannot keep the clock anchor; trusted time lasts until exit");
+        }
         self.reload().await?;
         Ok(SyncReport {
             uploaded,
@@ -370,5 +472,35 @@ mod tests {
         assert_eq!(watermark_after_sync(5_000, 1_000, -120), 1_000);
         assert_eq!(watermark_after_sync(5_000, 1_000, 121), 5_000);
         assert_eq!(watermark_after_sync(500, 1_000, 4_000), 1_000);
+    }
+}
+
+#[cfg(test)]
+mod pending_tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_with_the_same_code_sends_the_same_key_and_another_code_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = pending_key(dir.path(), "7KQ2M-ZX4PA").unwrap();
+        assert!(shared::wire::is_terminal_key(&first));
+        // As typed again: lower case, without the dash.
+        assert_eq!(pending_key(dir.path(), "7kq2mzx4pa").unwrap(), first);
+        let other = pending_key(dir.path(), "AAAAABBBBB").unwrap();
+        assert_ne!(other, first);
+        // A damaged file is replaced, not trusted.
+        std::fs::write(dir.path().join(PENDING_FILE), b"{").unwrap();
+        assert!(shared::wire::is_terminal_key(
+            &pending_key(dir.path(), "AAAAABBBBB").unwrap()
+        ));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(PENDING_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 }

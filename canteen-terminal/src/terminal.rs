@@ -1,6 +1,6 @@
 //! The terminal: opens its data dir, verifies scans and records them durably.
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Reading, TrustedTime};
 use crate::config::{Settings, OFFSET_WARNING_SECONDS};
 use crate::outcome::{local_datetime, messages, ScanOutcome};
 use crate::state::State;
@@ -86,6 +86,8 @@ pub struct Terminal {
     pub(crate) state: Mutex<State>,
     /// Fixed at enrollment.
     pub(crate) identity: store::Identity,
+    /// Meals are dated by this, not by the PC's clock (see [`crate::clock`]).
+    pub(crate) time: TrustedTime,
 }
 
 impl std::fmt::Debug for Terminal {
@@ -110,6 +112,7 @@ impl Terminal {
         let pool = store::open(dir).await?;
         let state = State::load(&pool).await?.ok_or_else(not_enrolled)?;
         Ok(Terminal {
+            time: TrustedTime::load(dir),
             identity: state.identity.clone(),
             pool,
             clock,
@@ -131,8 +134,25 @@ impl Terminal {
         &self.dir
     }
 
+    /// Trusted time while this boot's anchor holds, else the PC's clock.
     pub fn now(&self) -> i64 {
-        self.clock.now()
+        self.time
+            .peek(self.clock.as_ref())
+            .unwrap_or_else(|| self.clock.now())
+    }
+
+    /// The time to serve by, judged against the log's watermark and the last sync.
+    pub(crate) fn reading(&self, sync: &store::SyncState) -> Reading {
+        // The sync state keeps the local time of the last sync and the server's time minus it.
+        let last_sync = sync
+            .last_sync_at
+            .map(|at| at + sync.server_offset.unwrap_or(0));
+        self.time.read(
+            self.clock.as_ref(),
+            sync.last_seen_time,
+            self.settings.offline_budget_seconds,
+            last_sync,
+        )
     }
 
     pub(crate) fn secret(&self) -> Result<String, TerminalError> {
@@ -173,17 +193,29 @@ impl Terminal {
         meal: Option<MealKind>,
     ) -> Result<ScanOutcome, TerminalError> {
         let mut state = self.state.lock().await;
-        let now = self.clock.now();
+        let reading = self.reading(&state.sync);
+        let now = reading.time();
         let day = ServiceDay::from_unix(now).0;
         state.ensure_day(&self.pool, day).await?;
         let meal_kind = meal.unwrap_or_else(|| state.default_meal(now));
-        let decision = verify::decide(
-            &state,
-            credential,
-            now,
-            meal_kind,
-            self.settings.skew_seconds,
-        );
+        let decision = match reading {
+            Reading::Trusted { .. } => verify::decide(
+                &state,
+                credential,
+                now,
+                meal_kind,
+                self.settings.skew_seconds,
+            ),
+            // No meal on a day the terminal cannot vouch for; the scan is still logged.
+            Reading::Refused { .. } => verify::Decision {
+                verdict: Verdict::ClockUntrusted,
+                service_day: day,
+                meal_kind,
+                voucher_id: None,
+                key_id: None,
+                earlier: None,
+            },
+        };
         let event = NewEvent {
             event_id: shared::wire::time_ordered_event_id(now),
             scanned_at: now,
@@ -262,11 +294,19 @@ impl Terminal {
     }
 
     pub async fn status(&self) -> Result<Status, TerminalError> {
-        let now = self.clock.now();
         let unsynced = store::last_seq(&self.pool).await?;
         let sync = store::sync_state(&self.pool).await?;
         let state = self.state.lock().await;
-        let warnings = warnings(&self.settings, &sync, now);
+        let reading = self.reading(&sync);
+        let now = reading.time();
+        let mut warnings = clock_warnings(&self.settings, reading);
+        let alarmed = !warnings.is_empty();
+        // The alarm measured now says more than the offset measured at the last sync.
+        warnings.extend(
+            self::warnings(&self.settings, &sync, now)
+                .into_iter()
+                .filter(|w| !(alarmed && w.code == "clock_offset")),
+        );
         Ok(Status {
             terminal_id: state.identity.terminal_id,
             label: state.identity.label.clone(),
@@ -285,6 +325,45 @@ impl Terminal {
             unsynced_events: (unsynced - sync.uploaded_through).max(0),
             warnings,
         })
+    }
+}
+
+/// The clock alarm: the PC's clock disagrees with trusted time (serving goes on), or after a
+/// reboot it cannot be trusted (serving stops until a sync).
+pub fn clock_warnings(settings: &Settings, reading: Reading) -> Vec<Warning> {
+    match reading {
+        Reading::Trusted { now, system_offset }
+            if system_offset.abs() > settings.clock_tolerance_seconds =>
+        {
+            let pc = local_datetime(now + system_offset);
+            let right = local_datetime(now);
+            vec![Warning {
+                code: "clock_wrong",
+                message_kk: format!(
+                    "Компьютер сағаты қате ({pc}, дұрысы {right}): сағатты түзетіп, синхрондаңыз. \
+                     Тамақ дұрыс уақытпен жазылып жатыр."
+                ),
+                message_ru: format!(
+                    "Часы компьютера неверны ({pc}, верно {right}): исправьте их и синхронизируйте. \
+                     Питание записывается по верному времени."
+                ),
+            }]
+        }
+        Reading::Trusted { .. } => Vec::new(),
+        Reading::Refused { system_now, .. } => {
+            let pc = local_datetime(system_now);
+            vec![Warning {
+                code: "clock_refused",
+                message_kk: format!(
+                    "Компьютер сағатына сенуге болмайды ({pc}): сағатты түзетіп, синхрондаңыз. \
+                     Синхрондалғанша тамақ берілмейді."
+                ),
+                message_ru: format!(
+                    "Часам компьютера нельзя доверять ({pc}): исправьте их и синхронизируйте. \
+                     До синхронизации питание не выдаётся."
+                ),
+            }]
+        }
     }
 }
 

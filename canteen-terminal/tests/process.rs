@@ -377,3 +377,92 @@ fn scan_image_files() {
     let codes: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
     assert_eq!(codes, vec!["no_code", "no_code", "already_served"]);
 }
+
+/// libfaketime (Debian package `faketime`), which sets the clock the process reads through the
+/// C library while the kernel's boot-time clock keeps true time.
+fn libfaketime() -> Option<std::path::PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ]
+    .iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// The real binary with its PC clock set a day back, two days and a year ahead (libfaketime):
+/// the meal is dated by the trusted time the enrollment anchored, on today's real date.
+#[test]
+fn the_binary_dates_meals_by_trusted_time_under_a_faked_clock() {
+    let Some(faketime) = libfaketime() else {
+        // .ci/run installs it; say so loudly rather than pass in silence.
+        eprintln!("SKIPPED: libfaketime not installed (apt-get install faketime)");
+        return;
+    };
+    wait_out_the_last_minute();
+    let server = server_with(3);
+    let tokens = tokens(3);
+    for (n, fake) in ["-1d", "+2d", "+400d"].iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("t");
+        enroll(&data, &server);
+        let real_day = shared::ServiceDay::from_unix(now()).0;
+        let mut child = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["scan", "--json"])
+            .env_remove("TAMAQ_CONFIG")
+            .env("LD_PRELOAD", &faketime)
+            .env("FAKETIME", fake)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{}", tokens[n]).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap_or(""))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{fake}: {e}: {stdout} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        assert_eq!(line["verdict"], "ok", "{fake}: {line}");
+        assert_eq!(
+            line["service_day"],
+            real_day.to_string(),
+            "{fake}: dated by trusted time, not the faked clock: {line}"
+        );
+        let scanned_at = line["scanned_at"].as_i64().unwrap();
+        assert!(
+            (scanned_at - now()).abs() < 60,
+            "{fake}: scanned_at {scanned_at} is trusted time"
+        );
+        // The control: without the anchor (as after a reboot) the binary has only the faked
+        // clock, which it must refuse — showing the fake reached it. +2d lies within the
+        // offline budget and cannot be told from a weekend; see docs/terminal.md.
+        if *fake != "+2d" {
+            std::fs::remove_file(data.join(canteen_terminal::clock::ANCHOR_FILE)).unwrap();
+            let mut child = Command::new(BIN)
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["scan", "--json"])
+                .env_remove("TAMAQ_CONFIG")
+                .env("LD_PRELOAD", &faketime)
+                .env("FAKETIME", fake)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            writeln!(child.stdin.take().unwrap(), "{}", tokens[n]).unwrap();
+            let out = child.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let line: serde_json::Value =
+                serde_json::from_str(stdout.lines().next().unwrap_or("")).unwrap();
+            assert_eq!(line["verdict"], "clock_untrusted", "{fake}: {line}");
+        }
+    }
+}

@@ -95,6 +95,24 @@ pub struct EnrollRequest {
     /// What staff call this counter, e.g. "Canteen 1".
     #[serde(default)]
     pub label: Option<String>,
+    /// The bearer secret the terminal chose for itself (32 random bytes, URL-safe base64
+    /// without padding). Sent again with the same code when the answer was lost, it gets back
+    /// the terminal that code already made, so retrying an enrollment is safe. Without it the
+    /// server picks the secret and a lost answer spends the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal_key: Option<String>,
+}
+
+/// Bytes of a terminal secret before encoding.
+pub const TERMINAL_KEY_BYTES: usize = 32;
+
+/// Whether `key` has the form of a terminal secret: URL-safe base64 of at least
+/// [`TERMINAL_KEY_BYTES`] bytes, at most 128 characters.
+pub fn is_terminal_key(key: &str) -> bool {
+    (43..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,5 +247,27 @@ mod tests {
             a,
             "random within a second"
         );
+    }
+}
+
+#[cfg(test)]
+mod terminal_key_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn every_encoded_key_of_32_to_96_bytes_is_accepted(
+            bytes in proptest::collection::vec(any::<u8>(), TERMINAL_KEY_BYTES..=96)
+        ) {
+            prop_assert!(is_terminal_key(&crate::b64::encode(&bytes)));
+        }
+
+        #[test]
+        fn accepted_exactly_when_length_and_alphabet_fit(text in "\\PC{0,140}") {
+            let fits = (43..=128).contains(&text.len())
+                && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            prop_assert_eq!(is_terminal_key(&text), fits);
+        }
     }
 }

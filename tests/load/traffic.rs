@@ -153,6 +153,7 @@ pub async fn enroll(
                     .json(&EnrollRequest {
                         code,
                         label: Some("load".into()),
+                        terminal_key: None,
                     })
                     .send()
                     .await?

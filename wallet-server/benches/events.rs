@@ -131,6 +131,7 @@ async fn seed(state: &AppState, http: &reqwest::Client, base: &str) -> Vec<Termi
             .json(&EnrollRequest {
                 code,
                 label: Some(format!("T{n}")),
+                terminal_key: None,
             })
             .send()
             .await

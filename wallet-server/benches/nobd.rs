@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use wallet_server::clock::Clock;
 use wallet_server::config::{Paths, Settings};
+use wallet_server::lease::Worker;
 use wallet_server::nobd::build::{build_day, day_window, Coverage};
 use wallet_server::nobd::deliver::{deliver_due, Sink};
 use wallet_server::store::testing;
@@ -172,9 +173,14 @@ async fn main() {
     let build_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let sink = Sink::from_settings(&state.settings, &state.paths).unwrap();
-    let sent = deliver_due(state.store.as_ref(), &sink, "bench", &state.clock)
-        .await
-        .unwrap();
+    let sent = deliver_due(
+        state.store.as_ref(),
+        &sink,
+        &Worker::one_off("bench"),
+        &state.clock,
+    )
+    .await
+    .unwrap();
     let deliver_s = t.elapsed().as_secs_f64();
     let total_s = total.elapsed().as_secs_f64();
     assert_eq!(built.new_reports.len() as i64, schools);

@@ -21,12 +21,62 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves until SIGTERM or Ctrl-C, then lets requests in flight finish.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    serve_until(state, listener, shutdown_signal()).await
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets requests in flight finish.
+pub async fn serve_until(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// `serve` and `demo`: the HTTP server and the background jobs until SIGTERM or Ctrl-C. Then
+/// new connections are refused, deliveries stop after the message in flight, and everything
+/// gets `[server] shutdown_grace_seconds` to finish before it is cut off; outbox rows claimed
+/// but not sent are released, so another instance sends them at once.
+pub async fn run_until_signal(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<()> {
+    let jobs = crate::jobs::start(state.clone())?;
+    let mut stopping = jobs.stopping();
+    let server = tokio::spawn(serve_until(state.clone(), listener, async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    }));
+    tokio::pin!(server);
+    let grace = std::time::Duration::from_secs(state.settings.server.shutdown_grace_seconds);
+    let served = tokio::select! {
+        _ = shutdown_signal() => None,
+        r = &mut server => Some(r),
+    };
+    let deadline = tokio::time::Instant::now() + grace;
+    let stopped = jobs.stop(deadline);
+    let Some(served) = served else {
+        let (_, finished) = tokio::join!(stopped, tokio::time::timeout_at(deadline, &mut server));
+        match finished {
+            Ok(r) => r??,
+            Err(_) => {
+                server.abort();
+                tracing::warn!(
+                    grace_seconds = grace.as_secs(),
+                    "requests still running at the end of the grace period were cut off"
+                );
+            }
+        }
+        tracing::info!("stopped");
+        return Ok(());
+    };
+    stopped.await;
+    served??;
+    Ok(())
 }
 
 pub async fn shutdown_signal() {

@@ -121,7 +121,19 @@ pub async fn open_state(global: &Global, clock: Clock, demo: bool) -> anyhow::Re
     AppState::assemble(store, settings, paths, clock, demo).await
 }
 
+/// `serve` and `demo` on a SQLite database: the data dir's lock, refusing a second server.
+fn lock_data_dir(global: &Global) -> anyhow::Result<Option<crate::datadir::DataDirLock>> {
+    let paths = Paths::new(global.data_dir.clone(), global.database_url.clone());
+    if !paths.database_url.starts_with("sqlite:") {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(&paths.data_dir)
+        .with_context(|| format!("cannot create data dir {}", paths.data_dir.display()))?;
+    Ok(Some(crate::datadir::DataDirLock::acquire(&paths.data_dir)?))
+}
+
 async fn run_demo(global: &Global, listen: Option<String>) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(global)?;
     let mut settings = load_settings(global)?;
     let addr = listen.unwrap_or_else(|| settings.server.listen.clone());
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -151,10 +163,7 @@ async fn run_demo(global: &Global, listen: Option<String>) -> anyhow::Result<()>
         "{}",
         crate::demo::instructions(&base, &state.paths.data_dir, &info, &code)
     );
-    let jobs = crate::jobs::start(state.clone())?;
-    crate::app::serve(state.clone(), listener).await?;
-    jobs.stop().await;
-    Ok(())
+    crate::app::run_until_signal(state, listener).await
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -163,6 +172,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(cmd) => crate::cli_school::run_report(&cli.global, cmd).await,
         Command::Demo { listen } => run_demo(&cli.global, listen).await,
         Command::Serve { listen } => {
+            let _lock = lock_data_dir(&cli.global)?;
             let state = open_state(&cli.global, Clock::System, false).await?;
             let addr = listen.unwrap_or_else(|| state.settings.server.listen.clone());
             let listener = tokio::net::TcpListener::bind(&addr)
@@ -172,10 +182,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "wallet-server listening on http://{}",
                 listener.local_addr()?
             );
-            let jobs = crate::jobs::start(state.clone())?;
-            crate::app::serve(state.clone(), listener).await?;
-            jobs.stop().await;
-            Ok(())
+            crate::app::run_until_signal(state, listener).await
         }
         Command::ImportRoster {
             file,

@@ -91,13 +91,12 @@ pub async fn run_report(global: &Global, cmd: ReportCommand) -> anyhow::Result<(
                 out.delivery.delivered
             );
             if !out.undelivered.is_empty() {
-                let last = out
-                    .undelivered
-                    .iter()
-                    .find_map(|r| r.last_error.clone())
-                    .unwrap_or_default();
+                let why = match out.undelivered.iter().find_map(|r| r.last_error.clone()) {
+                    Some(last) => format!(" (last error: {last})"),
+                    None => String::new(),
+                };
                 anyhow::bail!(
-                    "{} report(s) wait in the outbox (last error: {last}); they are kept and `wallet-server serve` retries them",
+                    "{} report(s) wait in the outbox{why}; they are kept and `wallet-server serve` retries them",
                     out.undelivered.len()
                 );
             }

@@ -90,6 +90,13 @@ pub struct ServerSettings {
     /// How often the background jobs (consent tick, outboxes) run.
     #[serde(default = "default_job_interval")]
     pub job_interval_seconds: u64,
+    /// How long a claim on an outbox row keeps other instances off it; renewed every third of
+    /// it while the row is being sent.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+    /// After SIGTERM or Ctrl-C, how long requests and deliveries in progress get to finish.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,6 +148,14 @@ fn default_listen() -> String {
 fn default_public_url() -> String {
     "http://127.0.0.1:8080".into()
 }
+fn default_lease_seconds() -> u64 {
+    crate::lease::DEFAULT_LEASE_SECONDS as u64
+}
+
+fn default_shutdown_grace() -> u64 {
+    10
+}
+
 fn default_job_interval() -> u64 {
     60
 }
@@ -170,6 +185,8 @@ impl Default for ServerSettings {
             public_url: default_public_url(),
             default_lang: Lang::default(),
             job_interval_seconds: default_job_interval(),
+            lease_seconds: default_lease_seconds(),
+            shutdown_grace_seconds: default_shutdown_grace(),
         }
     }
 }
@@ -214,6 +231,8 @@ const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("server", "public_url", EnvKind::Str),
     ("server", "default_lang", EnvKind::Str),
     ("server", "job_interval_seconds", EnvKind::Int),
+    ("server", "lease_seconds", EnvKind::Int),
+    ("server", "shutdown_grace_seconds", EnvKind::Int),
     ("eligibility", "subsistence_minimum_kzt", EnvKind::Int),
     ("tokens", "short_ttl_minutes", EnvKind::Int),
     ("tokens", "daily_limit_per_voucher", EnvKind::Int),
@@ -329,6 +348,12 @@ impl Settings {
         }
         if self.eligibility.subsistence_minimum_kzt <= 0 {
             return Err("[eligibility] subsistence_minimum_kzt must be positive".into());
+        }
+        if !(3..=3600).contains(&self.server.lease_seconds) {
+            return Err("[server] lease_seconds must be between 3 and 3600".into());
+        }
+        if self.server.shutdown_grace_seconds > 600 {
+            return Err("[server] shutdown_grace_seconds must be at most 600".into());
         }
         if let Some(at) = &self.nobd.daily_at {
             chrono::NaiveTime::parse_from_str(at, "%H:%M")

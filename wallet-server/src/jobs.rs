@@ -3,6 +3,7 @@
 //! tried again at the next interval. Safe with several instances on one PostgreSQL: every job
 //! claims its rows (see the store modules).
 
+use crate::lease::{Stop, Worker};
 use crate::sms::{self, SmsGateway};
 use crate::state::AppState;
 use std::future::Future;
@@ -27,14 +28,31 @@ pub struct Jobs {
     stop: watch::Sender<bool>,
     handles: Vec<JoinHandle<()>>,
     state: AppState,
+    /// The `claimed_by` of this instance's delivery jobs, for releasing their leases.
+    workers: Vec<String>,
 }
 
 impl Jobs {
-    /// Signals every job to stop and waits for rounds in progress to finish.
-    pub async fn stop(self) {
+    /// A receiver of the stop signal, for work outside the jobs (the HTTP server) that should
+    /// end with them.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Signals every job to stop (deliveries stop after the message in flight) and waits for
+    /// rounds in progress, at most until `deadline`; jobs still running then are aborted. Rows
+    /// the delivery jobs claimed but did not send are released for other instances.
+    pub async fn stop(self, deadline: tokio::time::Instant) {
         let _ = self.stop.send(true);
-        for h in self.handles {
-            let _ = h.await;
+        for mut h in self.handles {
+            if tokio::time::timeout_at(deadline, &mut h).await.is_err() {
+                h.abort();
+                let _ = h.await;
+            }
+        }
+        let released = crate::lease::release_all(self.state.store.as_ref(), &self.workers).await;
+        if released > 0 {
+            tracing::info!(rows = released, "claimed outbox rows released");
         }
         // The last token counts since the previous flush.
         crate::wallet::jobs::flush(&self.state).await;
@@ -78,6 +96,15 @@ pub fn start(state: AppState) -> anyhow::Result<Jobs> {
     tracing::info!(gateway = %gateway.describe(), "SMS delivery");
     let every = Duration::from_secs(state.settings.server.job_interval_seconds.max(1));
     let (stop, rx) = watch::channel(false);
+    let lease = state.settings.server.lease_seconds as i64;
+    let worker = |kind: &str| Worker::new(kind, lease, Stop::new(rx.clone()));
+    let (sms_worker, complaints_worker, nobd_worker) =
+        (worker("sms"), worker("eotinish"), worker("nobd"));
+    let workers = vec![
+        sms_worker.id.clone(),
+        complaints_worker.id.clone(),
+        nobd_worker.id.clone(),
+    ];
     let never = || std::future::pending::<()>();
     let mut handles = Vec::new();
 
@@ -100,9 +127,16 @@ pub fn start(state: AppState) -> anyhow::Result<Jobs> {
         every.min(SMS_MAX_WAIT),
         sms::woken,
         move || {
-            let (s, gateway) = (s.clone(), gateway.clone());
+            let (s, gateway, worker) = (s.clone(), gateway.clone(), sms_worker.clone());
             async move {
-                let report = sms::deliver_due(s.store.as_ref(), gateway.as_ref(), s.now()).await?;
+                let report = sms::deliver_due_with_progress(
+                    s.store.as_ref(),
+                    gateway.as_ref(),
+                    s.now(),
+                    &worker,
+                    &mut |_| {},
+                )
+                .await?;
                 if report.sent + report.failed > 0 {
                     tracing::info!(sent = report.sent, failed = report.failed, "SMS delivery");
                 }
@@ -134,10 +168,11 @@ pub fn start(state: AppState) -> anyhow::Result<Jobs> {
         every,
         never,
         move || {
-            let (s, last_purge) = (s.clone(), last_purge.clone());
+            let (s, last_purge, worker) =
+                (s.clone(), last_purge.clone(), complaints_worker.clone());
             async move {
                 let mut last = last_purge.lock().await;
-                crate::wallet::jobs::deliver_and_purge(&s, &mut last).await
+                crate::wallet::jobs::deliver_and_purge(&s, &worker, &mut last).await
             }
         },
     ));
@@ -147,9 +182,8 @@ pub fn start(state: AppState) -> anyhow::Result<Jobs> {
         &state.settings,
         &state.paths,
     )?);
-    let worker = format!("nobd-{}", uuid::Uuid::new_v4().simple());
     handles.push(spawn_loop("nobd", rx.clone(), every, never, move || {
-        let (s, sink, worker) = (s.clone(), sink.clone(), worker.clone());
+        let (s, sink, worker) = (s.clone(), sink.clone(), nobd_worker.clone());
         async move {
             let r = crate::nobd::job::round(&s, &sink, &worker).await?;
             if r.new_reports + r.delivered + r.failed > 0 {
@@ -192,5 +226,6 @@ pub fn start(state: AppState) -> anyhow::Result<Jobs> {
         stop,
         handles,
         state,
+        workers,
     })
 }

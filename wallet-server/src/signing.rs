@@ -21,8 +21,10 @@ pub enum SigningError {
     Key(#[from] KeyError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the active signing key {0} has no key file in {1}; restore it from backup or run `wallet-server keys rotate`")]
+    #[error("the active signing key {0} has no key file in {1}: copy signing-{0}.key there (mode 0600) from the instance that created it, or restore it from backup, or run `wallet-server keys rotate`")]
     MissingKeyFile(String, String),
+    #[error("this database's signing keys were created by another server instance: copy root.key and every signing-*.key from that instance's <data-dir>/keys/ into {0} (mode 0600), then start again")]
+    KeysElsewhere(String),
     #[error("stored trust list is not valid JSON: {0}")]
     BadTrustList(String),
 }
@@ -48,20 +50,29 @@ impl std::fmt::Debug for Keys {
 }
 
 impl Keys {
-    /// Loads the keys, creating the root key and a first signing key on a fresh data dir.
+    /// Loads the keys, creating the root key and a first signing key on a fresh database.
+    ///
+    /// Several instances may share one PostgreSQL, each with its own data dir: exactly one of
+    /// them creates the keys (see `insert_first_key_record`); the others stop and say which
+    /// files to copy from it, since a second root key would sign trust lists no enrolled
+    /// terminal accepts.
     pub async fn open(dir: &Path, store: &dyn Store, now: i64) -> Result<Keys, SigningError> {
         let root_path = dir.join("root.key");
-        let root = if root_path.exists() {
-            KeyPair::load(&root_path)?
-        } else {
-            let k = KeyPair::generate();
-            k.save(&root_path)?;
-            k
-        };
         if store.key_records().await?.is_empty() {
-            add_signing_key(dir, store, now).await?;
+            create_first_keys(dir, store, now).await?;
         }
-        let active = load_active(dir, &root, store, now).await?;
+        if !root_path.exists() {
+            return Err(SigningError::KeysElsewhere(dir.display().to_string()));
+        }
+        let root = KeyPair::load(&root_path)?;
+        let active = load_active(dir, &root, store, now)
+            .await
+            .map_err(|e| match e {
+                SigningError::BadTrustList(_) => {
+                    SigningError::KeysElsewhere(dir.display().to_string())
+                }
+                e => e,
+            })?;
         Ok(Keys {
             dir: dir.to_path_buf(),
             root,
@@ -109,6 +120,42 @@ impl Keys {
             *self.active.write().expect("keys lock") = Arc::new(fresh);
         }
         Ok(changed)
+    }
+}
+
+/// The root key and the first signing key, written to files before the database names the
+/// signing key (a crash in between leaves unused files, never a record without its key). When
+/// another instance got there first, the files written here are removed again.
+async fn create_first_keys(dir: &Path, store: &dyn Store, now: i64) -> Result<(), SigningError> {
+    let root_path = dir.join("root.key");
+    let new_root = !root_path.exists();
+    if new_root {
+        KeyPair::generate().save(&root_path)?;
+    }
+    let key = KeyPair::generate();
+    let key_path = dir.join(format!("signing-{}.key", key.key_id()));
+    key.save(&key_path)?;
+    let record = KeyRecord {
+        key_id: key.key_id().hex(),
+        public_key: key.public_b64(),
+        not_before: now,
+        not_after: None,
+        verify_until: None,
+        created_at: now,
+    };
+    match store.insert_first_key_record(&record).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            let _ = std::fs::remove_file(&key_path);
+            if new_root {
+                let _ = std::fs::remove_file(&root_path);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&key_path);
+            Err(e.into())
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wallet_server::eligibility::Category;
+use wallet_server::lease::Worker;
 use wallet_server::nobd::build::{build_day, Coverage};
 use wallet_server::nobd::deliver::{deliver_due, Sink};
 use wallet_server::nobd::{job, report_command};
@@ -179,11 +180,15 @@ both_backends!(
 
         // 00:30: too early for the day's reports.
         state.clock.set(at(24, 30));
-        let r = job::round(state, &sink, "w").await.unwrap();
+        let r = job::round(state, &sink, &Worker::one_off("w"))
+            .await
+            .unwrap();
         assert!(r.days_built.is_empty());
         // 01:05: the day before is built for every school and delivered.
         state.clock.set(at(25, 5));
-        let r = job::round(state, &sink, "w").await.unwrap();
+        let r = job::round(state, &sink, &Worker::one_off("w"))
+            .await
+            .unwrap();
         assert_eq!(r.days_built, vec![day()]);
         assert_eq!(r.new_reports, 2);
         assert_eq!(r.delivered, 2);
@@ -191,7 +196,9 @@ both_backends!(
         assert_eq!(first["meals"]["served_total"], 5);
         // The next round builds nothing new.
         state.clock.advance(60);
-        let r = job::round(state, &sink, "w").await.unwrap();
+        let r = job::round(state, &sink, &Worker::one_off("w"))
+            .await
+            .unwrap();
         assert!(r.days_built.is_empty());
         assert_eq!(r.new_reports, 0);
 
@@ -211,7 +218,9 @@ both_backends!(
         )
         .await;
         state.clock.advance(60);
-        let r = job::round(state, &sink, "w").await.unwrap();
+        let r = job::round(state, &sink, &Worker::one_off("w"))
+            .await
+            .unwrap();
         assert_eq!(r.new_reports, 1, "only the school whose day changed");
         assert_eq!(r.delivered, 1);
         let second = read_report(&fx, &format!("{}-{D}-r2", s.s1.bin));
@@ -224,7 +233,9 @@ both_backends!(
         // The next round looks at the same late scan again (its look-back overlaps): the content
         // is unchanged, so no revision.
         state.clock.advance(60);
-        let r = job::round(state, &sink, "w").await.unwrap();
+        let r = job::round(state, &sink, &Worker::one_off("w"))
+            .await
+            .unwrap();
         assert_eq!(r.new_reports, 0, "unchanged content, no new revision");
         let revisions = fx
             .raw
@@ -337,23 +348,35 @@ both_backends!(
         let sink = Sink::from_settings(&state.settings, &state.paths).unwrap();
         let store = state.store.as_ref();
 
-        let s = deliver_due(store, &sink, "w", &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock)
+            .await
+            .unwrap();
         assert_eq!((s.delivered, s.failed), (0, 1));
         assert!(s.last_error.unwrap().contains("503"));
         // Not due again before the back-off (30 s after the first failure).
-        let s = deliver_due(store, &sink, "w", &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock)
+            .await
+            .unwrap();
         assert_eq!((s.delivered, s.failed), (0, 0));
         state.clock.advance(30);
-        let s = deliver_due(store, &sink, "w", &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock)
+            .await
+            .unwrap();
         assert_eq!((s.delivered, s.failed), (0, 1));
         state.clock.advance(59); // the second back-off is 60 s
-        let s = deliver_due(store, &sink, "w", &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock)
+            .await
+            .unwrap();
         assert_eq!((s.delivered, s.failed), (0, 0));
         state.clock.advance(1);
-        let s = deliver_due(store, &sink, "w", &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock)
+            .await
+            .unwrap();
         assert_eq!((s.delivered, s.failed), (1, 0));
         state.clock.advance(86_400);
-        let s = deliver_due(store, &sink, "w", &state.clock).await.unwrap();
+        let s = deliver_due(store, &sink, &Worker::one_off("w"), &state.clock)
+            .await
+            .unwrap();
         assert_eq!((s.delivered, s.failed), (0, 0));
 
         let calls = rx.calls();
@@ -457,9 +480,10 @@ both_backends!(two_instances_send_each_report_once, |pg| async move {
     // A second server instance: its own connection pool on the same database.
     let other = wallet_server::store::connect(&fx.t.db.url).await.unwrap();
     let sink = Sink::from_settings(&state.settings, &state.paths).unwrap();
+    let (wa, wb) = (Worker::one_off("instance-a"), Worker::one_off("instance-b"));
     let (a, b) = tokio::join!(
-        deliver_due(state.store.as_ref(), &sink, "instance-a", &state.clock),
-        deliver_due(other.as_ref(), &sink, "instance-b", &state.clock),
+        deliver_due(state.store.as_ref(), &sink, &wa, &state.clock),
+        deliver_due(other.as_ref(), &sink, &wb, &state.clock),
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.delivered + b.delivered, 40);
@@ -541,3 +565,46 @@ fn documented_example_follows_the_schema_and_the_schema_has_teeth() {
         assert!(!v.is_valid(&broken), "{pointer} should break the schema");
     }
 }
+
+both_backends!(
+    concurrent_report_runs_report_what_happened,
+    |pg| async move {
+        let (url, rx) = Receiver {
+            delay_ms: 300,
+            ..Receiver::default()
+        }
+        .start()
+        .await;
+        let fx = Fx::with_settings(pg, http_settings(&url)).await;
+        for n in 1..=40 {
+            fx.school(n).await;
+        }
+        fx.state().clock.set(at(26, 0));
+        // Four operators (or an operator and cron jobs) run `report nobd` for the same day at
+        // once, each with its own connection pool.
+        let mut runs = Vec::new();
+        for _ in 0..4 {
+            let mut state = fx.state().clone();
+            state.store = wallet_server::store::connect(&fx.t.db.url).await.unwrap();
+            runs.push(tokio::spawn(async move {
+                report_command(&state, day(), None).await
+            }));
+        }
+        let mut delivered = 0;
+        for run in runs {
+            let out = run.await.unwrap().unwrap();
+            assert!(
+                out.undelivered.is_empty(),
+                "a report delivered by another run is not waiting: {:?}",
+                out.undelivered
+            );
+            delivered += out.delivery.delivered;
+        }
+        assert_eq!(delivered, 40, "each report delivered by exactly one run");
+        let calls = rx.calls();
+        let mut keys: Vec<&str> = calls.iter().map(|c| c.0.as_str()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!((calls.len(), keys.len()), (40, 40), "no report sent twice");
+    }
+);

@@ -174,7 +174,8 @@ async fn background_jobs_send_requests_and_stop() {
     }
     assert_eq!(sent.len(), 2, "both requests delivered by the jobs");
     assert!(sent.iter().all(|s| s.kind == "consent_request"));
-    tokio::time::timeout(Duration::from_secs(10), jobs.stop())
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    tokio::time::timeout(Duration::from_secs(10), jobs.stop(deadline))
         .await
         .expect("jobs stop promptly");
 }

@@ -231,6 +231,9 @@ async fn enroll_terminal(
                 EnrollError::BadLabel => {
                     ApiError::new(StatusCode::BAD_REQUEST, "bad_label", message)
                 }
+                EnrollError::BadTerminalKey => {
+                    ApiError::new(StatusCode::BAD_REQUEST, "bad_terminal_key", message)
+                }
                 EnrollError::App(e) => ApiError::App(e),
             })
         }

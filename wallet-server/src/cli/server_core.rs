@@ -91,11 +91,19 @@ pub async fn consent_tick(global: &Global, now: Option<&str>) -> anyhow::Result<
         .await?;
     eprintln!();
     let gateway = sms::from_settings(&state.settings, &state.paths)?;
-    let delivery =
-        sms::deliver_due_with_progress(state.store.as_ref(), gateway.as_ref(), now, &mut |d| {
-            eprint!("\rSMS: sent {}, failed {}", d.sent, d.failed)
-        })
-        .await?;
+    let worker = crate::lease::Worker::new(
+        "cli-sms",
+        state.settings.server.lease_seconds as i64,
+        crate::lease::Stop::never(),
+    );
+    let delivery = sms::deliver_due_with_progress(
+        state.store.as_ref(),
+        gateway.as_ref(),
+        now,
+        &worker,
+        &mut |d| eprint!("\rSMS: sent {}, failed {}", d.sent, d.failed),
+    )
+    .await?;
     eprintln!();
     println!(
         "consent tick at {} (school year {}): requested {}, no_phone {}, repeated {}, expired {}, vouchers issued {}",

@@ -9,14 +9,14 @@
 
 use crate::clock::Clock;
 use crate::config::{Paths, Secret, Settings};
+use crate::lease::{hold, Held, Worker};
+use crate::store::lease;
 use crate::store::Store;
 use futures::StreamExt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// How long a claimed report is ours; far beyond one send (HTTP timeout below).
-pub const LEASE_SECONDS: i64 = 300;
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Back-off after the n-th failure: 30 s, 1 min, 2 min, ... at most an hour.
 pub const MAX_BACKOFF_SECONDS: i64 = 3600;
@@ -133,24 +133,34 @@ pub struct DeliveryStats {
 }
 
 /// Sends every due report (in batches, a few at a time) until none is due; failures are
-/// rescheduled with back-off.
+/// rescheduled with back-off. The clock decides what is due; leases run on the database's clock
+/// and are renewed while a batch is out (see [`crate::lease`]). Asked to stop, the round sends
+/// no further report and releases the rest of its batch.
 pub async fn deliver_due(
     store: &dyn Store,
     sink: &Sink,
-    worker: &str,
+    worker: &Worker,
     clock: &Clock,
 ) -> anyhow::Result<DeliveryStats> {
     let mut stats = DeliveryStats::default();
     loop {
+        if worker.stop.is_set() {
+            return Ok(stats);
+        }
         let now = clock.now();
         let claimed = store
-            .nobd_claim_due(now, now + LEASE_SECONDS, worker, BATCH)
+            .nobd_claim_due(now, worker.lease_seconds, &worker.id, BATCH)
             .await?;
         if claimed.is_empty() {
             return Ok(stats);
         }
-        let results: Vec<anyhow::Result<Result<(), String>>> =
-            futures::stream::iter(claimed.into_iter().map(|item| async move {
+        let ids: Vec<String> = claimed.iter().map(|c| c.report_id.clone()).collect();
+        let mut results: Vec<anyhow::Result<Option<Result<(), String>>>> = Vec::new();
+        let sending = async {
+            results = futures::stream::iter(claimed.into_iter().map(|item| async move {
+                if worker.stop.is_set() {
+                    return Ok(None);
+                }
                 let body = store
                     .nobd_report_body(&item.report_id)
                     .await?
@@ -164,26 +174,38 @@ pub async fn deliver_due(
                         store
                             .nobd_mark_failed(
                                 &item.report_id,
-                                worker,
+                                &worker.id,
                                 now + backoff_seconds(item.attempts),
                                 e,
                             )
                             .await?
                     }
                 }
-                Ok(sent)
+                Ok(Some(sent))
             }))
             .buffer_unordered(PARALLEL)
             .collect()
             .await;
+        };
+        let held = hold(store, lease::NOBD, worker, &ids, sending).await;
         for r in results {
             match r? {
-                Ok(()) => stats.delivered += 1,
-                Err(e) => {
+                None => {}
+                Some(Ok(())) => stats.delivered += 1,
+                Some(Err(e)) => {
                     stats.failed += 1;
                     stats.last_error = Some(e);
                 }
             }
+        }
+        if held == Held::Lost {
+            anyhow::bail!("the NOBD outbox lease could not be renewed; delivery stopped");
+        }
+        if worker.stop.is_set() {
+            store
+                .release_leases(lease::NOBD, &worker.id, Some(&ids))
+                .await?;
+            return Ok(stats);
         }
     }
 }

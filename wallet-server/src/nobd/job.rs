@@ -50,7 +50,11 @@ pub struct RoundOutcome {
 }
 
 /// One round of the job.
-pub async fn round(state: &AppState, sink: &Sink, worker: &str) -> anyhow::Result<RoundOutcome> {
+pub async fn round(
+    state: &AppState,
+    sink: &Sink,
+    worker: &crate::lease::Worker,
+) -> anyhow::Result<RoundOutcome> {
     let mut out = RoundOutcome::default();
     let store = state.store.as_ref();
     let now = state.now();

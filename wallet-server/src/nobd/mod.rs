@@ -57,8 +57,27 @@ pub async fn report_command(
     )
     .await?;
     let sink = deliver::Sink::from_settings(&state.settings, &state.paths)?;
-    let worker = format!("cli-{}", uuid::Uuid::new_v4().simple());
-    let delivery = deliver::deliver_due(store, &sink, &worker, &state.clock).await?;
+    let worker = crate::lease::Worker::new(
+        "cli",
+        state.settings.server.lease_seconds as i64,
+        crate::lease::Stop::never(),
+    );
+    let mut delivery = deliver::deliver_due(store, &sink, &worker, &state.clock).await?;
+    // Reports another run or a server holds are being sent right now: what this command reports
+    // is whether they got there, so it waits for them (at most a lease; a holder that dies
+    // leaves them to this run after it) and takes over what is released or left due.
+    let waited_from = std::time::Instant::now();
+    let wait_at_most = std::time::Duration::from_secs(worker.lease_seconds as u64 + 5);
+    while store.leased(crate::store::lease::NOBD).await? > 0 && waited_from.elapsed() < wait_at_most
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let more = deliver::deliver_due(store, &sink, &worker, &state.clock).await?;
+        delivery.delivered += more.delivered;
+        delivery.failed += more.failed;
+        if more.last_error.is_some() {
+            delivery.last_error = more.last_error;
+        }
+    }
     let undelivered = store.nobd_undelivered(50).await?;
     Ok(CommandOutcome {
         build,

@@ -1,11 +1,10 @@
 //! The delivery job: claim due outbox rows, send them, mark them sent or schedule a retry.
 
 use super::gateway::{GatewayError, OutgoingSms, SmsGateway};
+use crate::lease::{hold, Held, Worker};
+use crate::store::lease;
 use crate::store::{Store, StoreResult};
 
-/// How long a claim keeps other instances off a row; longer than a batch can take to send
-/// (an HTTP batch of 50 with every message timing out thrice takes about 5 minutes).
-pub const LEASE_SECONDS: i64 = 600;
 /// Retry back-off: 30 s doubling per attempt, at most an hour; rejected messages wait the hour.
 const FIRST_RETRY: i64 = 30;
 const LONGEST_RETRY: i64 = 3600;
@@ -30,28 +29,50 @@ pub async fn deliver_due(
     gateway: &dyn SmsGateway,
     now: i64,
 ) -> StoreResult<DeliveryReport> {
-    deliver_due_with_progress(store, gateway, now, &mut |_| {}).await
+    deliver_due_with_progress(store, gateway, now, &Worker::one_off("sms"), &mut |_| {}).await
 }
 
-/// [`deliver_due`], calling `progress` with the counts so far after every batch.
+/// [`deliver_due`] as `worker`, calling `progress` with the counts so far after every batch.
+///
+/// `now` decides only what is due (and is recorded as the time of sending and the base of the
+/// back-off); leases run on the database's clock and are renewed while a batch is out. When
+/// the worker is asked to stop, the round ends after the group of messages in flight and the
+/// rest of the batch is released at once.
 pub async fn deliver_due_with_progress(
     store: &dyn Store,
     gateway: &dyn SmsGateway,
     now: i64,
+    worker: &Worker,
     progress: &mut (dyn FnMut(&DeliveryReport) + Send),
 ) -> StoreResult<DeliveryReport> {
     let mut report = DeliveryReport::default();
     let limit = gateway.batch_size().max(1) as i64;
+    let group = gateway.group_size().max(1);
     loop {
-        let rows = store.claim_due_sms(now, LEASE_SECONDS, limit).await?;
+        if worker.stop.is_set() {
+            return Ok(report);
+        }
+        let rows = store
+            .claim_due_sms(now, &worker.id, worker.lease_seconds, limit)
+            .await?;
         if rows.is_empty() {
             return Ok(report);
         }
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let batch: Vec<OutgoingSms> = rows
             .iter()
             .map(|r| OutgoingSms::new(&r.id, &r.to_phone, &r.text, &r.kind, r.created_at))
             .collect();
-        let results = gateway.send_batch(&batch).await;
+        let mut results = Vec::with_capacity(batch.len());
+        let sending = async {
+            for part in batch.chunks(group) {
+                if worker.stop.is_set() {
+                    break;
+                }
+                results.extend(gateway.send_batch(part).await);
+            }
+        };
+        let held = hold(store, lease::SMS, worker, &ids, sending).await;
         let mut sent = Vec::with_capacity(rows.len());
         for (row, result) in rows.iter().zip(results) {
             match result {
@@ -63,6 +84,7 @@ pub async fn deliver_due_with_progress(
                     store
                         .mark_sms_failed(
                             &row.id,
+                            &worker.id,
                             &e.to_string(),
                             now + retry_delay(row.attempts, rejected),
                         )
@@ -73,6 +95,16 @@ pub async fn deliver_due_with_progress(
         report.sent += sent.len();
         store.mark_sms_sent(&sent, now).await?;
         progress(&report);
+        if held == Held::Lost {
+            return Ok(report);
+        }
+        if worker.stop.is_set() {
+            // What was claimed but not handed over goes back now, not when the lease ends.
+            store
+                .release_leases(lease::SMS, &worker.id, Some(&ids))
+                .await?;
+            return Ok(report);
+        }
         if (rows.len() as i64) < limit {
             return Ok(report);
         }

@@ -53,6 +53,11 @@ pub trait SmsGateway: Send + Sync {
     fn batch_size(&self) -> usize {
         50
     }
+    /// Messages handed over between two looks at the stop signal: a shutdown waits for at
+    /// most one group.
+    fn group_size(&self) -> usize {
+        self.batch_size()
+    }
     /// For logs: where messages go (no secrets).
     fn describe(&self) -> String;
 }

@@ -106,6 +106,10 @@ impl SmsGateway for HttpGateway {
         results
     }
 
+    fn group_size(&self) -> usize {
+        PARALLEL
+    }
+
     fn describe(&self) -> String {
         let mut shown = self.url.clone();
         let _ = shown.set_password(None);

@@ -18,6 +18,10 @@ pub struct KeyRecord {
 #[async_trait]
 pub trait KeyRecordStore {
     async fn insert_key_record(&self, key: &KeyRecord) -> StoreResult<()>;
+    /// Stores `key` only if the database has no signing key yet; `false` when another instance
+    /// created the first key. Serialised across instances (an advisory lock on PostgreSQL, the
+    /// write lock on SQLite), so a fresh database gets exactly one first key.
+    async fn insert_first_key_record(&self, key: &KeyRecord) -> StoreResult<bool>;
     async fn key_records(&self) -> StoreResult<Vec<KeyRecord>>;
     async fn retire_key(&self, key_id: &str, not_after: i64, verify_until: i64) -> StoreResult<()>;
     /// The newest trust list: version and the signed JSON.
@@ -25,6 +29,10 @@ pub trait KeyRecordStore {
     /// `Conflict` when that version exists (another instance published first).
     async fn insert_trust_list(&self, version: i64, signed: &str, now: i64) -> StoreResult<()>;
 }
+
+/// The advisory lock taken while the first signing key is created (any constant no other
+/// part of the schema uses; "TAMAQKEY" in ASCII).
+const FIRST_KEY_LOCK: i64 = 0x54414D41514B4559;
 
 macro_rules! impl_keys {
     ($t:ty) => {
@@ -44,6 +52,36 @@ macro_rules! impl_keys {
                 .execute(&self.pool)
                 .await?;
                 Ok(())
+            }
+
+            async fn insert_first_key_record(&self, k: &KeyRecord) -> StoreResult<bool> {
+                let mut tx = self.pool.begin_with(super::sql::begin_write(Self::BACKEND)).await?;
+                if Self::BACKEND == super::Backend::Postgres {
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(FIRST_KEY_LOCK)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if existing > 0 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO signing_keys (key_id, public_key, not_before, not_after, verify_until, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&k.key_id)
+                .bind(&k.public_key)
+                .bind(k.not_before)
+                .bind(k.not_after)
+                .bind(k.verify_until)
+                .bind(k.created_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn key_records(&self) -> StoreResult<Vec<KeyRecord>> {

@@ -11,6 +11,7 @@ pub mod consent;
 pub mod feedback_read;
 pub mod import;
 pub mod keys;
+pub mod lease;
 pub mod maintenance;
 pub mod nobd;
 pub mod roster;
@@ -39,6 +40,7 @@ pub use consent::ConsentStore;
 pub use feedback_read::FeedbackReadStore;
 pub use import::ImportStore;
 pub use keys::KeyRecordStore;
+pub use lease::LeaseStore;
 pub use maintenance::MaintenanceStore;
 pub use nobd::NobdStore;
 pub use roster::RosterStore;
@@ -103,6 +105,7 @@ pub trait Store:
     + NobdStore
     + AnomalyStore
     + MaintenanceStore
+    + LeaseStore
     + Send
     + Sync
     + 'static

@@ -153,12 +153,13 @@ pub trait NobdStore {
         reports: &[NewReport],
         now: i64,
     ) -> StoreResult<Vec<String>>;
-    /// Leases up to `limit` due reports to `worker` until `lease_until`. A revision waits
-    /// while an older revision of the same school and day is undelivered.
+    /// Leases up to `limit` reports due at `now` to `worker` for `lease` seconds of the
+    /// database's clock (see [`super::lease`]). A revision waits while an older revision of
+    /// the same school and day is undelivered.
     async fn nobd_claim_due(
         &self,
         now: i64,
-        lease_until: i64,
+        lease: i64,
         worker: &str,
         limit: i64,
     ) -> StoreResult<Vec<ClaimedReport>>;
@@ -406,7 +407,7 @@ macro_rules! impl_nobd {
             async fn nobd_claim_due(
                 &self,
                 now: i64,
-                lease_until: i64,
+                lease: i64,
                 worker: &str,
                 limit: i64,
             ) -> StoreResult<Vec<ClaimedReport>> {
@@ -416,11 +417,12 @@ macro_rules! impl_nobd {
                     Backend::Sqlite => "",
                 };
                 let sql = format!(
-                    "UPDATE nobd_outbox SET claimed_until = $1, claimed_by = $2, attempts = attempts + 1
+                    "UPDATE nobd_outbox SET claimed_until = {clock} + $1, claimed_by = $2,
+                            attempts = attempts + 1
                      WHERE report_id IN (
                         SELECT o.report_id FROM nobd_outbox o
                         WHERE o.delivered_at IS NULL AND o.next_attempt_at <= $3
-                          AND (o.claimed_until IS NULL OR o.claimed_until <= $3)
+                          AND {free}
                           AND NOT EXISTS (
                               SELECT 1 FROM nobd_outbox older
                               WHERE older.school_code = o.school_code
@@ -429,10 +431,12 @@ macro_rules! impl_nobd {
                                 AND older.delivered_at IS NULL)
                         ORDER BY o.next_attempt_at, o.service_day, o.school_code, o.revision
                         LIMIT $4 {lock})
-                     RETURNING report_id, attempts"
+                     RETURNING report_id, attempts",
+                    clock = super::lease::db_clock(Self::BACKEND),
+                    free = super::lease::claimable(Self::BACKEND, "o"),
                 );
                 Ok(sqlx::query_as(&sql)
-                    .bind(lease_until)
+                    .bind(lease)
                     .bind(worker)
                     .bind(now)
                     .bind(limit)
@@ -451,7 +455,8 @@ macro_rules! impl_nobd {
 
             async fn nobd_mark_delivered(&self, report_id: &str, now: i64) -> StoreResult<()> {
                 sqlx::query(
-                    "UPDATE nobd_outbox SET delivered_at = $1, claimed_until = NULL, last_error = NULL
+                    "UPDATE nobd_outbox SET delivered_at = $1, claimed_until = NULL, claimed_by = NULL,
+                        last_error = NULL
                      WHERE report_id = $2 AND delivered_at IS NULL",
                 )
                 .bind(now)

@@ -1,6 +1,7 @@
 //! The SMS outbox: every SMS is a row first, written in the same transaction as the change that
 //! causes it; a delivery job claims due rows with a lease, sends them and marks them sent.
 
+use super::lease::{claimable, db_clock};
 use super::sql::{begin_write, bulk, placeholders, skip_locked, values_list};
 use super::StoreResult;
 use crate::sms::SmsKind;
@@ -64,12 +65,26 @@ macro_rules! bind_sms {
 pub trait SmsOutboxStore {
     /// Queues one SMS, due at once; returns its id.
     async fn queue_sms(&self, sms: &NewSms, now: i64) -> StoreResult<String>;
-    /// Claims up to `limit` due, unsent rows for `lease` seconds: another instance skips them
-    /// until the lease runs out (a crashed sender's rows are retried then).
-    async fn claim_due_sms(&self, now: i64, lease: i64, limit: i64) -> StoreResult<Vec<QueuedSms>>;
+    /// Claims for `worker` up to `limit` unsent rows due at `now`, for `lease` seconds of the
+    /// database's clock: another instance skips them until the lease runs out (a crashed
+    /// sender's rows are retried then). See [`super::lease`].
+    async fn claim_due_sms(
+        &self,
+        now: i64,
+        worker: &str,
+        lease: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<QueuedSms>>;
     async fn mark_sms_sent(&self, ids: &[String], now: i64) -> StoreResult<()>;
-    /// Records a failed attempt and when to try again; releases the lease.
-    async fn mark_sms_failed(&self, id: &str, error: &str, retry_at: i64) -> StoreResult<()>;
+    /// Records a failed attempt and when to try again; releases the lease if `worker` still
+    /// holds it (a row taken over meanwhile is the new holder's business).
+    async fn mark_sms_failed(
+        &self,
+        id: &str,
+        worker: &str,
+        error: &str,
+        retry_at: i64,
+    ) -> StoreResult<()>;
     /// SMS of this kind queued to this number at or after `since` (rate limits).
     async fn sms_count_since(&self, to: &str, kind: SmsKind, since: i64) -> StoreResult<i64>;
     /// The outbox, oldest first (tests, operators).
@@ -101,6 +116,7 @@ macro_rules! impl_sms {
             async fn claim_due_sms(
                 &self,
                 now: i64,
+                worker: &str,
                 lease: i64,
                 limit: i64,
             ) -> StoreResult<Vec<QueuedSms>> {
@@ -108,17 +124,19 @@ macro_rules! impl_sms {
                 // The outer conditions repeat the inner ones: on PostgreSQL a row another
                 // instance claimed between our SELECT and UPDATE is re-checked and left alone.
                 let mut rows: Vec<QueuedSms> = sqlx::query_as(&format!(
-                    "UPDATE sms_outbox SET claimed_until = $1, attempts = attempts + 1
-                     WHERE sent_at IS NULL AND next_attempt_at <= $2
-                       AND (claimed_until IS NULL OR claimed_until < $2)
+                    "UPDATE sms_outbox SET claimed_until = {clock} + $1, claimed_by = $2,
+                            attempts = attempts + 1
+                     WHERE sent_at IS NULL AND next_attempt_at <= $3 AND {free}
                        AND id IN (SELECT id FROM sms_outbox
-                                  WHERE sent_at IS NULL AND next_attempt_at <= $2
-                                    AND (claimed_until IS NULL OR claimed_until < $2)
-                                  ORDER BY created_at, id LIMIT $3{})
+                                  WHERE sent_at IS NULL AND next_attempt_at <= $3 AND {free}
+                                  ORDER BY created_at, id LIMIT $4{lock})
                      RETURNING {SMS_COLUMNS}",
-                    skip_locked(Self::BACKEND, "sms_outbox")
+                    clock = db_clock(Self::BACKEND),
+                    free = claimable(Self::BACKEND, ""),
+                    lock = skip_locked(Self::BACKEND, "sms_outbox")
                 ))
-                .bind(now + lease)
+                .bind(lease)
+                .bind(worker)
                 .bind(now)
                 .bind(limit)
                 .fetch_all(&mut *tx)
@@ -133,7 +151,8 @@ macro_rules! impl_sms {
                     let sql = bulk(
                         Self::BACKEND,
                         format!(
-                            "UPDATE sms_outbox SET sent_at = $1, claimed_until = NULL, last_error = NULL
+                            "UPDATE sms_outbox SET sent_at = $1, claimed_until = NULL, claimed_by = NULL,
+                                    last_error = NULL
                              WHERE id IN ({})",
                             placeholders(chunk.len(), 2)
                         ),
@@ -147,14 +166,22 @@ macro_rules! impl_sms {
                 Ok(())
             }
 
-            async fn mark_sms_failed(&self, id: &str, error: &str, retry_at: i64) -> StoreResult<()> {
+            async fn mark_sms_failed(
+                &self,
+                id: &str,
+                worker: &str,
+                error: &str,
+                retry_at: i64,
+            ) -> StoreResult<()> {
                 sqlx::query(
-                    "UPDATE sms_outbox SET last_error = $1, next_attempt_at = $2, claimed_until = NULL
-                     WHERE id = $3 AND sent_at IS NULL",
+                    "UPDATE sms_outbox SET last_error = $1, next_attempt_at = $2,
+                            claimed_until = NULL, claimed_by = NULL
+                     WHERE id = $3 AND claimed_by = $4 AND sent_at IS NULL",
                 )
                 .bind(error)
                 .bind(retry_at)
                 .bind(id)
+                .bind(worker)
                 .execute(&self.pool)
                 .await?;
                 Ok(())

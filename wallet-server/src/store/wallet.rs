@@ -192,19 +192,23 @@ pub trait WalletStore {
     async fn complaints_since(&self, phone: &str, since: i64) -> StoreResult<i64>;
     /// The phone's complaints, newest first.
     async fn complaints_of(&self, phone: &str) -> StoreResult<Vec<ComplaintRow>>;
-    /// Claims due complaints for delivery until `lease_until` (row locks on PostgreSQL, so
-    /// several instances never claim the same one).
+    /// Claims for `worker` complaints due at `now`, for `lease` seconds of the database's
+    /// clock (row locks on PostgreSQL, so several instances never claim the same one; see
+    /// [`super::lease`]).
     async fn claim_due_complaints(
         &self,
         now: i64,
-        lease_until: i64,
+        worker: &str,
+        lease: i64,
         limit: i64,
     ) -> StoreResult<Vec<ClaimedComplaint>>;
     async fn complaint_sent(&self, id: &str, now: i64) -> StoreResult<()>;
     async fn complaint_delivery(&self, id: &str) -> StoreResult<Option<ComplaintDelivery>>;
+    /// Records a failed attempt; releases the lease if `worker` still holds it.
     async fn complaint_failed(
         &self,
         id: &str,
+        worker: &str,
         next_attempt_at: i64,
         error: &str,
     ) -> StoreResult<()>;
@@ -562,7 +566,8 @@ macro_rules! impl_wallet {
             async fn claim_due_complaints(
                 &self,
                 now: i64,
-                lease_until: i64,
+                worker: &str,
+                lease: i64,
                 limit: i64,
             ) -> StoreResult<Vec<ClaimedComplaint>> {
                 let lock = match Self::BACKEND {
@@ -570,15 +575,17 @@ macro_rules! impl_wallet {
                     Backend::Sqlite => "",
                 };
                 Ok(sqlx::query_as(&format!(
-                    "UPDATE complaints SET claimed_until = $1
+                    "UPDATE complaints SET claimed_until = {clock} + $1, claimed_by = $2
                      WHERE id IN (
                         SELECT id FROM complaints
-                        WHERE status = 'queued' AND next_attempt_at <= $2
-                          AND (claimed_until IS NULL OR claimed_until < $2)
-                        ORDER BY created_at LIMIT $3 {lock})
-                     RETURNING id, payload, attempts"
+                        WHERE status = 'queued' AND next_attempt_at <= $3 AND {free}
+                        ORDER BY created_at LIMIT $4 {lock})
+                     RETURNING id, payload, attempts",
+                    clock = super::lease::db_clock(Self::BACKEND),
+                    free = super::lease::claimable(Self::BACKEND, ""),
                 ))
-                .bind(lease_until)
+                .bind(lease)
+                .bind(worker)
                 .bind(now)
                 .bind(limit)
                 .fetch_all(&self.pool)
@@ -587,7 +594,7 @@ macro_rules! impl_wallet {
 
             async fn complaint_sent(&self, id: &str, now: i64) -> StoreResult<()> {
                 sqlx::query(
-                    "UPDATE complaints SET status = 'sent', sent_at = $1, claimed_until = NULL,
+                    "UPDATE complaints SET status = 'sent', sent_at = $1, claimed_until = NULL, claimed_by = NULL,
                         attempts = attempts + 1, last_error = NULL
                      WHERE id = $2",
                 )
@@ -611,17 +618,19 @@ macro_rules! impl_wallet {
             async fn complaint_failed(
                 &self,
                 id: &str,
+                worker: &str,
                 next_attempt_at: i64,
                 error: &str,
             ) -> StoreResult<()> {
                 sqlx::query(
                     "UPDATE complaints SET attempts = attempts + 1, next_attempt_at = $1,
-                        last_error = $2, claimed_until = NULL
-                     WHERE id = $3 AND status = 'queued'",
+                        last_error = $2, claimed_until = NULL, claimed_by = NULL
+                     WHERE id = $3 AND status = 'queued' AND claimed_by = $4",
                 )
                 .bind(next_attempt_at)
                 .bind(error)
                 .bind(id)
+                .bind(worker)
                 .execute(&self.pool)
                 .await?;
                 Ok(())

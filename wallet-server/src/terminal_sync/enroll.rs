@@ -89,6 +89,10 @@ pub enum EnrollError {
     ExpiredCode,
     #[error("the label must be at most {MAX_LABEL_CHARS} characters without control characters")]
     BadLabel,
+    #[error(
+        "terminal_key must be 43 to 128 characters of URL-safe base64 (32 random bytes or more)"
+    )]
+    BadTerminalKey,
     #[error(transparent)]
     App(#[from] AppError),
 }
@@ -126,8 +130,18 @@ fn clean_label(label: Option<&str>, id: Uuid) -> Result<String, EnrollError> {
 
 /// Consumes the code and creates the terminal: secret, school, root key and a full snapshot.
 /// A code that cannot be used writes nothing.
+///
+/// With a `terminal_key`, a repeat of a request that already succeeded (the same code and key,
+/// while the code is still within its lifetime) answers with the terminal that request made,
+/// so a terminal whose answer was lost enrolls on retry instead of leaving a terminal nobody
+/// holds the secret of.
 pub async fn enroll(state: &AppState, req: &EnrollRequest) -> Result<EnrollResponse, EnrollError> {
     let code = normalize_code(&req.code).ok_or(EnrollError::MalformedCode)?;
+    let key = match req.terminal_key.as_deref() {
+        Some(k) if shared::wire::is_terminal_key(k) => Some(k),
+        Some(_) => return Err(EnrollError::BadTerminalKey),
+        None => None,
+    };
     let id = Uuid::new_v4();
     let label = clean_label(req.label.as_deref(), id)?;
     let hash = sha256_hex(code.as_bytes());
@@ -137,8 +151,18 @@ pub async fn enroll(state: &AppState, req: &EnrollRequest) -> Result<EnrollRespo
         CodeState::Expired => EnrollError::ExpiredCode,
         _ => EnrollError::UnknownCode,
     };
-    let school_code = match state.store.enroll_code(&hash).await?.map(|c| c.state(now)) {
+    let found = state.store.enroll_code(&hash).await?;
+    let school_code = match found.as_ref().map(|c| c.state(now)) {
         Some(CodeState::Valid { school_code }) => school_code,
+        Some(CodeState::Used) => {
+            let code_row = found.as_ref().expect("state of a found code");
+            if let (Some(key), true) = (key, now < code_row.expires_at) {
+                if let Some(again) = repeat(state, code_row, key).await? {
+                    return Ok(again);
+                }
+            }
+            return Err(EnrollError::UsedCode);
+        }
         Some(other) => return Err(refused(other)),
         None => return Err(EnrollError::UnknownCode),
     };
@@ -153,7 +177,7 @@ pub async fn enroll(state: &AppState, req: &EnrollRequest) -> Result<EnrollRespo
         })?;
     // The snapshot before the code is spent: if building it fails, the code still works.
     let snapshot = snapshot::build(state, &school, Some(id), 0).await?;
-    let secret = generate_secret();
+    let secret = key.map(str::to_owned).unwrap_or_else(generate_secret);
     let terminal = NewTerminal {
         id,
         label,
@@ -179,6 +203,49 @@ pub async fn enroll(state: &AppState, req: &EnrollRequest) -> Result<EnrollRespo
         root_public_key: state.keys.root_public_b64(),
         snapshot,
     })
+}
+
+/// The answer to a repeated enrollment: the code's terminal, if `key` is its secret and it is
+/// still in service.
+async fn repeat(
+    state: &AppState,
+    code: &crate::store::terminals::EnrollCode,
+    key: &str,
+) -> Result<Option<EnrollResponse>, EnrollError> {
+    let Some(terminal_id) = code.terminal_id.as_deref() else {
+        return Ok(None);
+    };
+    let Some(terminal) = state
+        .store
+        .terminal_by_secret_hash(&sha256_hex(key.as_bytes()))
+        .await?
+    else {
+        return Ok(None);
+    };
+    if terminal.id != terminal_id || terminal.revoked_at.is_some() {
+        return Ok(None);
+    }
+    let school = state
+        .store
+        .school_by_code(terminal.school_code)
+        .await?
+        .ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!(
+                "terminal {terminal_id} names school {}, which does not exist",
+                terminal.school_code
+            ))
+        })?;
+    let snapshot = snapshot::build(state, &school, Some(terminal.uuid()), 0).await?;
+    tracing::info!(terminal = %terminal.id, school = %school.bin, "enrollment repeated; same terminal");
+    Ok(Some(EnrollResponse {
+        terminal_id: terminal.uuid(),
+        school_bin: school.bin.clone(),
+        school_code: snapshot.school_code,
+        school_name: school.name.clone(),
+        secret: key.to_owned(),
+        root_public_key: state.keys.root_public_b64(),
+        snapshot,
+    }))
 }
 
 #[cfg(test)]

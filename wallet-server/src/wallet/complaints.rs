@@ -11,6 +11,7 @@ use super::views::{clean_text, ComplaintView, COMPLAINT_MAX_CHARS, COMPLAINT_MIN
 use crate::delivery::{backoff, Sink};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use crate::store::lease;
 use crate::store::wallet::{NewComplaint, ParentVoucher};
 use serde_json::json;
 
@@ -18,8 +19,6 @@ use serde_json::json;
 pub const KIND_DIR: &str = "eotinish";
 /// Complaints a phone may file per day.
 pub const PER_PHONE_PER_DAY: i64 = 10;
-/// How long an instance may hold a claimed complaint before another may retry it.
-pub const LEASE_SECONDS: i64 = 120;
 
 fn rfc3339_local(ts: i64) -> String {
     let offset = chrono::FixedOffset::east_opt(shared::KZ_OFFSET_SECONDS as i32).expect("UTC+5");
@@ -106,33 +105,78 @@ pub async fn file(
 
 /// Delivers every complaint that is due; returns how many were accepted.
 pub async fn deliver_due(state: &AppState) -> anyhow::Result<usize> {
+    let worker = crate::lease::Worker::new(
+        "eotinish",
+        state.settings.server.lease_seconds as i64,
+        crate::lease::Stop::never(),
+    );
+    deliver_due_as(state, &worker).await
+}
+
+/// [`deliver_due`] as `worker`: leases on the database's clock, renewed while a batch is out;
+/// asked to stop, no further complaint is sent and the rest of the batch is released.
+pub async fn deliver_due_as(
+    state: &AppState,
+    worker: &crate::lease::Worker,
+) -> anyhow::Result<usize> {
     let sink = Sink::from_settings(&state.settings.eotinish, &state.paths.outbox_dir());
     let mut sent = 0;
     loop {
+        if worker.stop.is_set() {
+            return Ok(sent);
+        }
         let now = state.now();
         let batch = state
             .store
-            .claim_due_complaints(now, now + LEASE_SECONDS, 20)
+            .claim_due_complaints(now, &worker.id, worker.lease_seconds, 20)
             .await?;
         if batch.is_empty() {
             return Ok(sent);
         }
-        for c in batch {
-            match sink.deliver(KIND_DIR, &c.id, c.payload.as_bytes()).await {
-                Ok(()) => {
-                    state.store.complaint_sent(&c.id, state.now()).await?;
-                    tracing::info!(complaint = %c.id, "complaint delivered to e-Otinish");
-                    sent += 1;
+        let ids: Vec<String> = batch.iter().map(|c| c.id.clone()).collect();
+        let sending = async {
+            for c in batch {
+                if worker.stop.is_set() {
+                    break;
                 }
-                Err(e) => {
-                    let next = state.now() + backoff(c.attempts);
-                    tracing::warn!(complaint = %c.id, attempts = c.attempts + 1, error = %e, "complaint not delivered");
-                    state
-                        .store
-                        .complaint_failed(&c.id, next, &e.to_string())
-                        .await?;
+                match sink.deliver(KIND_DIR, &c.id, c.payload.as_bytes()).await {
+                    Ok(()) => {
+                        state.store.complaint_sent(&c.id, state.now()).await?;
+                        tracing::info!(complaint = %c.id, "complaint delivered to e-Otinish");
+                        sent += 1;
+                    }
+                    Err(e) => {
+                        let next = state.now() + backoff(c.attempts);
+                        tracing::warn!(complaint = %c.id, attempts = c.attempts + 1, error = %e, "complaint not delivered");
+                        state
+                            .store
+                            .complaint_failed(&c.id, &worker.id, next, &e.to_string())
+                            .await?;
+                    }
                 }
             }
+            anyhow::Ok(())
+        };
+        match crate::lease::hold(
+            state.store.as_ref(),
+            lease::COMPLAINTS,
+            worker,
+            &ids,
+            sending,
+        )
+        .await
+        {
+            crate::lease::Held::Done(r) => r?,
+            crate::lease::Held::Lost => {
+                anyhow::bail!("the e-Otinish outbox lease could not be renewed; delivery stopped")
+            }
+        }
+        if worker.stop.is_set() {
+            state
+                .store
+                .release_leases(lease::COMPLAINTS, &worker.id, Some(&ids))
+                .await?;
+            return Ok(sent);
         }
     }
 }

@@ -23,8 +23,12 @@ pub async fn flush(state: &AppState) {
 }
 
 /// One round of the slower work: deliver due complaints; purge used-up logins hourly.
-pub async fn deliver_and_purge(state: &AppState, last_purge: &mut i64) -> anyhow::Result<()> {
-    complaints::deliver_due(state).await?;
+pub async fn deliver_and_purge(
+    state: &AppState,
+    worker: &crate::lease::Worker,
+    last_purge: &mut i64,
+) -> anyhow::Result<()> {
+    complaints::deliver_due_as(state, worker).await?;
     let now = state.now();
     if now.saturating_sub(*last_purge) >= PURGE_EVERY_SECONDS {
         let n = state.store.purge_wallet_logins(now).await?;

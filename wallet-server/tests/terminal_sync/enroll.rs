@@ -318,3 +318,134 @@ async fn cli_prints_the_code_alone() {
         .iter()
         .any(|a| a.action == "terminal.enroll_code" && a.actor == "cli"));
 }
+
+/// A proxy that passes one request on, waits for the server's answer to begin (the server has
+/// committed by then) and closes the client's connection without passing the answer on.
+async fn proxy_that_loses_the_answer(upstream: std::net::SocketAddr) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut request = Vec::new();
+            // Headers, then the body its Content-Length announces.
+            loop {
+                let n = client.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            server.write_all(&request).await.unwrap();
+            let _ = server.read(&mut buf).await.unwrap();
+            // SO_LINGER 0: the client sees a reset, as on a dropped mobile link.
+            let _ = client.set_zero_linger();
+            drop(client);
+        }
+    });
+    addr
+}
+
+state_test!(
+    enrollment_retried_after_a_lost_answer_gets_the_same_terminal,
+    |state: AppState| async move {
+        let s = school(&state, BIN_A, "Школа 1").await;
+        let code = code_for(&state, BIN_A).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = listener.local_addr().unwrap();
+        let app = app(&state);
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap()
+        });
+        let proxy = proxy_that_loses_the_answer(server).await;
+        let key = shared::b64::encode(&[7u8; 32]);
+        let body = json!({"code": code, "label": "Столовая 1", "terminal_key": key});
+        let http = reqwest::Client::new();
+
+        let lost = http
+            .post(format!("http://{proxy}/api/v1/terminal/enroll"))
+            .json(&body)
+            .send()
+            .await;
+        assert!(lost.is_err(), "the answer was dropped: {lost:?}");
+        let made = state.store.terminals_of_school(s.code).await.unwrap();
+        assert_eq!(made.len(), 1, "the server committed the enrollment");
+
+        // The retry: same code, same key.
+        let again = http
+            .post(format!("http://{server}/api/v1/terminal/enroll"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), reqwest::StatusCode::OK);
+        let resp: shared::wire::EnrollResponse = again.json().await.unwrap();
+        assert_eq!(resp.terminal_id.to_string(), made[0].id);
+        assert_eq!(resp.secret, key);
+        assert!(resp.snapshot.full);
+        let after = state.store.terminals_of_school(s.code).await.unwrap();
+        assert_eq!(after.len(), 1, "no second terminal");
+        // The credential works.
+        let snap = http
+            .get(format!("http://{server}/api/v1/terminal/snapshot?cursor=0"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(snap.status(), reqwest::StatusCode::OK);
+
+        // Someone else with the code but not the key: refused, nothing written.
+        let other = json!({"code": code, "terminal_key": shared::b64::encode(&[8u8; 32])});
+        let (status, body) = call(
+            &app_for(&state),
+            "POST",
+            "/api/v1/terminal/enroll",
+            None,
+            Some(other),
+        )
+        .await;
+        assert_eq!(status, StatusCode::GONE, "{body}");
+        assert_eq!(body["error"]["code"], "enroll_code_used");
+        // A key that is not one: refused as bad input.
+        let bad = json!({"code": code, "terminal_key": "short"});
+        let (status, body) = call(
+            &app_for(&state),
+            "POST",
+            "/api/v1/terminal/enroll",
+            None,
+            Some(bad),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"]["code"], "bad_terminal_key");
+        assert_eq!(
+            state.store.terminals_of_school(s.code).await.unwrap().len(),
+            1
+        );
+    }
+);
+
+fn app_for(state: &AppState) -> axum::Router {
+    app(state)
+}
