@@ -12,6 +12,7 @@ pub mod import;
 pub mod keys;
 pub mod maintenance;
 pub mod nobd;
+pub mod ops;
 pub mod roster;
 pub mod school_terminals;
 pub mod school_view;
@@ -39,6 +40,7 @@ pub use import::ImportStore;
 pub use keys::KeyRecordStore;
 pub use maintenance::MaintenanceStore;
 pub use nobd::NobdStore;
+pub use ops::OpsStore;
 pub use roster::RosterStore;
 pub use school_terminals::SchoolTerminalStore;
 pub use school_view::SchoolViewStore;
@@ -100,6 +102,7 @@ pub trait Store:
     + FeedbackReadStore
     + NobdStore
     + MaintenanceStore
+    + OpsStore
     + Send
     + Sync
     + 'static
