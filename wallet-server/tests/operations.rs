@@ -339,3 +339,118 @@ both_backends!(metrics_parse_and_move, |pg| async move {
         .iter()
         .all(|x| x.labels.get("route").map_or(true, |r| !r.contains("director"))));
 });
+
+/// Runs `wallet-server serve` as an operator would (stderr to a file, not a terminal), sends a
+/// few requests that carry secrets, stops it and returns what it logged.
+async fn serve_and_log(envs: &[(&str, &str)]) -> String {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wallet-server"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env_remove("RUST_LOG")
+        .env_remove("TAMAQ_CONFIG")
+        .env_remove("TAMAQ_DATABASE_URL")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let start = std::time::Instant::now();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(start.elapsed().as_secs() < 60, "server did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = http
+        .post(format!("{base}/api/v1/school/login"))
+        .json(&serde_json::json!({"username": "director", "password": "Secret-Pa55word-xyz"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    http.post(format!("{base}/api/v1/wallet/login"))
+        .json(&serde_json::json!({"phone": "+77011234567"}))
+        .send()
+        .await
+        .unwrap();
+    http.post(format!("{base}/api/v1/wallet/login/verify"))
+        .json(&serde_json::json!({"phone": "+77011234567", "code": "918273"}))
+        .send()
+        .await
+        .unwrap();
+    http.get(format!("{base}/api/v1/wallet/vouchers"))
+        .bearer_auth("SessionTokenThatMustNotBeLogged")
+        .send()
+        .await
+        .unwrap();
+    http.get(format!("{base}/no/such/page?token=QueryTokenThatMustNotBeLogged"))
+        .send()
+        .await
+        .unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    std::fs::read_to_string(&log_path).unwrap()
+}
+
+fn assert_no_secrets(log: &str) {
+    for secret in [
+        "Secret-Pa55word-xyz",
+        "7011234567",
+        "918273",
+        "SessionTokenThatMustNotBeLogged",
+        "QueryTokenThatMustNotBeLogged",
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn access_log_is_plain_text_without_colours_and_without_secrets() {
+    let log = serve_and_log(&[]).await;
+    assert!(!log.contains('\u{1b}'), "no ANSI codes in a file:\n{log}");
+    let access: Vec<&str> = log.lines().filter(|l| l.contains(" access: ")).collect();
+    // healthz polls (at least one), then the five requests.
+    assert!(access.len() >= 6, "{log}");
+    let login = access
+        .iter()
+        .find(|l| l.contains("route=/api/v1/school/login"))
+        .unwrap_or_else(|| panic!("{log}"));
+    for field in ["method=POST", "status=401", "latency_ms=", "request_id=", "client=127.0.0.1"] {
+        assert!(login.contains(field), "{field} in {login}");
+    }
+    assert!(access.iter().any(|l| l.contains("route=unmatched") && l.contains("status=404")));
+    assert_no_secrets(&log);
+}
+
+#[tokio::test]
+async fn json_logs_by_configuration() {
+    let log = serve_and_log(&[("TAMAQ_LOG_FORMAT", "json")]).await;
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let access: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["target"] == "access").collect();
+    let login = access
+        .iter()
+        .find(|l| l["route"] == "/api/v1/wallet/login/verify")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(login["method"], "POST");
+    assert!(login["status"].as_u64().is_some(), "{login}");
+    assert_eq!(login["request_id"].as_str().unwrap().len(), 32);
+    assert!(login["latency_ms"].is_string() || login["latency_ms"].is_number());
+    assert_no_secrets(&log);
+}
