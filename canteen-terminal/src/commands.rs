@@ -228,7 +228,10 @@ pub async fn status(ctx: &Context, format: StatusFormat) -> CmdResult {
             print!("{}", crate::ops::exposition(&figures));
         }
         StatusFormat::Json => {
-            println!("{}", serde_json::to_string_pretty(&terminal.status().await?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&terminal.status().await?)?
+            );
         }
         StatusFormat::Text => {
             let s = terminal.status().await?;

@@ -84,7 +84,11 @@ async fn metrics_move_and_a_restored_backup_carries_on() {
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
     let world = World::new();
-    let mut st = world.server_state((1..=12).map(|i| voucher(i, VoucherStatus::Active)).collect());
+    let mut st = world.server_state(
+        (1..=12)
+            .map(|i| voucher(i, VoucherStatus::Active))
+            .collect(),
+    );
     let (year, windows) = always_open();
     st.calendar = year;
     st.meal_windows = windows;
@@ -98,12 +102,7 @@ async fn metrics_move_and_a_restored_backup_carries_on() {
         &["enroll", "--server", &server.url(), "--code", "OPS-1"],
         "",
     ));
-    let token = |i: u32| {
-        world.token(
-            voucher(i, VoucherStatus::Active).voucher_id,
-            now() - 5,
-        )
-    };
+    let token = |i: u32| world.token(voucher(i, VoucherStatus::Active).voucher_id, now() - 5);
 
     // Freshly enrolled and synced: nothing scanned, nothing waiting.
     let m = metrics(&data);
@@ -112,7 +111,10 @@ async fn metrics_move_and_a_restored_backup_carries_on() {
     assert_eq!(value(&m, "tamaq_terminal_vouchers", None), 12.0);
 
     // Five meals and a repeat.
-    let verdicts = scan(&data, &(1..=5).map(token).chain([token(1)]).collect::<Vec<_>>());
+    let verdicts = scan(
+        &data,
+        &(1..=5).map(token).chain([token(1)]).collect::<Vec<_>>(),
+    );
     assert_eq!(verdicts.iter().filter(|v| v["verdict"] == "ok").count(), 5);
     let m = metrics(&data);
     let scans = |m: &[prometheus_parse::Sample], v: &str| {
@@ -156,7 +158,10 @@ async fn metrics_move_and_a_restored_backup_carries_on() {
         .map(|v| v["verdict"].as_str().unwrap())
         .collect();
     assert_eq!(v, ["already_served", "ok", "ok"]);
-    let seqs: Vec<i64> = verdicts.iter().map(|v| v["seq"].as_i64().unwrap()).collect();
+    let seqs: Vec<i64> = verdicts
+        .iter()
+        .map(|v| v["seq"].as_i64().unwrap())
+        .collect();
     assert_eq!(seqs, [8, 9, 10], "seq continues after the restored log's 7");
     ok(&run(&data, &["sync"], ""));
     let st = server.state.lock().unwrap();

@@ -46,7 +46,10 @@ pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::i
     let metrics = match &state.settings.metrics.listen {
         Some(addr) => {
             let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                std::io::Error::new(e.kind(), format!("cannot listen on [metrics] listen {addr}: {e}"))
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on [metrics] listen {addr}: {e}"),
+                )
             })?;
             tracing::info!(address = %l.local_addr()?, "metrics listening");
             let app = metrics_app(state.clone());

@@ -180,10 +180,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let file = file.split('?').next().unwrap_or(file);
             // Opening a missing SQLite file would create an empty database and back that up.
             if !std::path::Path::new(file).exists() {
-                anyhow::bail!("no database at {file}; give the server's --data-dir or --database-url");
+                anyhow::bail!(
+                    "no database at {file}; give the server's --data-dir or --database-url"
+                );
             }
             let store = store::connect(&paths.database_url).await.with_context(|| {
-                format!("cannot open database {}", store::redact(&paths.database_url))
+                format!(
+                    "cannot open database {}",
+                    store::redact(&paths.database_url)
+                )
             })?;
             let started = std::time::Instant::now();
             store

@@ -90,10 +90,7 @@ pub async fn run_staff(global: &Global, cmd: StaffCommand) -> anyhow::Result<()>
                     println!("{}", serde_json::to_string(a)?);
                 }
             } else {
-                println!(
-                    "{:<24} {:<13} {:<9} schools",
-                    "username", "role", "state"
-                );
+                println!("{:<24} {:<13} {:<9} schools", "username", "role", "state");
                 for a in &accounts {
                     println!(
                         "{:<24} {:<13} {:<9} {}",
@@ -116,9 +113,13 @@ pub async fn run_staff(global: &Global, cmd: StaffCommand) -> anyhow::Result<()>
         }
         StaffCommand::Disable { username } => {
             let state = open_state(global, Clock::System, false).await?;
-            let done =
-                crate::staff::accounts::disable(state.store.as_ref(), &username, "cli", state.now())
-                    .await?;
+            let done = crate::staff::accounts::disable(
+                state.store.as_ref(),
+                &username,
+                "cli",
+                state.now(),
+            )
+            .await?;
             if done.unchanged {
                 println!("{username} was already disabled");
             } else {

@@ -213,12 +213,18 @@ mod tests {
     #[test]
     fn untrusted_peers_are_the_client_whatever_they_claim() {
         let trusted = TrustedProxies::parse(&["10.0.0.0/8"]).unwrap();
-        let h = headers(&[("x-forwarded-for", "1.1.1.1"), ("x-forwarded-proto", "https")]);
+        let h = headers(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-proto", "https"),
+        ]);
         let info = resolve(Some(ip("192.0.2.7")), &h, &trusted);
         assert_eq!(info.ip, Some(ip("192.0.2.7")));
         assert!(!info.tls);
         let none = TrustedProxies::default();
-        assert_eq!(resolve(Some(ip("10.0.0.1")), &h, &none).ip, Some(ip("10.0.0.1")));
+        assert_eq!(
+            resolve(Some(ip("10.0.0.1")), &h, &none).ip,
+            Some(ip("10.0.0.1"))
+        );
     }
 
     #[test]

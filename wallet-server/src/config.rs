@@ -391,9 +391,9 @@ impl Settings {
             }
         }
         if let Some(listen) = &self.metrics.listen {
-            listen
-                .parse::<std::net::SocketAddr>()
-                .map_err(|_| format!("[metrics] listen {listen:?} is not an address like 0.0.0.0:9100"))?;
+            listen.parse::<std::net::SocketAddr>().map_err(|_| {
+                format!("[metrics] listen {listen:?} is not an address like 0.0.0.0:9100")
+            })?;
         }
         if let Some(at) = &self.nobd.daily_at {
             chrono::NaiveTime::parse_from_str(at, "%H:%M")
@@ -534,7 +534,10 @@ inbound_secret = "s3cret"
                 "ends",
             ),
             ("[nonsense]\nx = 1", "unknown field"),
-            ("[server]\ntrusted_proxies = [\"10.0.0.0/40\"]", "10.0.0.0/40"),
+            (
+                "[server]\ntrusted_proxies = [\"10.0.0.0/40\"]",
+                "10.0.0.0/40",
+            ),
             ("[log]\nformat = \"xml\"", "unknown variant"),
             ("[metrics]\ntoken = \"short\"", "16 characters"),
             ("[metrics]\nlisten = \"everywhere\"", "everywhere"),

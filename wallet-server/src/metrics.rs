@@ -144,7 +144,10 @@ pub fn record_http(method: &str, route: &str, status: u16, seconds: f64) {
         ])
         .inc();
     m.http_duration
-        .get_or_create(&vec![("method", method.to_owned()), ("route", route.to_owned())])
+        .get_or_create(&vec![
+            ("method", method.to_owned()),
+            ("route", route.to_owned()),
+        ])
         .observe(seconds);
 }
 
@@ -256,7 +259,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use sha2::{Digest, Sha256};
     // Comparing digests keeps the time independent of where the strings differ and of length.
     let (x, y) = (Sha256::digest(a), Sha256::digest(b));
-    x.iter().zip(y.iter()).fold(0u8, |acc, (p, q)| acc | (p ^ q)) == 0
+    x.iter()
+        .zip(y.iter())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
+        == 0
 }
 
 /// `GET /metrics`.

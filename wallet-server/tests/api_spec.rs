@@ -39,7 +39,11 @@ fn source_routes() -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        let rel = file.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        let rel = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let prefix = if rel.starts_with("api/") && rel != "api/health.rs" {
             "/api/v1"
         } else {
@@ -91,10 +95,9 @@ fn source_routes() -> BTreeSet<(String, String)> {
 /// `(METHOD, path)` of every operation in the spec. The file is written in one block style
 /// (paths at two spaces, methods at four); anything else fails the count below.
 fn spec_routes() -> BTreeSet<(String, String)> {
-    let spec = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.yaml"),
-    )
-    .unwrap();
+    let spec =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.yaml"))
+            .unwrap();
     let mut out = BTreeSet::new();
     let mut in_paths = false;
     let mut current: Option<String> = None;

@@ -46,7 +46,12 @@ async fn backup_while_uploading_then_restore_and_carry_on() {
                 let events: Vec<_> = (1..=PER_BATCH)
                     .map(|i| {
                         let seq = b * PER_BATCH + i;
-                        ev(seq, MONDAY_NOON + seq, Some(voucher), Verdict::AlreadyServed)
+                        ev(
+                            seq,
+                            MONDAY_NOON + seq,
+                            Some(voucher),
+                            Verdict::AlreadyServed,
+                        )
                     })
                     .collect();
                 let (status, body) = upload(&app, &t, &events).await;
@@ -64,7 +69,13 @@ async fn backup_while_uploading_then_restore_and_carry_on() {
         let (url, copy) = (ts.db.url.clone(), copy.clone());
         tokio::task::spawn_blocking(move || {
             Command::new(env!("CARGO_BIN_EXE_wallet-server"))
-                .args(["backup", "--to", copy.to_str().unwrap(), "--database-url", &url])
+                .args([
+                    "backup",
+                    "--to",
+                    copy.to_str().unwrap(),
+                    "--database-url",
+                    &url,
+                ])
                 .output()
                 .unwrap()
         })
@@ -122,7 +133,14 @@ async fn backup_while_uploading_then_restore_and_carry_on() {
     .unwrap();
     let app2 = wallet_server::app(state2.clone());
     let rest: Vec<_> = (held + 1..=total + 3)
-        .map(|seq| ev(seq, MONDAY_NOON + seq, Some(v.uuid()), Verdict::AlreadyServed))
+        .map(|seq| {
+            ev(
+                seq,
+                MONDAY_NOON + seq,
+                Some(v.uuid()),
+                Verdict::AlreadyServed,
+            )
+        })
         .collect();
     for chunk in rest.chunks(200) {
         let (status, body) = upload(&app2, &t, chunk).await;
@@ -133,7 +151,13 @@ async fn backup_while_uploading_then_restore_and_carry_on() {
 
     // A second backup to the same file is refused and leaves the first intact.
     let again = Command::new(env!("CARGO_BIN_EXE_wallet-server"))
-        .args(["backup", "--to", copy.to_str().unwrap(), "--database-url", &ts.db.url])
+        .args([
+            "backup",
+            "--to",
+            copy.to_str().unwrap(),
+            "--database-url",
+            &ts.db.url,
+        ])
         .output()
         .unwrap();
     assert!(!again.status.success());

@@ -67,193 +67,239 @@ async fn login(
     r.send().await.unwrap()
 }
 
-both_backends!(proxy_limits_and_headers_follow_the_real_client, |pg| async move {
-    let s = serve(pg).await;
-    let school = s.fx.school(1).await;
-    s.fx.staff("director", "school_admin", &[&school]).await;
-    let proxy = client_from(PROXY);
-    let stranger = client_from(STRANGER_PEER);
-    let attacker = "203.0.113.5";
-    let director = "198.51.100.7";
+both_backends!(
+    proxy_limits_and_headers_follow_the_real_client,
+    |pg| async move {
+        let s = serve(pg).await;
+        let school = s.fx.school(1).await;
+        s.fx.staff("director", "school_admin", &[&school]).await;
+        let proxy = client_from(PROXY);
+        let stranger = client_from(STRANGER_PEER);
+        let attacker = "203.0.113.5";
+        let director = "198.51.100.7";
 
-    // A wrong-password storm through the proxy from one client...
-    for _ in 0..5 {
-        let r = login(&proxy, &s.base, Some(attacker), "director", "Wrong-password-1").await;
-        assert_eq!(r.status(), 401);
-    }
-    let r = login(&proxy, &s.base, Some(attacker), "director", PASSWORD).await;
-    assert_eq!(r.status(), 429, "the storming client is stopped");
-    // ...does not lock the director out from her own address.
-    let r = login(&proxy, &s.base, Some(director), "director", PASSWORD).await;
-    assert_eq!(r.status(), 200, "the director still signs in");
-    assert_eq!(
-        r.headers()["cache-control"], "no-store",
-        "a session answer is never cached"
-    );
-
-    // A peer that is not a proxy cannot borrow the director's address: its header is ignored
-    // and its failures count against itself.
-    for _ in 0..5 {
-        let r = login(&stranger, &s.base, Some(director), "director", "Wrong-password-1").await;
-        assert_eq!(r.status(), 401);
-    }
-    let r = login(&stranger, &s.base, Some(director), "director", PASSWORD).await;
-    assert_eq!(r.status(), 429, "the stranger is locked under its own address");
-    let r = login(&proxy, &s.base, Some(director), "director", PASSWORD).await;
-    assert_eq!(r.status(), 200, "the director is not");
-
-    // The attempts were recorded under the real clients.
-    let by_address = |a: &'static str| {
-        let raw = &s.fx.raw;
-        async move {
-            raw.count(&format!(
-                "SELECT COUNT(*) FROM staff_login_attempts WHERE address = '{a}'"
-            ))
-            .await
+        // A wrong-password storm through the proxy from one client...
+        for _ in 0..5 {
+            let r = login(
+                &proxy,
+                &s.base,
+                Some(attacker),
+                "director",
+                "Wrong-password-1",
+            )
+            .await;
+            assert_eq!(r.status(), 401);
         }
-    };
-    assert_eq!(by_address(attacker).await, 5);
-    assert_eq!(by_address(STRANGER_PEER).await, 5);
-    assert_eq!(by_address(director).await, 2);
-    assert_eq!(by_address(PROXY).await, 0, "never the proxy's own address");
+        let r = login(&proxy, &s.base, Some(attacker), "director", PASSWORD).await;
+        assert_eq!(r.status(), 429, "the storming client is stopped");
+        // ...does not lock the director out from her own address.
+        let r = login(&proxy, &s.base, Some(director), "director", PASSWORD).await;
+        assert_eq!(r.status(), 200, "the director still signs in");
+        assert_eq!(
+            r.headers()["cache-control"],
+            "no-store",
+            "a session answer is never cached"
+        );
 
-    // HSTS only when a trusted proxy says the client came over TLS.
-    let via_tls = |http: &reqwest::Client| {
-        http.get(format!("{}/healthz", s.base))
-            .header("X-Forwarded-Proto", "https")
-            .header("X-Forwarded-For", director)
+        // A peer that is not a proxy cannot borrow the director's address: its header is ignored
+        // and its failures count against itself.
+        for _ in 0..5 {
+            let r = login(
+                &stranger,
+                &s.base,
+                Some(director),
+                "director",
+                "Wrong-password-1",
+            )
+            .await;
+            assert_eq!(r.status(), 401);
+        }
+        let r = login(&stranger, &s.base, Some(director), "director", PASSWORD).await;
+        assert_eq!(
+            r.status(),
+            429,
+            "the stranger is locked under its own address"
+        );
+        let r = login(&proxy, &s.base, Some(director), "director", PASSWORD).await;
+        assert_eq!(r.status(), 200, "the director is not");
+
+        // The attempts were recorded under the real clients.
+        let by_address = |a: &'static str| {
+            let raw = &s.fx.raw;
+            async move {
+                raw.count(&format!(
+                    "SELECT COUNT(*) FROM staff_login_attempts WHERE address = '{a}'"
+                ))
+                .await
+            }
+        };
+        assert_eq!(by_address(attacker).await, 5);
+        assert_eq!(by_address(STRANGER_PEER).await, 5);
+        assert_eq!(by_address(director).await, 2);
+        assert_eq!(by_address(PROXY).await, 0, "never the proxy's own address");
+
+        // HSTS only when a trusted proxy says the client came over TLS.
+        let via_tls = |http: &reqwest::Client| {
+            http.get(format!("{}/healthz", s.base))
+                .header("X-Forwarded-Proto", "https")
+                .header("X-Forwarded-For", director)
+                .send()
+        };
+        let r = via_tls(&proxy).await.unwrap();
+        assert!(
+            r.headers()["strict-transport-security"]
+                .to_str()
+                .unwrap()
+                .starts_with("max-age="),
+            "{:?}",
+            r.headers()
+        );
+        let r = via_tls(&stranger).await.unwrap();
+        assert!(r.headers().get("strict-transport-security").is_none());
+        let r = proxy
+            .get(format!("{}/healthz", s.base))
             .send()
-    };
-    let r = via_tls(&proxy).await.unwrap();
-    assert!(
-        r.headers()["strict-transport-security"]
-            .to_str()
-            .unwrap()
-            .starts_with("max-age="),
-        "{:?}",
-        r.headers()
-    );
-    let r = via_tls(&stranger).await.unwrap();
-    assert!(r.headers().get("strict-transport-security").is_none());
-    let r = proxy.get(format!("{}/healthz", s.base)).send().await.unwrap();
-    assert!(r.headers().get("strict-transport-security").is_none());
-    assert!(r.headers().contains_key("x-request-id"));
-
-    // `/metrics` answers loopback clients, not a remote client behind the proxy.
-    let r = proxy.get(format!("{}/metrics", s.base)).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    let r = proxy
-        .get(format!("{}/metrics", s.base))
-        .header("X-Forwarded-For", attacker)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-});
-
-both_backends!(staff_accounts_are_listed_disabled_and_reset, |pg| async move {
-    use wallet_server::staff::accounts;
-    let s = serve(pg).await;
-    let school = s.fx.school(1).await;
-    s.fx.staff("director", "school_admin", &[&school]).await;
-    s.fx.staff("operator", "operator", &[]).await;
-    let store = s.fx.state().store.clone();
-    let now = s.fx.now();
-    let http = client_from(PROXY);
-
-    let list = accounts::list(store.as_ref()).await.unwrap();
-    let names: Vec<&str> = list.iter().map(|a| a.username.as_str()).collect();
-    assert_eq!(names, ["director", "operator"]);
-    assert_eq!(list[0].schools, [school.bin.clone()]);
-    assert!(list[1].schools.is_empty() && list[1].disabled_at.is_none());
-
-    // A signed-in director is cut off at once by disabling.
-    let r = login(&http, &s.base, None, "director", PASSWORD).await;
-    let token = r.json::<serde_json::Value>().await.unwrap()["session_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let me = |t: String| {
-        let http = http.clone();
-        let url = format!("{}/api/v1/school/me", s.base);
-        async move { http.get(url).bearer_auth(t).send().await.unwrap().status() }
-    };
-    assert_eq!(me(token.clone()).await, 200);
-    let done = accounts::disable(store.as_ref(), "Director", "cli", now)
-        .await
-        .unwrap();
-    assert_eq!(done.sessions_ended, 1);
-    assert_eq!(me(token).await, 401);
-    assert_eq!(
-        login(&http, &s.base, None, "director", PASSWORD).await.status(),
-        401
-    );
-    assert!(accounts::disable(store.as_ref(), "director", "cli", now)
-        .await
-        .unwrap()
-        .unchanged);
-    accounts::enable(store.as_ref(), "director", "cli", now)
-        .await
-        .unwrap();
-    assert_eq!(
-        login(&http, &s.base, None, "director", PASSWORD).await.status(),
-        200
-    );
-
-    // A weak or unknown reset writes nothing; a good one ends the old sessions.
-    let weak = accounts::reset_password(store.as_ref(), "director", "short", "cli", now)
-        .await
-        .unwrap_err();
-    assert!(weak.to_string().contains("weak password"), "{weak}");
-    let unknown = accounts::reset_password(store.as_ref(), "nobody", "Another-Pa55word", "cli", now)
-        .await
-        .unwrap_err();
-    assert!(unknown.to_string().contains("no staff account"), "{unknown}");
-    assert_eq!(
-        login(&http, &s.base, None, "director", PASSWORD).await.status(),
-        200
-    );
-    let done = accounts::reset_password(store.as_ref(), "director", "Another-Pa55word", "cli", now)
-        .await
-        .unwrap();
-    assert_eq!(done.sessions_ended, 2);
-    assert_eq!(
-        login(&http, &s.base, None, "director", PASSWORD).await.status(),
-        401
-    );
-    assert_eq!(
-        login(&http, &s.base, None, "director", "Another-Pa55word")
             .await
-            .status(),
-        200
-    );
+            .unwrap();
+        assert!(r.headers().get("strict-transport-security").is_none());
+        assert!(r.headers().contains_key("x-request-id"));
 
-    // Every change is in the audit log; no password is.
-    let actions: HashMap<String, i64> = {
-        let mut m = HashMap::new();
-        for a in ["staff.disable", "staff.enable", "staff.reset_password"] {
-            let n = s
-                .fx
-                .raw
-                .count(&format!(
+        // `/metrics` answers loopback clients, not a remote client behind the proxy.
+        let r = proxy
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let r = proxy
+            .get(format!("{}/metrics", s.base))
+            .header("X-Forwarded-For", attacker)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+    }
+);
+
+both_backends!(
+    staff_accounts_are_listed_disabled_and_reset,
+    |pg| async move {
+        use wallet_server::staff::accounts;
+        let s = serve(pg).await;
+        let school = s.fx.school(1).await;
+        s.fx.staff("director", "school_admin", &[&school]).await;
+        s.fx.staff("operator", "operator", &[]).await;
+        let store = s.fx.state().store.clone();
+        let now = s.fx.now();
+        let http = client_from(PROXY);
+
+        let list = accounts::list(store.as_ref()).await.unwrap();
+        let names: Vec<&str> = list.iter().map(|a| a.username.as_str()).collect();
+        assert_eq!(names, ["director", "operator"]);
+        assert_eq!(list[0].schools, [school.bin.clone()]);
+        assert!(list[1].schools.is_empty() && list[1].disabled_at.is_none());
+
+        // A signed-in director is cut off at once by disabling.
+        let r = login(&http, &s.base, None, "director", PASSWORD).await;
+        let token = r.json::<serde_json::Value>().await.unwrap()["session_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let me = |t: String| {
+            let http = http.clone();
+            let url = format!("{}/api/v1/school/me", s.base);
+            async move { http.get(url).bearer_auth(t).send().await.unwrap().status() }
+        };
+        assert_eq!(me(token.clone()).await, 200);
+        let done = accounts::disable(store.as_ref(), "Director", "cli", now)
+            .await
+            .unwrap();
+        assert_eq!(done.sessions_ended, 1);
+        assert_eq!(me(token).await, 401);
+        assert_eq!(
+            login(&http, &s.base, None, "director", PASSWORD)
+                .await
+                .status(),
+            401
+        );
+        assert!(
+            accounts::disable(store.as_ref(), "director", "cli", now)
+                .await
+                .unwrap()
+                .unchanged
+        );
+        accounts::enable(store.as_ref(), "director", "cli", now)
+            .await
+            .unwrap();
+        assert_eq!(
+            login(&http, &s.base, None, "director", PASSWORD)
+                .await
+                .status(),
+            200
+        );
+
+        // A weak or unknown reset writes nothing; a good one ends the old sessions.
+        let weak = accounts::reset_password(store.as_ref(), "director", "short", "cli", now)
+            .await
+            .unwrap_err();
+        assert!(weak.to_string().contains("weak password"), "{weak}");
+        let unknown =
+            accounts::reset_password(store.as_ref(), "nobody", "Another-Pa55word", "cli", now)
+                .await
+                .unwrap_err();
+        assert!(
+            unknown.to_string().contains("no staff account"),
+            "{unknown}"
+        );
+        assert_eq!(
+            login(&http, &s.base, None, "director", PASSWORD)
+                .await
+                .status(),
+            200
+        );
+        let done =
+            accounts::reset_password(store.as_ref(), "director", "Another-Pa55word", "cli", now)
+                .await
+                .unwrap();
+        assert_eq!(done.sessions_ended, 2);
+        assert_eq!(
+            login(&http, &s.base, None, "director", PASSWORD)
+                .await
+                .status(),
+            401
+        );
+        assert_eq!(
+            login(&http, &s.base, None, "director", "Another-Pa55word")
+                .await
+                .status(),
+            200
+        );
+
+        // Every change is in the audit log; no password is.
+        let actions: HashMap<String, i64> = {
+            let mut m = HashMap::new();
+            for a in ["staff.disable", "staff.enable", "staff.reset_password"] {
+                let n =
+                    s.fx.raw
+                        .count(&format!(
                     "SELECT COUNT(*) FROM audit_log WHERE action = '{a}' AND subject = 'director'"
                 ))
-                .await;
-            m.insert(a.to_owned(), n);
-        }
-        m
-    };
-    assert_eq!(actions["staff.disable"], 1);
-    assert_eq!(actions["staff.enable"], 1);
-    assert_eq!(actions["staff.reset_password"], 1);
-    assert_eq!(
-        s.fx
-            .raw
-            .count("SELECT COUNT(*) FROM audit_log WHERE detail LIKE '%Another-Pa55word%'")
-            .await,
-        0
-    );
-});
+                        .await;
+                m.insert(a.to_owned(), n);
+            }
+            m
+        };
+        assert_eq!(actions["staff.disable"], 1);
+        assert_eq!(actions["staff.enable"], 1);
+        assert_eq!(actions["staff.reset_password"], 1);
+        assert_eq!(
+            s.fx.raw
+                .count("SELECT COUNT(*) FROM audit_log WHERE detail LIKE '%Another-Pa55word%'")
+                .await,
+            0
+        );
+    }
+);
 
 /// Samples of a scrape by family name and labels.
 fn scrape(text: &str) -> Vec<prometheus_parse::Sample> {
@@ -284,7 +330,11 @@ both_backends!(metrics_parse_and_move, |pg| async move {
     s.fx.staff("director", "school_admin", &[&school]).await;
     let http = client_from(PROXY);
     let get = || async {
-        let r = http.get(format!("{}/metrics", s.base)).send().await.unwrap();
+        let r = http
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         assert!(r.headers()["content-type"]
             .to_str()
@@ -323,7 +373,11 @@ both_backends!(metrics_parse_and_move, |pg| async move {
         value(&after, "tamaq_outbox_depth", &[("outbox", "sms")]),
         1.0
     );
-    let age = value(&after, "tamaq_outbox_oldest_age_seconds", &[("outbox", "sms")]);
+    let age = value(
+        &after,
+        "tamaq_outbox_oldest_age_seconds",
+        &[("outbox", "sms")],
+    );
     assert!((90.0..3600.0).contains(&age), "{age}");
     assert!(value(&after, "tamaq_db_pool_max_connections", &[]) >= 1.0);
     for state in ["consented", "refused", "requested"] {
@@ -335,9 +389,10 @@ both_backends!(metrics_parse_and_move, |pg| async move {
         );
     }
     // Paths with ids never become label values.
-    assert!(after
-        .iter()
-        .all(|x| x.labels.get("route").map_or(true, |r| !r.contains("director"))));
+    assert!(after.iter().all(|x| x
+        .labels
+        .get("route")
+        .map_or(true, |r| !r.contains("director"))));
 });
 
 /// Runs `wallet-server serve` as an operator would (stderr to a file, not a terminal), sends a
@@ -353,7 +408,12 @@ async fn serve_and_log(envs: &[(&str, &str)]) -> String {
     let log_path = dir.path().join("stderr.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wallet-server"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir.path().join("data"))
         .env_remove("RUST_LOG")
         .env_remove("TAMAQ_CONFIG")
@@ -392,10 +452,12 @@ async fn serve_and_log(envs: &[(&str, &str)]) -> String {
         .send()
         .await
         .unwrap();
-    http.get(format!("{base}/no/such/page?token=QueryTokenThatMustNotBeLogged"))
-        .send()
-        .await
-        .unwrap();
+    http.get(format!(
+        "{base}/no/such/page?token=QueryTokenThatMustNotBeLogged"
+    ))
+    .send()
+    .await
+    .unwrap();
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -428,10 +490,18 @@ async fn access_log_is_plain_text_without_colours_and_without_secrets() {
         .iter()
         .find(|l| l.contains("route=/api/v1/school/login"))
         .unwrap_or_else(|| panic!("{log}"));
-    for field in ["method=POST", "status=401", "latency_ms=", "request_id=", "client=127.0.0.1"] {
+    for field in [
+        "method=POST",
+        "status=401",
+        "latency_ms=",
+        "request_id=",
+        "client=127.0.0.1",
+    ] {
         assert!(login.contains(field), "{field} in {login}");
     }
-    assert!(access.iter().any(|l| l.contains("route=unmatched") && l.contains("status=404")));
+    assert!(access
+        .iter()
+        .any(|l| l.contains("route=unmatched") && l.contains("status=404")));
     assert_no_secrets(&log);
 }
 
