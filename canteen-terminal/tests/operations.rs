@@ -60,7 +60,7 @@ fn value(samples: &[prometheus_parse::Sample], name: &str, label: Option<(&str, 
     samples
         .iter()
         .filter(|s| s.metric == name)
-        .filter(|s| label.map_or(true, |(k, v)| s.labels.get(k) == Some(v)))
+        .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
         .map(|s| match s.value {
             prometheus_parse::Value::Counter(v)
             | prometheus_parse::Value::Gauge(v)

@@ -79,7 +79,7 @@ fn source_routes() -> BTreeSet<(String, String)> {
                 let needle = format!("{m}(");
                 for (i, _) in call.match_indices(&needle) {
                     let before = call[..i].chars().last();
-                    if before.map_or(true, |c| !(c.is_alphanumeric() || c == '_')) {
+                    if before.is_none_or(|c| !(c.is_alphanumeric() || c == '_')) {
                         out.insert((m.to_uppercase(), format!("{prefix}{path}")));
                         found = true;
                     }

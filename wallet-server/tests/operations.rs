@@ -196,7 +196,7 @@ both_backends!(
         let list = accounts::list(store.as_ref()).await.unwrap();
         let names: Vec<&str> = list.iter().map(|a| a.username.as_str()).collect();
         assert_eq!(names, ["director", "operator"]);
-        assert_eq!(list[0].schools, [school.bin.clone()]);
+        assert_eq!(list[0].schools, std::slice::from_ref(&school.bin));
         assert!(list[1].schools.is_empty() && list[1].disabled_at.is_none());
 
         // A signed-in director is cut off at once by disabling.
@@ -392,7 +392,7 @@ both_backends!(metrics_parse_and_move, |pg| async move {
     assert!(after.iter().all(|x| x
         .labels
         .get("route")
-        .map_or(true, |r| !r.contains("director"))));
+        .is_none_or(|r| !r.contains("director"))));
 });
 
 /// Runs `wallet-server serve` as an operator would (stderr to a file, not a terminal), sends a
