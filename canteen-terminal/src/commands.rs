@@ -214,3 +214,55 @@ pub async fn kiosk(ctx: &Context, listen: Option<&str>) -> CmdResult {
     Kiosk::new(terminal).serve(listener).await?;
     Ok(0)
 }
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum StatusFormat {
+    Text,
+    Json,
+    Prometheus,
+}
+
+pub async fn status(ctx: &Context, format: StatusFormat) -> CmdResult {
+    let terminal = open(ctx).await?;
+    match format {
+        StatusFormat::Prometheus => {
+            let figures = crate::ops::figures(&terminal).await?;
+            print!("{}", crate::ops::exposition(&figures));
+        }
+        StatusFormat::Json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&terminal.status().await?)?
+            );
+        }
+        StatusFormat::Text => {
+            let s = terminal.status().await?;
+            let figures = crate::ops::figures(&terminal).await?;
+            println!(
+                "{} — {} ({})",
+                s.label.as_deref().unwrap_or("-"),
+                s.school_name,
+                s.school_bin
+            );
+            println!(
+                "last sync: {}",
+                s.last_sync_local.as_deref().unwrap_or("never")
+            );
+            println!("unsynced events: {}", s.unsynced_events);
+            println!("vouchers: {}", s.vouchers);
+            println!("free disk: {} MB", figures.free_disk_bytes / 1_000_000);
+            for w in &s.warnings {
+                println!("warning: {} / {}", w.message_kk, w.message_ru);
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub async fn backup(ctx: &Context, to: &Path) -> CmdResult {
+    let terminal = open(ctx).await?;
+    crate::ops::backup(&terminal, to).await?;
+    let size = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    println!("backup written to {} ({size} bytes)", to.display());
+    Ok(0)
+}

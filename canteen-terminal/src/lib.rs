@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod image_input;
 pub mod kiosk;
+pub mod ops;
 pub mod outcome;
 pub mod report;
 pub mod state;

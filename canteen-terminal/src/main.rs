@@ -69,6 +69,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The terminal's state: text, JSON, or Prometheus text for node-exporter's textfile
+    /// collector (scans by verdict, unsynced events, last sync age, free disk).
+    Status {
+        #[arg(long, value_enum, default_value = "text")]
+        format: commands::StatusFormat,
+    },
+    /// Write a consistent copy of the meal log while the terminal keeps scanning.
+    Backup {
+        /// The copy to create; an existing file is never overwritten.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// The counter screen: a local web page with background sync.
     Kiosk {
         /// Default 127.0.0.1:8090.
@@ -79,12 +91,15 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    // Escape codes only for a person at a terminal; the journal and log files get plain text.
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TAMAQ_LOG")
                 .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let code = match run(cli) {
         Ok(code) => code,
@@ -115,6 +130,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Command::Scan { json, images, meal } => commands::scan(&ctx, json, &images, meal).await,
             Command::Redeem { card, meal, json } => commands::redeem(&ctx, &card, meal, json).await,
             Command::Report { date, json } => commands::report(&ctx, date, json).await,
+            Command::Status { format } => commands::status(&ctx, format).await,
+            Command::Backup { to } => commands::backup(&ctx, &to).await,
             Command::Kiosk { listen } => commands::kiosk(&ctx, listen.as_deref()).await,
         }
     })

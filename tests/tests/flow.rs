@@ -73,6 +73,33 @@ fn wait_for_file(dir: &Path) -> Vec<std::path::PathBuf> {
     panic!("nothing arrived in {} within 20 s", dir.display());
 }
 
+/// The server's `/metrics`, parsed: `(name, labels) → value` for counters and gauges.
+fn metrics(
+    http: &reqwest::blocking::Client,
+    server: &ServerProcess,
+) -> Vec<prometheus_parse::Sample> {
+    let text = http
+        .get(server.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("the exposition parses")
+        .samples
+}
+
+fn metric(samples: &[prometheus_parse::Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
 fn flow(database_url: Option<&str>) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("server");
@@ -114,6 +141,7 @@ fn flow(database_url: Option<&str>) {
     let extra_refs: Vec<&str> = extra.iter().map(String::as_str).collect();
     let server = ServerProcess::start(&data, &extra_refs);
     let http = reqwest::blocking::Client::new();
+    let before = metrics(&http, &server);
     let refused = http
         .post(server.url("/api/v1/sms/inbound"))
         .json(&json!({"from": parent, "text": "3#1"}))
@@ -289,6 +317,33 @@ fn flow(database_url: Option<&str>) {
         "{report}"
     );
     assert_eq!(report["vouchers"]["activated_total"], 1, "{report}");
+
+    // 8. The operator's view moved with the flow.
+    let after = metrics(&http, &server);
+    let moved = |name: &str, labels: &[(&str, &str)]| {
+        metric(&after, name, labels) - metric(&before, name, labels)
+    };
+    assert!(
+        moved("tamaq_tokens_issued_total", &[]) >= 1.0,
+        "the QR code"
+    );
+    assert_eq!(
+        moved("tamaq_events_stored_total", &[("class", "proven")]),
+        2.0,
+        "the meal and the refused repeat"
+    );
+    assert!(moved("tamaq_event_uploads_total", &[("outcome", "stored")]) >= 1.0);
+    assert!(
+        moved(
+            "tamaq_http_requests_total",
+            &[("route", "/api/v1/wallet/login/verify"), ("status", "200")]
+        ) >= 1.0
+    );
+    assert!(moved("tamaq_job_runs_total", &[("job", "sms")]) >= 1.0);
+    assert!(metric(&after, "tamaq_consents", &[("state", "consented")]) >= 1.0);
+    assert!(after
+        .iter()
+        .any(|s| s.metric == "tamaq_outbox_depth" && s.labels.get("outbox") == Some("nobd")));
     drop(server);
 }
 

@@ -3,23 +3,45 @@
 use crate::api;
 use crate::state::AppState;
 use axum::Router;
+use std::sync::Arc;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::TraceLayer;
 
 /// Bodies larger than this are refused before they are read (roster imports use the CLI).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 pub fn app(state: AppState) -> Router {
+    let trusted = Arc::new(state.settings.trusted_proxies());
     Router::new()
         .nest("/api/v1", api::router())
         .merge(api::health::router())
+        .merge(crate::metrics::router())
         .merge(crate::web::router())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(crate::access_log::layer))
+        // Outermost, so that the access log, the limits and the handlers all see the real client.
+        .layer(axum::middleware::from_fn_with_state(
+            trusted,
+            crate::client_addr::layer,
+        ))
         .with_state(state)
 }
 
-/// Serves until SIGTERM or Ctrl-C, then lets requests in flight finish.
+/// The separate `[metrics] listen` address: `/metrics` only, to any peer that reaches it (the
+/// operator binds it where only the scraper can), or with the bearer token when one is set.
+pub fn metrics_app(state: AppState) -> Router {
+    let trusted = Arc::new(state.settings.trusted_proxies());
+    Router::new()
+        .merge(crate::metrics::router())
+        .layer(axum::Extension(crate::metrics::MetricsListener))
+        .layer(axum::middleware::from_fn_with_state(
+            trusted,
+            crate::client_addr::layer,
+        ))
+        .with_state(state)
+}
+
+/// Serves until SIGTERM or Ctrl-C, then lets requests in flight finish. With `[metrics] listen`
+/// set, that address serves `/metrics` alongside.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     serve_until(state, listener, shutdown_signal()).await
 }
@@ -30,12 +52,37 @@ pub async fn serve_until(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let metrics = match &state.settings.metrics.listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on [metrics] listen {addr}: {e}"),
+                )
+            })?;
+            tracing::info!(address = %l.local_addr()?, "metrics listening");
+            let app = metrics_app(state.clone());
+            Some(tokio::spawn(async move {
+                axum::serve(
+                    l,
+                    app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .await
+            }))
+        }
+        None => None,
+    };
+    let served = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    // The scrape address lives exactly as long as the service it describes.
+    if let Some(m) = metrics {
+        m.abort();
+    }
+    served
 }
 
 /// `serve` and `demo`: the HTTP server and the background jobs until SIGTERM or Ctrl-C. Then

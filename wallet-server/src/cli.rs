@@ -76,6 +76,13 @@ pub enum Command {
     /// Daily reports.
     #[command(subcommand)]
     Report(crate::cli_school::ReportCommand),
+    /// Write a consistent copy of the SQLite database while the server keeps running
+    /// (PostgreSQL: use pg_dump or base backups, see docs/deploy.md).
+    Backup {
+        /// The copy to create; an existing file is never overwritten.
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -171,6 +178,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Staff(cmd) => crate::cli_school::run_staff(&cli.global, cmd).await,
         Command::Report(cmd) => crate::cli_school::run_report(&cli.global, cmd).await,
         Command::Demo { listen } => run_demo(&cli.global, listen).await,
+        Command::Backup { to } => {
+            let paths = Paths::new(cli.global.data_dir.clone(), cli.global.database_url.clone());
+            if !paths.database_url.starts_with("sqlite:") {
+                anyhow::bail!(
+                    "backup copies SQLite databases; for PostgreSQL use pg_dump or a base backup (docs/deploy.md)"
+                );
+            }
+            let file = paths.database_url.trim_start_matches("sqlite://");
+            let file = file.split('?').next().unwrap_or(file);
+            // Opening a missing SQLite file would create an empty database and back that up.
+            if !std::path::Path::new(file).exists() {
+                anyhow::bail!(
+                    "no database at {file}; give the server's --data-dir or --database-url"
+                );
+            }
+            let store = store::connect(&paths.database_url).await.with_context(|| {
+                format!(
+                    "cannot open database {}",
+                    store::redact(&paths.database_url)
+                )
+            })?;
+            let started = std::time::Instant::now();
+            store
+                .backup_to(&to)
+                .await
+                .with_context(|| format!("backup to {} failed", to.display()))?;
+            let size = std::fs::metadata(&to).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "backup written to {} ({size} bytes, {:.1} s)",
+                to.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         Command::Serve { listen } => {
             let _lock = lock_data_dir(&cli.global)?;
             let state = open_state(&cli.global, Clock::System, false).await?;

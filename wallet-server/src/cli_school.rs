@@ -19,6 +19,18 @@ pub enum StaffCommand {
         #[arg(long = "school", value_name = "BIN")]
         schools: Vec<String>,
     },
+    /// List staff accounts: username, role, schools, whether disabled.
+    List {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop an account signing in; its open sessions end at once.
+    Disable { username: String },
+    /// Let a disabled account sign in again.
+    Enable { username: String },
+    /// Set a new password, read from standard input (one line); open sessions end.
+    ResetPassword { username: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -67,6 +79,83 @@ pub async fn run_staff(global: &Global, cmd: StaffCommand) -> anyhow::Result<()>
             println!(
                 "staff account {} created (role {})",
                 account.username, account.role
+            );
+            Ok(())
+        }
+        StaffCommand::List { json } => {
+            let state = open_state(global, Clock::System, false).await?;
+            let accounts = crate::staff::accounts::list(state.store.as_ref()).await?;
+            if json {
+                for a in &accounts {
+                    println!("{}", serde_json::to_string(a)?);
+                }
+            } else {
+                println!("{:<24} {:<13} {:<9} schools", "username", "role", "state");
+                for a in &accounts {
+                    println!(
+                        "{:<24} {:<13} {:<9} {}",
+                        a.username,
+                        a.role,
+                        if a.disabled_at.is_some() {
+                            "disabled"
+                        } else {
+                            "active"
+                        },
+                        if a.schools.is_empty() {
+                            "(all)".to_owned()
+                        } else {
+                            a.schools.join(",")
+                        }
+                    );
+                }
+            }
+            Ok(())
+        }
+        StaffCommand::Disable { username } => {
+            let state = open_state(global, Clock::System, false).await?;
+            let done = crate::staff::accounts::disable(
+                state.store.as_ref(),
+                &username,
+                "cli",
+                state.now(),
+            )
+            .await?;
+            if done.unchanged {
+                println!("{username} was already disabled");
+            } else {
+                println!(
+                    "{username} disabled; {} open session(s) ended",
+                    done.sessions_ended
+                );
+            }
+            Ok(())
+        }
+        StaffCommand::Enable { username } => {
+            let state = open_state(global, Clock::System, false).await?;
+            let done =
+                crate::staff::accounts::enable(state.store.as_ref(), &username, "cli", state.now())
+                    .await?;
+            if done.unchanged {
+                println!("{username} was not disabled");
+            } else {
+                println!("{username} enabled");
+            }
+            Ok(())
+        }
+        StaffCommand::ResetPassword { username } => {
+            let password = read_password(&mut std::io::stdin().lock())?;
+            let state = open_state(global, Clock::System, false).await?;
+            let done = crate::staff::accounts::reset_password(
+                state.store.as_ref(),
+                &username,
+                &password,
+                "cli",
+                state.now(),
+            )
+            .await?;
+            println!(
+                "new password set for {username}; {} open session(s) ended",
+                done.sessions_ended
             );
             Ok(())
         }

@@ -74,6 +74,39 @@ pub struct Settings {
     pub nobd: DeliverySettings,
     #[serde(default)]
     pub eotinish: DeliverySettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line per event, colours only when writing to a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for a log shipper.
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// Who may read `GET /metrics`. Loopback clients always may, without credentials.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// A second address that serves only `/metrics`, for a scraper on another host.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// When set, any client presenting `Authorization: Bearer <token>` may scrape.
+    #[serde(default)]
+    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +130,10 @@ pub struct ServerSettings {
     /// After SIGTERM or Ctrl-C, how long requests and deliveries in progress get to finish.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_seconds: u64,
+    /// Reverse proxies (CIDRs or addresses) whose `X-Forwarded-For` / `X-Forwarded-Proto` are
+    /// believed; from any other peer those headers are ignored. Empty: no proxy.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,6 +224,7 @@ impl Default for ServerSettings {
             job_interval_seconds: default_job_interval(),
             lease_seconds: default_lease_seconds(),
             shutdown_grace_seconds: default_shutdown_grace(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -233,6 +271,7 @@ const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("server", "job_interval_seconds", EnvKind::Int),
     ("server", "lease_seconds", EnvKind::Int),
     ("server", "shutdown_grace_seconds", EnvKind::Int),
+    ("server", "trusted_proxies", EnvKind::List),
     ("eligibility", "subsistence_minimum_kzt", EnvKind::Int),
     ("tokens", "short_ttl_minutes", EnvKind::Int),
     ("tokens", "daily_limit_per_voucher", EnvKind::Int),
@@ -244,6 +283,9 @@ const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("nobd", "daily_at", EnvKind::Str),
     ("eotinish", "url", EnvKind::Str),
     ("eotinish", "token", EnvKind::Str),
+    ("log", "format", EnvKind::Str),
+    ("metrics", "listen", EnvKind::Str),
+    ("metrics", "token", EnvKind::Str),
     ("school_year", "start", EnvKind::Str),
     ("school_year", "end", EnvKind::Str),
     ("meals", "lunch", EnvKind::Str),
@@ -255,6 +297,8 @@ const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
 enum EnvKind {
     Str,
     Int,
+    /// Comma-separated: `TAMAQ_SERVER_TRUSTED_PROXIES=10.0.0.0/8,127.0.0.1`.
+    List,
 }
 
 impl Settings {
@@ -304,6 +348,14 @@ impl Settings {
             };
             let parsed = match kind {
                 EnvKind::Str => toml::Value::String(value.clone()),
+                EnvKind::List => toml::Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| toml::Value::String(v.to_owned()))
+                        .collect(),
+                ),
                 EnvKind::Int => toml::Value::Integer(
                     value
                         .trim()
@@ -355,6 +407,19 @@ impl Settings {
         if self.server.shutdown_grace_seconds > 600 {
             return Err("[server] shutdown_grace_seconds must be at most 600".into());
         }
+        crate::client_addr::TrustedProxies::parse(&self.server.trusted_proxies)
+            .map_err(|e| format!("[server] {e}"))?;
+        if let Some(token) = &self.metrics.token {
+            // A short bearer token is guessable by a scraper-shaped brute force.
+            if token.expose().len() < 16 {
+                return Err("[metrics] token must be at least 16 characters".into());
+            }
+        }
+        if let Some(listen) = &self.metrics.listen {
+            listen.parse::<std::net::SocketAddr>().map_err(|_| {
+                format!("[metrics] listen {listen:?} is not an address like 0.0.0.0:9100")
+            })?;
+        }
         if let Some(at) = &self.nobd.daily_at {
             chrono::NaiveTime::parse_from_str(at, "%H:%M")
                 .map_err(|_| format!("[nobd] daily_at {at:?} is not HH:MM"))?;
@@ -367,6 +432,12 @@ impl Settings {
             .iter()
             .map(|(kind, text)| MealWindow::parse(*kind, text).map_err(|e| format!("[meals]: {e}")))
             .collect()
+    }
+
+    /// The proxies whose forwarding headers are believed, already validated at load.
+    pub fn trusted_proxies(&self) -> crate::client_addr::TrustedProxies {
+        crate::client_addr::TrustedProxies::parse(&self.server.trusted_proxies)
+            .expect("validated at load")
     }
 
     /// Meal windows, already validated when the settings were built.
@@ -460,6 +531,25 @@ inbound_secret = "s3cret"
     }
 
     #[test]
+    fn proxies_logs_and_metrics_are_configured() {
+        let env = vec![
+            (
+                "TAMAQ_SERVER_TRUSTED_PROXIES".to_owned(),
+                "10.0.0.0/8, 127.0.0.1".to_owned(),
+            ),
+            ("TAMAQ_LOG_FORMAT".to_owned(), "json".to_owned()),
+            ("TAMAQ_METRICS_LISTEN".to_owned(), "0.0.0.0:9100".to_owned()),
+        ];
+        let s = Settings::load(None, env).unwrap();
+        assert_eq!(s.server.trusted_proxies, ["10.0.0.0/8", "127.0.0.1"]);
+        assert!(s.trusted_proxies().contains("10.20.30.40".parse().unwrap()));
+        assert!(!s.trusted_proxies().contains("11.0.0.1".parse().unwrap()));
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert_eq!(s.metrics.listen.as_deref(), Some("0.0.0.0:9100"));
+        assert!(Settings::default().trusted_proxies().is_empty());
+    }
+
+    #[test]
     fn bad_values_are_refused_clearly() {
         for (text, needle) in [
             ("[meals]\nlunch = \"15:00-11:00\"", "meal window"),
@@ -469,6 +559,13 @@ inbound_secret = "s3cret"
                 "ends",
             ),
             ("[nonsense]\nx = 1", "unknown field"),
+            (
+                "[server]\ntrusted_proxies = [\"10.0.0.0/40\"]",
+                "10.0.0.0/40",
+            ),
+            ("[log]\nformat = \"xml\"", "unknown variant"),
+            ("[metrics]\ntoken = \"short\"", "16 characters"),
+            ("[metrics]\nlisten = \"everywhere\"", "everywhere"),
             ("[school_year]\nschool_days = [\"funday\"]", "funday"),
         ] {
             let err = Settings::from_toml(text).unwrap_err().to_string();

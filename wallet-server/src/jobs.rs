@@ -78,7 +78,9 @@ where
             if *stop.borrow() {
                 break;
             }
-            if let Err(e) = round().await {
+            let result = round().await;
+            crate::metrics::record_job(name, result.is_ok());
+            if let Err(e) = result {
                 tracing::error!(job = name, error = %format!("{e:#}"), "background job failed");
             }
             tokio::select! {

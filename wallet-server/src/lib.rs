@@ -1,10 +1,12 @@
 //! The Tamaq wallet server: roster import, eligibility, SMS consent, vouchers, the parents'
 //! wallet with signed QR tokens, terminal sync, school review and NOBD reports.
 
+pub mod access_log;
 pub mod api;
 pub mod app;
 pub mod cli;
 pub mod cli_school;
+pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod consent;
@@ -15,6 +17,8 @@ pub mod eligibility;
 pub mod error;
 pub mod jobs;
 pub mod lease;
+pub mod logging;
+pub mod metrics;
 pub mod nobd;
 pub mod review;
 pub mod roster;

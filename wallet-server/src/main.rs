@@ -3,14 +3,13 @@ use wallet_server::cli::{run, Cli};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "wallet_server=info,tower_http=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    // A broken configuration is reported by the command itself; logging starts with defaults.
+    let format = wallet_server::cli::load_settings(&cli.global)
+        .map(|s| s.log.format)
+        .unwrap_or_default();
+    wallet_server::logging::init(format);
+    match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

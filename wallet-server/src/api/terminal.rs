@@ -9,7 +9,6 @@ use crate::terminal_sync::credentials::{authenticate, parse_authorization, AuthF
 use crate::terminal_sync::enroll::{self, EnrollError};
 use crate::terminal_sync::events::{self, BatchError, UploadError};
 use crate::terminal_sync::snapshot;
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -21,7 +20,7 @@ use serde::Deserialize;
 use shared::error::ErrorBody;
 use shared::wire::{EnrollRequest, EnrollResponse, EventAck, EventUpload, Snapshot};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
 /// The terminal's own clock, Unix seconds, sent with snapshot and event calls.
@@ -147,19 +146,14 @@ impl TerminalTime {
     }
 }
 
-/// The peer address (absent when the app is called without a socket, as in tests).
+/// The real client's address (see [`crate::client_addr`]; absent without a socket, as in tests).
 pub struct PeerIp(pub Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(PeerIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+        Ok(PeerIp(crate::client_addr::client_ip(&parts.extensions)))
     }
 }
 
@@ -321,8 +315,12 @@ async fn upload_events(
     };
     events::upload(state.store.as_ref(), &terminal, batch, &checks)
         .await
-        .map(Json)
+        .map(|ack| {
+            crate::metrics::record_upload("stored");
+            Json(ack)
+        })
         .map_err(|e| {
+            crate::metrics::record_upload("refused");
             let message = e.to_string();
             match e {
                 UploadError::Batch(BatchError::TooLarge(_)) => {

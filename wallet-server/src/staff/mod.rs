@@ -2,6 +2,7 @@
 //! schools a session may see.
 
 pub mod access;
+pub mod accounts;
 pub mod password;
 pub mod session;
 
@@ -59,6 +60,8 @@ pub enum StaffError {
     WeakPassword(#[from] password::WeakPassword),
     #[error("username {0:?} already exists")]
     Exists(String),
+    #[error("no staff account {0:?}; `wallet-server staff list` shows them")]
+    Unknown(String),
     #[error(transparent)]
     Store(StoreError),
 }

@@ -7,21 +7,21 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::staff::StaffAccount;
 use crate::store::{Store, StoreError};
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use std::net::SocketAddr;
 
 pub const COOKIE: &str = "tamaq_staff";
 /// A working day; staff sign in again the next morning.
 pub const SESSION_SECONDS: i64 = 12 * 3600;
 /// Failed attempts are counted over this window...
 pub const WINDOW_SECONDS: i64 = 15 * 60;
-/// ...and sign-in stops for a username after this many,
-pub const MAX_FAILURES_PER_USERNAME: i64 = 5;
+/// ...and sign-in stops for a username from one client address after this many (counting per
+/// address too, so that a stranger's wrong passwords cannot lock the owner out from elsewhere),
+pub const MAX_FAILURES_PER_USER_AND_ADDRESS: i64 = 5;
 /// ...and for an address after this many (one school's computer room shares an address).
 pub const MAX_FAILURES_PER_ADDRESS: i64 = 20;
 
@@ -75,7 +75,7 @@ pub async fn login(
     let failures = store
         .login_failures_since(&username, address, now - WINDOW_SECONDS)
         .await?;
-    if failures.by_username >= MAX_FAILURES_PER_USERNAME
+    if failures.by_user_and_address >= MAX_FAILURES_PER_USER_AND_ADDRESS
         || failures.by_address >= MAX_FAILURES_PER_ADDRESS
     {
         return Err(LoginError::TooMany);
@@ -203,8 +203,8 @@ impl FromRequestParts<AppState> for Staff {
     }
 }
 
-/// The client's address for rate limits: the TCP peer (requests without one, as in tests,
-/// share the name `local`).
+/// The client's address for rate limits and lockouts: the real client (see
+/// [`crate::client_addr`]); requests without a socket, as in tests, share the name `local`.
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub String);
 
@@ -213,10 +213,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
+            crate::client_addr::client_ip(&parts.extensions)
+                .map(|ip| ip.to_string())
                 .unwrap_or_else(|| "local".to_owned()),
         ))
     }

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod lease;
 pub mod maintenance;
 pub mod nobd;
+pub mod ops;
 pub mod roster;
 pub mod school_terminals;
 pub mod school_view;
@@ -43,6 +44,7 @@ pub use keys::KeyRecordStore;
 pub use lease::LeaseStore;
 pub use maintenance::MaintenanceStore;
 pub use nobd::NobdStore;
+pub use ops::OpsStore;
 pub use roster::RosterStore;
 pub use school_terminals::SchoolTerminalStore;
 pub use school_view::SchoolViewStore;
@@ -106,6 +108,7 @@ pub trait Store:
     + AnomalyStore
     + MaintenanceStore
     + LeaseStore
+    + OpsStore
     + Send
     + Sync
     + 'static

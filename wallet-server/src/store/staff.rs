@@ -18,10 +18,11 @@ pub struct StaffAccount {
 
 const STAFF_COLUMNS: &str = "id, username, password_hash, role, created_at, disabled_at";
 
-/// Failed attempts within a window, per username and per address.
+/// Failed attempts within a window: for this username from this address, and from this address
+/// for any username.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoginFailures {
-    pub by_username: i64,
+    pub by_user_and_address: i64,
     pub by_address: i64,
 }
 
@@ -69,6 +70,15 @@ pub trait StaffStore {
     ) -> StoreResult<LoginFailures>;
     /// Drops sessions that expired and attempts older than `before`; returns rows removed.
     async fn purge_staff_auth(&self, now: i64, before: i64) -> StoreResult<u64>;
+    /// Every account, by username.
+    async fn list_staff(&self) -> StoreResult<Vec<StaffAccount>>;
+    /// Disables (`Some(time)`) or enables (`None`) an account; disabling also ends its sessions,
+    /// in the same transaction. Returns the number of sessions ended.
+    async fn set_staff_disabled(&self, staff_id: i64, disabled_at: Option<i64>)
+        -> StoreResult<u64>;
+    /// Replaces the password hash and ends every session of the account (whoever had the old
+    /// password may be signed in); returns the number of sessions ended.
+    async fn set_staff_password(&self, staff_id: i64, password_hash: &str) -> StoreResult<u64>;
 }
 
 macro_rules! impl_staff {
@@ -198,11 +208,12 @@ macro_rules! impl_staff {
                 address: &str,
                 since: i64,
             ) -> StoreResult<LoginFailures> {
-                let by_username: i64 = sqlx::query_scalar(
+                let by_user_and_address: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM staff_login_attempts
-                     WHERE username = $1 AND at >= $2 AND success = FALSE",
+                     WHERE username = $1 AND address = $2 AND at >= $3 AND success = FALSE",
                 )
                 .bind(username)
+                .bind(address)
                 .bind(since)
                 .fetch_one(&self.pool)
                 .await?;
@@ -215,9 +226,70 @@ macro_rules! impl_staff {
                 .fetch_one(&self.pool)
                 .await?;
                 Ok(LoginFailures {
-                    by_username,
+                    by_user_and_address,
                     by_address,
                 })
+            }
+
+            async fn list_staff(&self) -> StoreResult<Vec<StaffAccount>> {
+                Ok(sqlx::query_as(&format!(
+                    "SELECT {STAFF_COLUMNS} FROM staff_accounts ORDER BY username"
+                ))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn set_staff_disabled(
+                &self,
+                staff_id: i64,
+                disabled_at: Option<i64>,
+            ) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                let updated = sqlx::query("UPDATE staff_accounts SET disabled_at = $1 WHERE id = $2")
+                    .bind(disabled_at)
+                    .bind(staff_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if updated == 0 {
+                    return Err(super::StoreError::NotFound);
+                }
+                let ended = if disabled_at.is_some() {
+                    sqlx::query("DELETE FROM staff_sessions WHERE staff_id = $1")
+                        .bind(staff_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                } else {
+                    0
+                };
+                tx.commit().await?;
+                Ok(ended)
+            }
+
+            async fn set_staff_password(
+                &self,
+                staff_id: i64,
+                password_hash: &str,
+            ) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                let updated =
+                    sqlx::query("UPDATE staff_accounts SET password_hash = $1 WHERE id = $2")
+                        .bind(password_hash)
+                        .bind(staff_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                if updated == 0 {
+                    return Err(super::StoreError::NotFound);
+                }
+                let ended = sqlx::query("DELETE FROM staff_sessions WHERE staff_id = $1")
+                    .bind(staff_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(ended)
             }
 
             async fn purge_staff_auth(&self, now: i64, before: i64) -> StoreResult<u64> {

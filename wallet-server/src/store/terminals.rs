@@ -211,6 +211,9 @@ pub struct EventsStored {
     pub already_had: u64,
     /// New served events stored as refused.
     pub refused: u64,
+    /// New served events stored as counting, by class of proof (`proven`, `card`).
+    pub proven: u64,
+    pub card: u64,
     pub last_seq: i64,
 }
 
@@ -576,6 +579,8 @@ macro_rules! impl_terminals {
                         stored: 0,
                         already_had: 0,
                         refused: 0,
+                        proven: 0,
+                        card: 0,
                         last_seq,
                     }));
                 }
@@ -787,14 +792,13 @@ macro_rules! impl_terminals {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                let refused = classes
-                    .iter()
-                    .filter(|c| matches!(c, EventClass::Refused(_)))
-                    .count() as u64;
+                let count = |f: &dyn Fn(&EventClass) -> bool| classes.iter().filter(|c| f(c)).count() as u64;
                 Ok(EventsOutcome::Stored(EventsStored {
                     stored,
                     already_had,
-                    refused,
+                    refused: count(&|c| matches!(c, EventClass::Refused(_))),
+                    proven: count(&|c| *c == EventClass::Counts("proven")),
+                    card: count(&|c| *c == EventClass::Counts("card")),
                     last_seq,
                 }))
             }

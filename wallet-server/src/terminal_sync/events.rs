@@ -182,8 +182,14 @@ pub async fn upload(
             stored,
             already_had,
             refused,
+            proven,
+            card,
             last_seq,
         }) => {
+            crate::metrics::record_events_stored("proven", proven);
+            crate::metrics::record_events_stored("card", card);
+            crate::metrics::record_events_stored("refused", refused);
+            crate::metrics::record_events_stored("rejection", stored - proven - card - refused);
             if stored > 0 {
                 tracing::info!(terminal = %terminal.id, stored, already_had, refused, last_seq, "events stored");
             }

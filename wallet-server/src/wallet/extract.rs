@@ -1,13 +1,12 @@
 //! Small extractors for the wallet endpoints.
 
 use crate::error::AppError;
-use axum::extract::{ConnectInfo, FromRequestParts, Query};
+use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-/// The peer address when the server runs with connect info (`serve`), `None` otherwise (tests
-/// calling the router directly). Forwarding headers are not trusted: behind a reverse proxy the
-/// per-address limits apply to the proxy, so set them generously there or limit at the proxy.
+/// The real client's address (see [`crate::client_addr`]: the TCP peer, or the forwarded client
+/// when the peer is a trusted proxy); `None` when the router is called without a socket (tests).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
@@ -15,12 +14,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(a)| a.ip()),
-        ))
+        Ok(ClientAddr(crate::client_addr::client_ip(&parts.extensions)))
     }
 }
 

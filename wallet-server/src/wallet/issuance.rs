@@ -113,6 +113,7 @@ pub async fn issue(state: &AppState, v: &SigningVoucher, validity: Validity) -> 
         expires_at: time(expires_at)?,
     };
     let keys = state.keys.active();
+    crate::metrics::record_token_issued();
     Ok(Issued {
         token: token::sign(&request, &keys.signing),
         issued_at: now,
