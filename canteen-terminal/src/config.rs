@@ -19,6 +19,8 @@ pub struct Settings {
     pub listen: String,
     /// Whole-request timeout for calls to the server, seconds.
     pub http_timeout_seconds: u64,
+    /// Kiosk page: timeouts and connection caps (docs/operations.md, "Front door").
+    pub front_door: front_door::Limits,
 }
 
 impl Default for Settings {
@@ -30,6 +32,7 @@ impl Default for Settings {
             skew_seconds: shared::token::DEFAULT_SKEW,
             listen: "127.0.0.1:8090".to_owned(),
             http_timeout_seconds: 20,
+            front_door: front_door::Limits::KIOSK,
         }
     }
 }
@@ -42,6 +45,11 @@ struct FileSettings {
     skew_seconds: Option<u32>,
     listen: Option<String>,
     http_timeout_seconds: Option<u64>,
+    header_timeout_seconds: Option<u64>,
+    body_timeout_seconds: Option<u64>,
+    request_timeout_seconds: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +73,8 @@ pub enum ConfigError {
         value: String,
         expected: &'static str,
     },
+    #[error("kiosk setting out of range: {0}")]
+    FrontDoor(String),
     #[error("setting {name} is out of range: {expected}")]
     Range {
         name: &'static str,
@@ -100,6 +110,14 @@ impl Settings {
             skew_seconds: env_parse(&env, "TAMAQ_TERMINAL_SKEW_SECONDS")?,
             http_timeout_seconds: env_parse(&env, "TAMAQ_TERMINAL_HTTP_TIMEOUT_SECONDS")?,
             listen: env("TAMAQ_TERMINAL_LISTEN"),
+            header_timeout_seconds: env_parse(&env, "TAMAQ_TERMINAL_HEADER_TIMEOUT_SECONDS")?,
+            body_timeout_seconds: env_parse(&env, "TAMAQ_TERMINAL_BODY_TIMEOUT_SECONDS")?,
+            request_timeout_seconds: env_parse(&env, "TAMAQ_TERMINAL_REQUEST_TIMEOUT_SECONDS")?,
+            max_connections: env_parse(&env, "TAMAQ_TERMINAL_MAX_CONNECTIONS")?,
+            max_connections_per_client: env_parse(
+                &env,
+                "TAMAQ_TERMINAL_MAX_CONNECTIONS_PER_CLIENT",
+            )?,
         };
         s.apply(from_env);
         s.validate()?;
@@ -121,6 +139,22 @@ impl Settings {
         }
         if let Some(v) = f.http_timeout_seconds {
             self.http_timeout_seconds = v;
+        }
+        let door = &mut self.front_door;
+        if let Some(v) = f.header_timeout_seconds {
+            door.header_read_timeout = std::time::Duration::from_secs(v);
+        }
+        if let Some(v) = f.body_timeout_seconds {
+            door.body_timeout = std::time::Duration::from_secs(v);
+        }
+        if let Some(v) = f.request_timeout_seconds {
+            door.request_timeout = std::time::Duration::from_secs(v);
+        }
+        if let Some(v) = f.max_connections {
+            door.max_connections = v;
+        }
+        if let Some(v) = f.max_connections_per_client {
+            door.max_connections_per_client = v;
         }
     }
 
@@ -149,6 +183,7 @@ impl Settings {
                 expected: "at least 1",
             });
         }
+        self.front_door.validate().map_err(ConfigError::FrontDoor)?;
         Ok(())
     }
 }

@@ -21,7 +21,7 @@ async fn start() -> (String, World, FakeServer, tempfile::TempDir) {
     let kiosk = Kiosk::new(Arc::new(t));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, kiosk.router()).await.unwrap() });
+    tokio::spawn(async move { axum::serve(listener, kiosk.router(addr)).await.unwrap() });
     (format!("http://{addr}"), world, server, dir)
 }
 
@@ -127,6 +127,7 @@ async fn page_scan_status_and_sync() {
     // The next frames still show the same code: not scanned again.
     let resp: serde_json::Value = http
         .post(format!("{base}/scan/frame"))
+        .header("content-type", "image/png")
         .body(png_bytes(&frame))
         .send()
         .await
@@ -141,6 +142,7 @@ async fn page_scan_status_and_sync() {
     let blank = image::GrayImage::from_pixel(64, 48, image::Luma([200]));
     let resp: serde_json::Value = http
         .post(format!("{base}/scan/frame"))
+        .header("content-type", "image/png")
         .body(png_bytes(&blank))
         .send()
         .await
@@ -151,11 +153,21 @@ async fn page_scan_status_and_sync() {
     assert_eq!(resp["found"], false);
     let resp = http
         .post(format!("{base}/scan/frame"))
+        .header("content-type", "image/jpeg")
         .body("not a picture")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
+    // Any page can post a picture as a form; only the page's own typed uploads are decoded.
+    let resp = http
+        .post(format!("{base}/scan/frame"))
+        .header("content-type", "text/plain")
+        .body(png_bytes(&blank))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
 
     let status: serde_json::Value = http
         .get(format!("{base}/status"))

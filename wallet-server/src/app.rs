@@ -19,14 +19,12 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until SIGTERM or Ctrl-C, then lets requests in flight finish.
+/// Serves until SIGTERM or Ctrl-C, then lets requests in flight finish. Connections and their
+/// timeouts are bounded by `[server]` settings (docs/operations.md, "Front door").
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
+    let limits = state.settings.server.front_door();
+    let counters = state.front_door.clone();
+    front_door::serve(listener, app(state), limits, counters, shutdown_signal()).await
 }
 
 pub async fn shutdown_signal() {

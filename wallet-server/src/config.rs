@@ -90,6 +90,34 @@ pub struct ServerSettings {
     /// How often the background jobs (consent tick, outboxes) run.
     #[serde(default = "default_job_interval")]
     pub job_interval_seconds: u64,
+    /// Seconds to send a request head (also the idle keep-alive timeout).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_seconds: u64,
+    /// Longest pause between two pieces of a request body, seconds.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_seconds: u64,
+    /// Longest a whole request may take, seconds.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: u64,
+    /// Open connections in total.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open connections from one client address.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+}
+
+impl ServerSettings {
+    pub fn front_door(&self) -> front_door::Limits {
+        use std::time::Duration;
+        front_door::Limits {
+            header_read_timeout: Duration::from_secs(self.header_timeout_seconds),
+            body_timeout: Duration::from_secs(self.body_timeout_seconds),
+            request_timeout: Duration::from_secs(self.request_timeout_seconds),
+            max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,6 +172,21 @@ fn default_public_url() -> String {
 fn default_job_interval() -> u64 {
     60
 }
+fn default_header_timeout() -> u64 {
+    front_door::Limits::SERVER.header_read_timeout.as_secs()
+}
+fn default_body_timeout() -> u64 {
+    front_door::Limits::SERVER.body_timeout.as_secs()
+}
+fn default_request_timeout() -> u64 {
+    front_door::Limits::SERVER.request_timeout.as_secs()
+}
+fn default_max_connections() -> usize {
+    front_door::Limits::SERVER.max_connections
+}
+fn default_max_connections_per_client() -> usize {
+    front_door::Limits::SERVER.max_connections_per_client
+}
 fn default_subsistence_minimum() -> i64 {
     50_851
 }
@@ -170,6 +213,11 @@ impl Default for ServerSettings {
             public_url: default_public_url(),
             default_lang: Lang::default(),
             job_interval_seconds: default_job_interval(),
+            header_timeout_seconds: default_header_timeout(),
+            body_timeout_seconds: default_body_timeout(),
+            request_timeout_seconds: default_request_timeout(),
+            max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
         }
     }
 }
@@ -214,6 +262,11 @@ const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("server", "public_url", EnvKind::Str),
     ("server", "default_lang", EnvKind::Str),
     ("server", "job_interval_seconds", EnvKind::Int),
+    ("server", "header_timeout_seconds", EnvKind::Int),
+    ("server", "body_timeout_seconds", EnvKind::Int),
+    ("server", "request_timeout_seconds", EnvKind::Int),
+    ("server", "max_connections", EnvKind::Int),
+    ("server", "max_connections_per_client", EnvKind::Int),
     ("eligibility", "subsistence_minimum_kzt", EnvKind::Int),
     ("tokens", "short_ttl_minutes", EnvKind::Int),
     ("tokens", "daily_limit_per_voucher", EnvKind::Int),
@@ -324,6 +377,10 @@ impl Settings {
             .validate()
             .map_err(|e| format!("[school_year]: {e}"))?;
         self.meal_windows()?;
+        self.server
+            .front_door()
+            .validate()
+            .map_err(|e| format!("[server] {e}"))?;
         if self.tokens.short_ttl_minutes == 0 || self.tokens.short_ttl_minutes > 24 * 60 {
             return Err("[tokens] short_ttl_minutes must be between 1 and 1440".into());
         }

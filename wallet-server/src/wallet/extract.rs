@@ -5,8 +5,8 @@ use axum::extract::{ConnectInfo, FromRequestParts, Query};
 use axum::http::request::Parts;
 use std::net::{IpAddr, SocketAddr};
 
-/// The peer address when the server runs with connect info (`serve`), `None` otherwise (tests
-/// calling the router directly). Forwarding headers are not trusted: behind a reverse proxy the
+/// The client address when the server runs with connect info (`serve`), `None` otherwise (tests
+/// calling the router directly). Every per-address limit of the server reads it from here. Forwarding headers are not trusted: behind a reverse proxy the
 /// per-address limits apply to the proxy, so set them generously there or limit at the proxy.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub Option<IpAddr>);
@@ -19,7 +19,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(a)| a.ip()),
+                .map(|ConnectInfo(a)| front_door::client_address(*a)),
         ))
     }
 }
