@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use tower::ServiceExt;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
+pub mod probe;
+
 /// What a client may hold. Every field has a setting in both binaries (docs/operations.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
