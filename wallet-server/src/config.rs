@@ -137,9 +137,15 @@ pub struct TokenSettings {
     pub daily_limit_per_voucher: u32,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmsSettings {
+    /// Login codes sent per hour in total, all phones together.
+    #[serde(default = "default_login_codes_per_hour")]
+    pub login_codes_per_hour: u32,
+    /// Login codes one phone number may ask for per hour.
+    #[serde(default = "default_login_codes_per_phone_per_hour")]
+    pub login_codes_per_phone_per_hour: u32,
     /// `POST /sms/inbound` must carry it in `X-Gateway-Secret`; unset: refused (except `demo`).
     #[serde(default)]
     pub inbound_secret: Option<Secret>,
@@ -171,6 +177,23 @@ fn default_public_url() -> String {
 }
 fn default_job_interval() -> u64 {
     60
+}
+fn default_login_codes_per_hour() -> u32 {
+    1000
+}
+fn default_login_codes_per_phone_per_hour() -> u32 {
+    5
+}
+impl Default for SmsSettings {
+    fn default() -> Self {
+        SmsSettings {
+            login_codes_per_hour: default_login_codes_per_hour(),
+            login_codes_per_phone_per_hour: default_login_codes_per_phone_per_hour(),
+            inbound_secret: None,
+            gateway_url: None,
+            gateway_token: None,
+        }
+    }
 }
 fn default_header_timeout() -> u64 {
     front_door::Limits::SERVER.header_read_timeout.as_secs()
@@ -271,6 +294,8 @@ const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("tokens", "short_ttl_minutes", EnvKind::Int),
     ("tokens", "daily_limit_per_voucher", EnvKind::Int),
     ("sms", "inbound_secret", EnvKind::Str),
+    ("sms", "login_codes_per_hour", EnvKind::Int),
+    ("sms", "login_codes_per_phone_per_hour", EnvKind::Int),
     ("sms", "gateway_url", EnvKind::Str),
     ("sms", "gateway_token", EnvKind::Str),
     ("nobd", "url", EnvKind::Str),
