@@ -17,9 +17,7 @@ pub enum FrameError {
     #[error("a newer frame replaced this one")]
     Dropped,
     /// The decoder did not answer within the budget (it finishes in the background).
-    #[error(
-        "Кадрды өңдеу уақыты бітті / Время на разбор кадра истекло ({0:?})"
-    )]
+    #[error("Кадрды өңдеу уақыты бітті / Время на разбор кадра истекло ({0:?})")]
     TooSlow(Duration),
 }
 
@@ -102,7 +100,11 @@ fn work(shared: Weak<Shared>, budget: Budget) {
         let result = std::panic::catch_unwind(|| {
             image_input::decode_bytes_within(&frame, DEFAULT_DECODER, &budget)
         })
-        .unwrap_or_else(|_| Err(ImageError::Format("the QR decoder failed on this frame".into())));
+        .unwrap_or_else(|_| {
+            Err(ImageError::Format(
+                "the QR decoder failed on this frame".into(),
+            ))
+        });
         drop(frame);
         let _ = reply.send(result);
     }

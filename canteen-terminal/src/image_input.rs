@@ -60,9 +60,7 @@ pub enum ImageError {
          Изображение слишком большое: {width}×{height}, не больше {max}×{max}"
     )]
     TooLarge { width: u32, height: u32, max: u32 },
-    #[error(
-        "Суретті өңдеу уақыты бітті ({0:?}) / Время на разбор изображения истекло ({0:?})"
-    )]
+    #[error("Суретті өңдеу уақыты бітті ({0:?}) / Время на разбор изображения истекло ({0:?})")]
     TooSlow(Duration),
 }
 
@@ -158,7 +156,8 @@ fn load_bounded(bytes: &[u8], budget: &Budget) -> Result<image::DynamicImage, Im
     let (width, height) = reader(bytes)?
         .into_dimensions()
         .map_err(|e| ImageError::Format(e.to_string()))?;
-    if width.max(height) > budget.max_side || u64::from(width) * u64::from(height) > budget.max_pixels
+    if width.max(height) > budget.max_side
+        || u64::from(width) * u64::from(height) > budget.max_pixels
     {
         return Err(ImageError::TooLarge {
             width,

@@ -106,9 +106,7 @@ fn split_host(host: &str) -> Option<(&str, Option<u16>)> {
 pub fn origin_allowed(host: &str, headers: &HeaderMap) -> bool {
     let own = format!("http://{host}");
     if let Some(origin) = headers.get(header::ORIGIN) {
-        return origin
-            .to_str()
-            .is_ok_and(|o| o.eq_ignore_ascii_case(&own));
+        return origin.to_str().is_ok_and(|o| o.eq_ignore_ascii_case(&own));
     }
     if let Some(referer) = headers.get(header::REFERER) {
         return referer.to_str().is_ok_and(|r| {
@@ -225,7 +223,13 @@ mod tests {
     #[test]
     fn hosts() {
         let lo = addr("127.0.0.1:8090");
-        for ok in ["127.0.0.1:8090", "localhost:8090", "LOCALHOST:8090", "[::1]:8090", "127.0.0.2:8090"] {
+        for ok in [
+            "127.0.0.1:8090",
+            "localhost:8090",
+            "LOCALHOST:8090",
+            "[::1]:8090",
+            "127.0.0.2:8090",
+        ] {
             assert!(host_allowed(lo, ok), "{ok}");
         }
         for bad in [
@@ -254,15 +258,27 @@ mod tests {
     fn origins() {
         let mut h = HeaderMap::new();
         assert!(origin_allowed("127.0.0.1:8090", &h));
-        h.insert(header::REFERER, HeaderValue::from_static("http://127.0.0.1:8090/"));
+        h.insert(
+            header::REFERER,
+            HeaderValue::from_static("http://127.0.0.1:8090/"),
+        );
         assert!(origin_allowed("127.0.0.1:8090", &h));
-        h.insert(header::REFERER, HeaderValue::from_static("http://127.0.0.1:80901/"));
+        h.insert(
+            header::REFERER,
+            HeaderValue::from_static("http://127.0.0.1:80901/"),
+        );
         assert!(!origin_allowed("127.0.0.1:8090", &h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8090"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8090"),
+        );
         assert!(origin_allowed("127.0.0.1:8090", &h));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(!origin_allowed("127.0.0.1:8090", &h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("https://127.0.0.1:8090"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://127.0.0.1:8090"),
+        );
         assert!(!origin_allowed("127.0.0.1:8090", &h));
     }
 

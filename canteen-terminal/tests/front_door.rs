@@ -50,7 +50,11 @@ fn enroll(dir: &Path, server: &FakeServer) {
         .env_remove("TAMAQ_CONFIG")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 struct Kiosk {
@@ -74,7 +78,10 @@ impl Kiosk {
             .arg(dir)
             .args(["kiosk", "--listen", "127.0.0.1:0"])
             .env_remove("TAMAQ_CONFIG")
-            .env("TAMAQ_TERMINAL_HEADER_TIMEOUT_SECONDS", HEADER_TIMEOUT.to_string())
+            .env(
+                "TAMAQ_TERMINAL_HEADER_TIMEOUT_SECONDS",
+                HEADER_TIMEOUT.to_string(),
+            )
             .env("TAMAQ_TERMINAL_MAX_CONNECTIONS", TOTAL.to_string())
             .env(
                 "TAMAQ_TERMINAL_MAX_CONNECTIONS_PER_CLIENT",
@@ -158,7 +165,10 @@ async fn slow_clients_and_connection_floods() {
     assert!(latencies.len() >= 5, "{latencies:?}");
     let median = latencies[latencies.len() / 2];
     assert!(median < Duration::from_millis(100), "median {median:?}");
-    assert!(*latencies.last().unwrap() < Duration::from_secs(1), "{latencies:?}");
+    assert!(
+        *latencies.last().unwrap() < Duration::from_secs(1),
+        "{latencies:?}"
+    );
 
     // The rest end at the header timeout: silent, trickling and idle alike.
     let deadline = Duration::from_secs(HEADER_TIMEOUT + 2);
@@ -197,13 +207,19 @@ async fn slow_clients_and_connection_floods() {
         .await
         .unwrap();
     assert!(
-        status["front_door"]["connections_refused"].as_u64().unwrap() >= 50,
+        status["front_door"]["connections_refused"]
+            .as_u64()
+            .unwrap()
+            >= 50,
         "{status}"
     );
     let (rss, peak) = kiosk.memory();
     eprintln!("kiosk memory after the attack: RSS {rss} KiB, peak {peak} KiB");
     assert!(rss < 50 * 1024, "kiosk RSS after the attack {rss} KiB");
-    assert!(peak < PEAK_BUDGET_KIB, "peak {peak} KiB (before {peak_before} KiB)");
+    assert!(
+        peak < PEAK_BUDGET_KIB,
+        "peak {peak} KiB (before {peak_before} KiB)"
+    );
 }
 
 fn crc32(data: &[u8]) -> u32 {
@@ -301,7 +317,11 @@ fn bombs() -> Vec<Bomb> {
 /// The frame budget (2 s) for the frame, and as much again for one being decoded before it.
 const ANSWER_WITHIN: Duration = Duration::from_millis(4_500 + 1_000);
 
-async fn post_frame(http: &reqwest::Client, url: &str, b: &Bomb) -> (u16, serde_json::Value, Duration) {
+async fn post_frame(
+    http: &reqwest::Client,
+    url: &str,
+    b: &Bomb,
+) -> (u16, serde_json::Value, Duration) {
     let started = Instant::now();
     let resp = http
         .post(url)
@@ -321,7 +341,10 @@ fn assert_refused_clearly(name: &str, status: u16, body: &serde_json::Value) {
         413 => {
             assert_eq!(body["error"]["code"], "image_too_large", "{name}: {body}");
             let msg = body["error"]["message"].as_str().unwrap();
-            assert!(msg.contains("Изображение слишком большое") && msg.contains("Сурет тым үлкен"), "{msg}");
+            assert!(
+                msg.contains("Изображение слишком большое") && msg.contains("Сурет тым үлкен"),
+                "{msg}"
+            );
         }
         // Out of time (or a newer frame took its place): answered, nothing recorded.
         503 => assert_eq!(body["error"]["code"], "too_slow", "{name}: {body}"),

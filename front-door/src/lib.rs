@@ -203,7 +203,12 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut open = self.door.per_client.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self
+            .door
+            .per_client
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(n) = open.get_mut(&self.client) {
             *n -= 1;
             if *n == 0 {
@@ -230,7 +235,11 @@ struct Door {
 
 impl Door {
     fn admit(self: &Arc<Door>, client: IpAddr) -> Result<Slot, Refusal> {
-        let mut open = self.per_client.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self
+            .per_client
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let total: usize = self.counters.open.load(Ordering::Relaxed) as usize;
         if total >= self.limits.max_connections {
             return Err(Refusal::Total);

@@ -91,7 +91,10 @@ pub async fn slow_client(
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer"))??;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed at once"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed at once",
+                ));
             }
         }
     }
@@ -123,7 +126,9 @@ pub async fn get(source: IpAddr, target: SocketAddr, path: &str) -> io::Result<(
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("no status: {line:?}")))?;
+        .ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("no status: {line:?}"))
+        })?;
     Ok((status, elapsed))
 }
 

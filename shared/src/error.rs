@@ -45,6 +45,18 @@ pub fn excerpt(input: &str) -> String {
     out
 }
 
+/// Characters of an error message built from outside input (a parser's message may quote the
+/// input) kept before it is cut.
+pub const CLIP_CHARS: usize = 300;
+
+/// A message cut to [`CLIP_CHARS`] characters, saying so when it was.
+pub fn clip(message: &str) -> String {
+    match message.char_indices().nth(CLIP_CHARS) {
+        None => message.to_owned(),
+        Some((at, _)) => format!("{}… ({} bytes in all)", &message[..at], message.len()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +70,12 @@ mod tests {
         let e = excerpt(&long);
         assert!(e.ends_with("… (1000000 bytes)"), "{e}");
         assert!(e.len() < 80);
+        assert_eq!(clip("short"), "short");
+        let c = clip(&"я".repeat(10_000));
+        assert!(
+            c.ends_with("… (20000 bytes in all)") && c.chars().count() < CLIP_CHARS + 30,
+            "{c}"
+        );
     }
 
     proptest! {

@@ -107,15 +107,24 @@ fn limits_are_settings_with_checked_ranges() {
     let s = Settings::load(
         None,
         [
-            ("TAMAQ_SERVER_HEADER_TIMEOUT_SECONDS".to_owned(), "3".to_owned()),
-            ("TAMAQ_SERVER_MAX_CONNECTIONS_PER_CLIENT".to_owned(), "7".to_owned()),
+            (
+                "TAMAQ_SERVER_HEADER_TIMEOUT_SECONDS".to_owned(),
+                "3".to_owned(),
+            ),
+            (
+                "TAMAQ_SERVER_MAX_CONNECTIONS_PER_CLIENT".to_owned(),
+                "7".to_owned(),
+            ),
         ],
     )
     .unwrap();
     let limits = s.server.front_door();
     assert_eq!(limits.header_read_timeout, Duration::from_secs(3));
     assert_eq!(limits.max_connections_per_client, 7);
-    assert_eq!(limits.max_connections, front_door::Limits::SERVER.max_connections);
+    assert_eq!(
+        limits.max_connections,
+        front_door::Limits::SERVER.max_connections
+    );
     for bad in [
         "[server]\nheader_timeout_seconds = 0\n",
         "[server]\nmax_connections = 10\nmax_connections_per_client = 11\n",

@@ -331,9 +331,16 @@ wallet_test!(
         for left in (0..5).rev() {
             let r = verify(&w, UNKNOWN, "123456").await;
             assert_eq!(r.error_code(), "wrong_code");
-            assert!(r.text().contains(&format!("Attempts left: {left}")), "{}", r.text());
+            assert!(
+                r.text().contains(&format!("Attempts left: {left}")),
+                "{}",
+                r.text()
+            );
         }
-        assert_eq!(verify(&w, UNKNOWN, "123456").await.error_code(), "code_expired");
+        assert_eq!(
+            verify(&w, UNKNOWN, "123456").await.error_code(),
+            "code_expired"
+        );
     }
 );
 
@@ -358,7 +365,11 @@ wallet_test!(
         let (known, unknown) = (ask(&w, P1).await, ask(&w, "+77470000123").await);
         assert_eq!(known.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(known.bytes, unknown.bytes);
-        assert!(known.text().contains("Вход по SMS сейчас ограничен"), "{}", known.text());
+        assert!(
+            known.text().contains("Вход по SMS сейчас ограничен"),
+            "{}",
+            known.text()
+        );
         let store = &w.state().store;
         assert_eq!(store.login_codes_total_since(0).await.unwrap(), 3);
         assert_eq!(store.sms_texts_to(P1, "login_code").await.unwrap().len(), 1);

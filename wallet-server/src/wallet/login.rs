@@ -64,15 +64,19 @@ pub async fn request_code(state: &AppState, phone: &Phone, addr: Option<IpAddr>)
         )
     };
     let sms = &state.settings.sms;
-    if !state
-        .wallet
-        .phones
-        .hit(p, now, CODES_PER_10_MIN as u32, sms.login_codes_per_phone_per_hour)
-    {
+    if !state.wallet.phones.hit(
+        p,
+        now,
+        CODES_PER_10_MIN as u32,
+        sms.login_codes_per_phone_per_hour,
+    ) {
         return Err(too_many());
     }
     if store.login_codes_total_since(now - 3600).await? >= i64::from(sms.login_codes_per_hour) {
-        tracing::warn!("login codes: the hourly budget of {} is spent", sms.login_codes_per_hour);
+        tracing::warn!(
+            "login codes: the hourly budget of {} is spent",
+            sms.login_codes_per_hour
+        );
         return Err(AppError::TooManyRequests(
             "Login by SMS is busy right now. Try again in an hour. / \
              Қазір SMS арқылы кіру шектеулі, бір сағаттан кейін қайталаңыз. / \
