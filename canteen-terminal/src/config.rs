@@ -24,6 +24,8 @@ pub struct Settings {
     pub clock_tolerance_seconds: i64,
     /// After a reboot, the PC's clock is trusted only this long after the last sync, seconds.
     pub offline_budget_seconds: i64,
+    /// Kiosk page: timeouts and connection caps (docs/operations.md, "Front door").
+    pub front_door: front_door::Limits,
 }
 
 impl Default for Settings {
@@ -38,6 +40,7 @@ impl Default for Settings {
             clock_tolerance_seconds: OFFSET_WARNING_SECONDS,
             // The stale-sync warning's three days: a long weekend without internet.
             offline_budget_seconds: 72 * 3600,
+            front_door: front_door::Limits::KIOSK,
         }
     }
 }
@@ -52,6 +55,11 @@ struct FileSettings {
     http_timeout_seconds: Option<u64>,
     clock_tolerance_seconds: Option<i64>,
     offline_budget_hours: Option<i64>,
+    header_timeout_seconds: Option<u64>,
+    body_timeout_seconds: Option<u64>,
+    request_timeout_seconds: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,6 +83,8 @@ pub enum ConfigError {
         value: String,
         expected: &'static str,
     },
+    #[error("kiosk setting out of range: {0}")]
+    FrontDoor(String),
     #[error("setting {name} is out of range: {expected}")]
     Range {
         name: &'static str,
@@ -112,6 +122,14 @@ impl Settings {
             listen: env("TAMAQ_TERMINAL_LISTEN"),
             clock_tolerance_seconds: env_parse(&env, "TAMAQ_TERMINAL_CLOCK_TOLERANCE_SECONDS")?,
             offline_budget_hours: env_parse(&env, "TAMAQ_TERMINAL_OFFLINE_BUDGET_HOURS")?,
+            header_timeout_seconds: env_parse(&env, "TAMAQ_TERMINAL_HEADER_TIMEOUT_SECONDS")?,
+            body_timeout_seconds: env_parse(&env, "TAMAQ_TERMINAL_BODY_TIMEOUT_SECONDS")?,
+            request_timeout_seconds: env_parse(&env, "TAMAQ_TERMINAL_REQUEST_TIMEOUT_SECONDS")?,
+            max_connections: env_parse(&env, "TAMAQ_TERMINAL_MAX_CONNECTIONS")?,
+            max_connections_per_client: env_parse(
+                &env,
+                "TAMAQ_TERMINAL_MAX_CONNECTIONS_PER_CLIENT",
+            )?,
         };
         s.apply(from_env);
         s.validate()?;
@@ -139,6 +157,22 @@ impl Settings {
         }
         if let Some(h) = f.offline_budget_hours {
             self.offline_budget_seconds = h.saturating_mul(3600);
+        }
+        let door = &mut self.front_door;
+        if let Some(v) = f.header_timeout_seconds {
+            door.header_read_timeout = std::time::Duration::from_secs(v);
+        }
+        if let Some(v) = f.body_timeout_seconds {
+            door.body_timeout = std::time::Duration::from_secs(v);
+        }
+        if let Some(v) = f.request_timeout_seconds {
+            door.request_timeout = std::time::Duration::from_secs(v);
+        }
+        if let Some(v) = f.max_connections {
+            door.max_connections = v;
+        }
+        if let Some(v) = f.max_connections_per_client {
+            door.max_connections_per_client = v;
         }
     }
 
@@ -179,6 +213,7 @@ impl Settings {
                 expected: "at least 1",
             });
         }
+        self.front_door.validate().map_err(ConfigError::FrontDoor)?;
         Ok(())
     }
 }

@@ -1,12 +1,14 @@
 //! The counter screen: a local web page (big green/red verdicts, name and class, an input that
 //! keeps focus for wedge scanners, the camera where the browser allows) and background sync.
 
-use crate::image_input::{self, DEFAULT_DECODER};
+use crate::frames::{FrameError, Frames};
+use crate::image_input::{self, ImageError};
+use crate::kiosk_guard::{self, Guard};
 use crate::outcome::local_datetime;
 use crate::sync::SyncReport;
 use crate::terminal::Terminal;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -30,6 +32,9 @@ pub struct LastSync {
     pub report: Option<SyncReport>,
 }
 
+/// A camera frame body larger than this is refused unread (a 1920×1080 JPEG is well under 1 MB).
+pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+
 /// A code held in front of the camera shows up in many frames; it is scanned once per this.
 pub const FRAME_REPEAT: Duration = Duration::from_secs(5);
 
@@ -38,6 +43,9 @@ pub struct Kiosk {
     terminal: Arc<Terminal>,
     last_sync: Arc<Mutex<LastSync>>,
     last_frame_code: Arc<Mutex<Option<(String, std::time::Instant)>>>,
+    frames: Frames,
+    front_door: Arc<front_door::Counters>,
+    guard_refusals: Arc<std::sync::OnceLock<Arc<Guard>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,20 +69,31 @@ impl Kiosk {
             terminal,
             last_sync: Arc::new(Mutex::new(LastSync::default())),
             last_frame_code: Arc::new(Mutex::new(None)),
+            frames: Frames::new(image_input::BUDGET),
+            front_door: Arc::default(),
+            guard_refusals: Arc::default(),
         }
     }
 
-    pub fn router(&self) -> Router {
+    /// The page and its endpoints, answering only to the host names of `own`, the address
+    /// the kiosk listens on.
+    pub fn router(&self, own: std::net::SocketAddr) -> Router {
+        let guard = Arc::new(Guard::new(own, PAGE));
+        let _ = self.guard_refusals.set(guard.clone());
         Router::new()
             .route("/", get(page))
             .route("/scan", post(scan).layer(DefaultBodyLimit::max(16 * 1024)))
             .route(
                 "/scan/frame",
-                post(scan_frame).layer(DefaultBodyLimit::max(8 * 1024 * 1024)),
+                post(scan_frame).layer(DefaultBodyLimit::max(MAX_FRAME_BYTES)),
             )
             .route("/status", get(status))
             .route("/sync", post(sync_now))
             .with_state(self.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                guard,
+                kiosk_guard::guard,
+            ))
     }
 
     /// One sync round, remembered for the status line.
@@ -127,7 +146,14 @@ impl Kiosk {
             self.terminal.pool().clone(),
             crate::store::CHECKPOINT_EVERY,
         );
-        axum::serve(listener, self.router()).await
+        let own = listener.local_addr()?;
+        let limits = self.terminal.settings().front_door;
+        let counters = self.front_door.clone();
+        let router = self.router(own);
+        front_door::serve(listener, router, limits, counters, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
     }
 }
 
@@ -161,7 +187,18 @@ pub fn parse_scan_request(body: &[u8]) -> Result<ScanInput, String> {
     }
 }
 
-async fn scan(State(k): State<Kiosk>, body: axum::body::Bytes) -> Response {
+fn unsupported(expected: &str) -> Response {
+    error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        &format!("Content-Type {expected} керек / нужен Content-Type {expected}"),
+    )
+}
+
+async fn scan(State(k): State<Kiosk>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if kiosk_guard::media_type(&headers).as_deref() != Some("application/json") {
+        return unsupported("application/json");
+    }
     let result = match parse_scan_request(&body) {
         Ok(ScanInput::Token(token, meal)) => k.terminal.scan(&token, meal).await,
         Ok(ScanInput::Card(card, meal)) => k.terminal.redeem_card(&card, meal).await,
@@ -185,27 +222,52 @@ struct NoCode {
     found: bool,
     /// The code of the previous frame, already scanned.
     repeat: bool,
+    /// A newer frame arrived before this one was decoded; only the newest is looked at.
+    dropped: bool,
 }
 
-async fn scan_frame(State(k): State<Kiosk>, body: axum::body::Bytes) -> Response {
-    let decoded =
-        tokio::task::spawn_blocking(move || image_input::decode_bytes(&body, DEFAULT_DECODER))
-            .await;
-    let tokens = match decoded {
-        Ok(Ok(tokens)) => tokens,
-        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, "bad_image", &e.to_string()),
-        Err(_) => {
+async fn scan_frame(
+    State(k): State<Kiosk>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !matches!(
+        kiosk_guard::media_type(&headers).as_deref(),
+        Some("image/jpeg" | "image/png")
+    ) {
+        return unsupported("image/jpeg / image/png");
+    }
+    let tokens = match k.frames.decode(body).await {
+        Ok(tokens) => tokens,
+        Err(FrameError::Dropped) => {
+            return Json(NoCode {
+                found: false,
+                repeat: false,
+                dropped: true,
+            })
+            .into_response()
+        }
+        Err(FrameError::TooSlow(_)) => {
             return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "decoder_failed",
-                "the QR decoder failed on this frame",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_slow",
+                &FrameError::TooSlow(image_input::BUDGET.time).to_string(),
             )
+        }
+        Err(FrameError::Image(e)) => {
+            let status = match e {
+                ImageError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                ImageError::TooSlow(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return error(status, e.code(), &e.to_string());
         }
     };
     let Some(token) = tokens.first() else {
         return Json(NoCode {
             found: false,
             repeat: false,
+            dropped: false,
         })
         .into_response();
     };
@@ -217,6 +279,7 @@ async fn scan_frame(State(k): State<Kiosk>, body: axum::body::Bytes) -> Response
                 return Json(NoCode {
                     found: true,
                     repeat: true,
+                    dropped: false,
                 })
                 .into_response();
             }
@@ -241,6 +304,15 @@ struct StatusBody {
     #[serde(flatten)]
     status: crate::terminal::Status,
     last_sync_attempt: LastSync,
+    front_door: FrontDoorStatus,
+}
+
+/// What the page's front door has turned away, for whoever looks at `/status`.
+#[derive(Serialize)]
+struct FrontDoorStatus {
+    connections_open: u64,
+    connections_refused: u64,
+    foreign_requests_refused: u64,
 }
 
 async fn status(State(k): State<Kiosk>) -> Response {
@@ -248,6 +320,14 @@ async fn status(State(k): State<Kiosk>) -> Response {
         Ok(status) => Json(StatusBody {
             status,
             last_sync_attempt: k.last_sync.lock().await.clone(),
+            front_door: {
+                let c = k.front_door.snapshot();
+                FrontDoorStatus {
+                    connections_open: c.open,
+                    connections_refused: c.refused_client_cap + c.refused_total_cap,
+                    foreign_requests_refused: k.guard_refusals.get().map_or(0, |g| g.refused()),
+                }
+            },
         })
         .into_response(),
         Err(e) => error(

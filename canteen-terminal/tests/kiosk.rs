@@ -21,7 +21,7 @@ async fn start() -> (String, World, FakeServer, tempfile::TempDir) {
     let kiosk = Kiosk::new(Arc::new(t));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, kiosk.router()).await.unwrap() });
+    tokio::spawn(async move { axum::serve(listener, kiosk.router(addr)).await.unwrap() });
     (format!("http://{addr}"), world, server, dir)
 }
 
@@ -127,6 +127,7 @@ async fn page_scan_status_and_sync() {
     // The next frames still show the same code: not scanned again.
     let resp: serde_json::Value = http
         .post(format!("{base}/scan/frame"))
+        .header("content-type", "image/png")
         .body(png_bytes(&frame))
         .send()
         .await
@@ -141,6 +142,7 @@ async fn page_scan_status_and_sync() {
     let blank = image::GrayImage::from_pixel(64, 48, image::Luma([200]));
     let resp: serde_json::Value = http
         .post(format!("{base}/scan/frame"))
+        .header("content-type", "image/png")
         .body(png_bytes(&blank))
         .send()
         .await
@@ -151,11 +153,21 @@ async fn page_scan_status_and_sync() {
     assert_eq!(resp["found"], false);
     let resp = http
         .post(format!("{base}/scan/frame"))
+        .header("content-type", "image/jpeg")
         .body("not a picture")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
+    // Any page can post a picture as a form; only the page's own typed uploads are decoded.
+    let resp = http
+        .post(format!("{base}/scan/frame"))
+        .header("content-type", "text/plain")
+        .body(png_bytes(&blank))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
 
     let status: serde_json::Value = http
         .get(format!("{base}/status"))
@@ -205,4 +217,115 @@ async fn page_scan_status_and_sync() {
         .unwrap();
     assert_eq!(synced["ok"], false);
     assert_eq!(synced["unreachable"], true);
+}
+
+/// One raw HTTP/1.1 request, so that `Host` can be anything: the status code and the body.
+async fn raw(base: &str, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, text)
+}
+
+#[tokio::test]
+async fn foreign_hosts_and_origins_are_refused_and_the_page_is_locked_down() {
+    let (base, world, _server, _dir) = start().await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let token = world.token(id(1), monday_noon());
+    let json_body = serde_json::json!({ "token": token }).to_string();
+
+    // DNS rebinding: a name that resolves to the kiosk is still not the kiosk's name.
+    let (status, text) = raw(
+        &base,
+        &format!(
+            "GET /status HTTP/1.1\r\nHost: rebind.example:{}\r\nConnection: close\r\n\r\n",
+            addr.rsplit(':').next().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("foreign_host"), "{text}");
+
+    // A cross-site form post (text/plain, the one a form can send without a preflight).
+    let form = format!("token={token}");
+    let (status, text) = raw(
+        &base,
+        &format!(
+            "POST /scan HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://evil.example\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        ),
+    )
+    .await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("foreign_origin"), "{text}");
+    // Even from the page's own origin, text/plain is not JSON.
+    let (status, _) = raw(
+        &base,
+        &format!(
+            "POST /scan HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json_body}",
+            json_body.len()
+        ),
+    )
+    .await;
+    assert_eq!(status, 415);
+
+    // JSON with a foreign Origin, and with a foreign Referer and no Origin.
+    let http = reqwest::Client::new();
+    for (name, value) in [
+        ("origin", "http://evil.example".to_owned()),
+        ("referer", format!("http://evil.example/{addr}/")),
+    ] {
+        let resp = http
+            .post(format!("{base}/scan"))
+            .header(name, value)
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "{name}");
+    }
+    // Nothing of that was recorded: the first real scan is this one, and it is `ok`.
+    let ok: serde_json::Value = http
+        .post(format!("{base}/scan"))
+        .header("origin", format!("http://{addr}"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ok["verdict"], "ok", "{ok}");
+
+    let page = http.get(format!("{base}/")).send().await.unwrap();
+    let h = page.headers().clone();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    for part in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "script-src 'sha256-",
+        "connect-src 'self'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    let status: serde_json::Value = http
+        .get(format!("{base}/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status["front_door"]["foreign_requests_refused"], 4,
+        "{status}"
+    );
 }

@@ -208,7 +208,7 @@ fn counter_page_in_headless_chromium() {
         let kiosk = Kiosk::new(Arc::new(t));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, kiosk.router()).await.unwrap() });
+        tokio::spawn(async move { axum::serve(listener, kiosk.router(addr)).await.unwrap() });
         format!("http://{addr}/")
     });
 

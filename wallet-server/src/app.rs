@@ -72,12 +72,11 @@ pub async fn serve_until(
         }
         None => None,
     };
-    let served = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    // Connections and their timeouts are bounded by `[server]` settings (docs/operations.md,
+    // "Front door").
+    let limits = state.settings.server.front_door();
+    let counters = state.front_door.clone();
+    let served = front_door::serve(listener, app(state), limits, counters, shutdown).await;
     // The scrape address lives exactly as long as the service it describes.
     if let Some(m) = metrics {
         m.abort();

@@ -134,6 +134,34 @@ pub struct ServerSettings {
     /// believed; from any other peer those headers are ignored. Empty: no proxy.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Seconds to send a request head (also the idle keep-alive timeout).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_seconds: u64,
+    /// Longest pause between two pieces of a request body, seconds.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_seconds: u64,
+    /// Longest a whole request may take, seconds.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: u64,
+    /// Open connections in total.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open connections from one client address.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+}
+
+impl ServerSettings {
+    pub fn front_door(&self) -> front_door::Limits {
+        use std::time::Duration;
+        front_door::Limits {
+            header_read_timeout: Duration::from_secs(self.header_timeout_seconds),
+            body_timeout: Duration::from_secs(self.body_timeout_seconds),
+            request_timeout: Duration::from_secs(self.request_timeout_seconds),
+            max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -153,9 +181,15 @@ pub struct TokenSettings {
     pub daily_limit_per_voucher: u32,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmsSettings {
+    /// Login codes sent per hour in total, all phones together.
+    #[serde(default = "default_login_codes_per_hour")]
+    pub login_codes_per_hour: u32,
+    /// Login codes one phone number may ask for per hour.
+    #[serde(default = "default_login_codes_per_phone_per_hour")]
+    pub login_codes_per_phone_per_hour: u32,
     /// `POST /sms/inbound` must carry it in `X-Gateway-Secret`; unset: refused (except `demo`).
     #[serde(default)]
     pub inbound_secret: Option<Secret>,
@@ -196,6 +230,38 @@ fn default_shutdown_grace() -> u64 {
 fn default_job_interval() -> u64 {
     60
 }
+fn default_login_codes_per_hour() -> u32 {
+    1000
+}
+fn default_login_codes_per_phone_per_hour() -> u32 {
+    5
+}
+impl Default for SmsSettings {
+    fn default() -> Self {
+        SmsSettings {
+            login_codes_per_hour: default_login_codes_per_hour(),
+            login_codes_per_phone_per_hour: default_login_codes_per_phone_per_hour(),
+            inbound_secret: None,
+            gateway_url: None,
+            gateway_token: None,
+        }
+    }
+}
+fn default_header_timeout() -> u64 {
+    front_door::Limits::SERVER.header_read_timeout.as_secs()
+}
+fn default_body_timeout() -> u64 {
+    front_door::Limits::SERVER.body_timeout.as_secs()
+}
+fn default_request_timeout() -> u64 {
+    front_door::Limits::SERVER.request_timeout.as_secs()
+}
+fn default_max_connections() -> usize {
+    front_door::Limits::SERVER.max_connections
+}
+fn default_max_connections_per_client() -> usize {
+    front_door::Limits::SERVER.max_connections_per_client
+}
 fn default_subsistence_minimum() -> i64 {
     50_851
 }
@@ -225,6 +291,11 @@ impl Default for ServerSettings {
             lease_seconds: default_lease_seconds(),
             shutdown_grace_seconds: default_shutdown_grace(),
             trusted_proxies: Vec::new(),
+            header_timeout_seconds: default_header_timeout(),
+            body_timeout_seconds: default_body_timeout(),
+            request_timeout_seconds: default_request_timeout(),
+            max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
         }
     }
 }
@@ -272,10 +343,17 @@ const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("server", "lease_seconds", EnvKind::Int),
     ("server", "shutdown_grace_seconds", EnvKind::Int),
     ("server", "trusted_proxies", EnvKind::List),
+    ("server", "header_timeout_seconds", EnvKind::Int),
+    ("server", "body_timeout_seconds", EnvKind::Int),
+    ("server", "request_timeout_seconds", EnvKind::Int),
+    ("server", "max_connections", EnvKind::Int),
+    ("server", "max_connections_per_client", EnvKind::Int),
     ("eligibility", "subsistence_minimum_kzt", EnvKind::Int),
     ("tokens", "short_ttl_minutes", EnvKind::Int),
     ("tokens", "daily_limit_per_voucher", EnvKind::Int),
     ("sms", "inbound_secret", EnvKind::Str),
+    ("sms", "login_codes_per_hour", EnvKind::Int),
+    ("sms", "login_codes_per_phone_per_hour", EnvKind::Int),
     ("sms", "gateway_url", EnvKind::Str),
     ("sms", "gateway_token", EnvKind::Str),
     ("nobd", "url", EnvKind::Str),
@@ -395,6 +473,10 @@ impl Settings {
             .validate()
             .map_err(|e| format!("[school_year]: {e}"))?;
         self.meal_windows()?;
+        self.server
+            .front_door()
+            .validate()
+            .map_err(|e| format!("[server] {e}"))?;
         if self.tokens.short_ttl_minutes == 0 || self.tokens.short_ttl_minutes > 24 * 60 {
             return Err("[tokens] short_ttl_minutes must be between 1 and 1440".into());
         }

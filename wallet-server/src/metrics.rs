@@ -226,6 +226,8 @@ pub async fn render(state: &AppState) -> String {
     }
     let mut out = String::new();
     prometheus_text::encode(&mut out, &METRICS.registry).expect("writing to a String");
+    // The front door counts connections below the router; its lines follow in the same format.
+    out.push_str(&state.front_door.snapshot().prometheus("tamaq_http"));
     out
 }
 

@@ -17,6 +17,8 @@ pub struct AppState {
     pub demo: bool,
     /// The parents' wallet: login-code pepper, session cache, rate limits, token counts.
     pub wallet: Arc<crate::wallet::WalletRuntime>,
+    /// Connection counts of the HTTP front door, for `/metrics`.
+    pub front_door: Arc<front_door::Counters>,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
             clock,
             demo,
             wallet: Arc::new(wallet),
+            front_door: Arc::default(),
         })
     }
 

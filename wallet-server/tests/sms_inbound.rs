@@ -162,3 +162,40 @@ both_backends!(
     inbound_without_secret_is_off,
     super::unset_secret_refuses_all
 );
+
+/// A megabyte of `from`, or a huge value of the wrong type, is not echoed back: the error quotes
+/// a short escaped start of it and says how long it was, and nothing is written.
+async fn error_bodies_are_bounded(pg: bool) {
+    let t = world(pg, settings_with_secret(SECRET), false).await;
+    let before = written(&t).await;
+    let huge = format!("+7\"\n{}", "9".repeat(1 << 20));
+    for body in [
+        serde_json::json!({"from": huge, "text": "3#1"}).to_string(),
+        // serde quotes a string it did not expect in its message.
+        serde_json::Value::String(huge.clone()).to_string(),
+        serde_json::json!({"from": huge.as_str(), "text": 7}).to_string(),
+    ] {
+        let (status, err) = post(&t, Some(SECRET), &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+        let text = err.to_string();
+        assert!(text.len() < 1024, "{} bytes: {}", text.len(), &text[..200]);
+    }
+    let (_, err) = post(
+        &t,
+        Some(SECRET),
+        &serde_json::json!({"from": huge, "text": "3#1"}).to_string(),
+    )
+    .await;
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"+7\\\"\\n999"), "{message}");
+    assert!(
+        message.contains(&format!("({} bytes)", huge.len())),
+        "{message}"
+    );
+    assert_eq!(written(&t).await, before);
+}
+
+both_backends!(
+    inbound_error_bodies_are_bounded,
+    super::error_bodies_are_bounded
+);

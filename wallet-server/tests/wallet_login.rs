@@ -228,12 +228,12 @@ wallet_test!(per_phone_rate_limit, |w: World| async move {
     assert_eq!(ask(&w, P2).await.status, StatusCode::ACCEPTED);
     w.state().clock.advance(600);
     assert_eq!(ask(&w, P1).await.status, StatusCode::ACCEPTED);
-    // At most ten a day, however they are spread.
+    // At most ten a day, however they are spread (an hour apart: under the hourly budget).
     for _ in 0..6 {
-        w.state().clock.advance(601);
+        w.state().clock.advance(3601);
         assert_eq!(ask(&w, P1).await.status, StatusCode::ACCEPTED);
     }
-    w.state().clock.advance(601);
+    w.state().clock.advance(3601);
     assert_eq!(ask(&w, P1).await.status, StatusCode::TOO_MANY_REQUESTS);
     w.state().clock.advance(86_400);
     assert_eq!(ask(&w, P1).await.status, StatusCode::ACCEPTED);
@@ -316,3 +316,65 @@ wallet_test!(bad_login_bodies_are_clear_errors, |w: World| async move {
         .unwrap()
         .is_empty());
 });
+
+wallet_test!(
+    unknown_numbers_leave_nothing_stored_and_decoys_answer_guesses,
+    |w: World| async move {
+        for _ in 0..3 {
+            assert_eq!(ask(&w, UNKNOWN).await.status, StatusCode::ACCEPTED);
+            w.state().clock.advance(1);
+        }
+        let store = &w.state().store;
+        assert_eq!(store.login_codes_since(UNKNOWN, 0).await.unwrap(), 0);
+        assert_eq!(store.login_codes_total_since(0).await.unwrap(), 0);
+        // Five guesses, counted down like a real code, then the code is gone.
+        for left in (0..5).rev() {
+            let r = verify(&w, UNKNOWN, "123456").await;
+            assert_eq!(r.error_code(), "wrong_code");
+            assert!(
+                r.text().contains(&format!("Attempts left: {left}")),
+                "{}",
+                r.text()
+            );
+        }
+        assert_eq!(
+            verify(&w, UNKNOWN, "123456").await.error_code(),
+            "code_expired"
+        );
+    }
+);
+
+wallet_test!(
+    login_codes_have_a_per_phone_and_a_global_hourly_budget,
+    settings = settings("[sms]\nlogin_codes_per_hour = 3\nlogin_codes_per_phone_per_hour = 4\n"),
+    |w: World| async move {
+        // Per phone: 3 in ten minutes, 4 in the hour, for listed and unlisted numbers alike.
+        for _ in 0..3 {
+            assert_eq!(ask(&w, UNKNOWN).await.status, StatusCode::ACCEPTED);
+        }
+        assert_eq!(ask(&w, UNKNOWN).await.status, StatusCode::TOO_MANY_REQUESTS);
+        w.state().clock.advance(600);
+        assert_eq!(ask(&w, UNKNOWN).await.status, StatusCode::ACCEPTED);
+        let over = ask(&w, UNKNOWN).await;
+        assert_eq!(over.status, StatusCode::TOO_MANY_REQUESTS);
+
+        // Global: three stored codes in the hour, then everyone waits, listed or not.
+        assert_eq!(ask(&w, P1).await.status, StatusCode::ACCEPTED);
+        assert_eq!(ask(&w, P2).await.status, StatusCode::ACCEPTED);
+        assert_eq!(ask(&w, P3).await.status, StatusCode::ACCEPTED);
+        let (known, unknown) = (ask(&w, P1).await, ask(&w, "+77470000123").await);
+        assert_eq!(known.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(known.bytes, unknown.bytes);
+        assert!(
+            known.text().contains("Вход по SMS сейчас ограничен"),
+            "{}",
+            known.text()
+        );
+        let store = &w.state().store;
+        assert_eq!(store.login_codes_total_since(0).await.unwrap(), 3);
+        assert_eq!(store.sms_texts_to(P1, "login_code").await.unwrap().len(), 1);
+        // An hour later the budget is back.
+        w.state().clock.advance(3601);
+        assert_eq!(ask(&w, P1).await.status, StatusCode::ACCEPTED);
+    }
+);

@@ -76,11 +76,16 @@ fn check_secret(state: &AppState, headers: &HeaderMap) -> AppResult<()> {
 pub fn parse_body(body: &[u8]) -> AppResult<(Phone, String)> {
     let msg: InboundSms = serde_json::from_slice(body).map_err(|e| {
         AppError::BadRequest(format!(
-            "the body must be JSON {{\"from\": \"+77…\", \"text\": \"…\"}}: {e}"
+            "the body must be JSON {{\"from\": \"+77…\", \"text\": \"…\"}}: {}",
+            shared::error::clip(&e.to_string())
         ))
     })?;
-    let from = Phone::parse(&msg.from)
-        .map_err(|e| AppError::Invalid("bad_phone", format!("from {:?}: {e}", msg.from)))?;
+    let from = Phone::parse(&msg.from).map_err(|e| {
+        AppError::Invalid(
+            "bad_phone",
+            format!("from {}: {e}", shared::error::excerpt(&msg.from)),
+        )
+    })?;
     if msg.text.chars().count() > MAX_TEXT_CHARS {
         return Err(AppError::Invalid(
             "text_too_long",

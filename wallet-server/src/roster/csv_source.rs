@@ -35,6 +35,23 @@ pub fn detect_delimiter(bytes: &[u8]) -> u8 {
         .0
 }
 
+/// Column names quoted in a header error: a header of 100,000 columns must not become a
+/// megabyte of message.
+const LISTED_NAMES: usize = 10;
+
+fn name_list(names: &[String]) -> String {
+    let shown: Vec<String> = names
+        .iter()
+        .take(LISTED_NAMES)
+        .map(|n| shared::error::excerpt(n))
+        .collect();
+    let mut out = format!("[{}]", shown.join(", "));
+    if names.len() > LISTED_NAMES {
+        out.push_str(&format!(" and {} more", names.len() - LISTED_NAMES));
+    }
+    out
+}
+
 /// Maps each header position to its column; refuses unknown, repeated or missing columns.
 fn read_header(fields: &csv::ByteRecord) -> Result<Vec<Column>, ImportError> {
     let mut columns = Vec::with_capacity(fields.len());
@@ -55,10 +72,10 @@ fn read_header(fields: &csv::ByteRecord) -> Result<Vec<Column>, ImportError> {
         .collect();
     let mut problems = Vec::new();
     if !unknown.is_empty() {
-        problems.push(format!("unknown columns {unknown:?}"));
+        problems.push(format!("unknown columns {}", name_list(&unknown)));
     }
     if !repeated.is_empty() {
-        problems.push(format!("columns given twice {repeated:?}"));
+        problems.push(format!("columns given twice {}", name_list(&repeated)));
     }
     if !missing.is_empty() {
         problems.push(format!("missing columns {missing:?}"));
@@ -118,13 +135,23 @@ pub fn read_each(bytes: &[u8], mut f: impl FnMut(RawRow)) -> Result<(), ImportEr
         .from_reader(bytes);
     let mut records = reader.byte_records();
     let header = match records.next() {
-        Some(r) => r.map_err(|e| ImportError::File(format!("cannot read the header: {e}")))?,
+        Some(r) => r.map_err(|e| {
+            ImportError::File(format!(
+                "cannot read the header: {}",
+                shared::error::clip(&e.to_string())
+            ))
+        })?,
         None => return Err(ImportError::File("the file is empty".into())),
     };
     let columns = read_header(&header)?;
     let mut lines = LineCounter::default();
     for record in records {
-        let record = record.map_err(|e| ImportError::File(format!("cannot read CSV: {e}")))?;
+        let record = record.map_err(|e| {
+            ImportError::File(format!(
+                "cannot read CSV: {}",
+                shared::error::clip(&e.to_string())
+            ))
+        })?;
         let line = lines.line_at(bytes, record.position().map_or(0, |p| p.byte()));
         if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
             continue;

@@ -86,7 +86,24 @@ pub fn detect_format(name: Option<&Path>, bytes: &[u8]) -> Format {
     }
 }
 
+/// Files that are not text in UTF-8 at all, recognised by their first bytes, with what to do.
+pub fn check_file_kind(bytes: &[u8]) -> Result<(), ImportError> {
+    let message = if bytes.starts_with(b"PK\x03\x04") {
+        "this is an Excel workbook (.xlsx) or another ZIP file, not CSV: open it in Excel and \
+         save it as \"CSV UTF-8 (comma delimited)\" (File → Save As)"
+    } else if bytes.starts_with(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1") {
+        "this is an old Excel workbook (.xls), not CSV: open it in Excel and save it as \
+         \"CSV UTF-8 (comma delimited)\" (File → Save As)"
+    } else if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+        "the file is in UTF-16 (\"Unicode text\"): save it as \"CSV UTF-8\" and import that"
+    } else {
+        return Ok(());
+    };
+    Err(ImportError::File(message.to_owned()))
+}
+
 pub fn read_rows(bytes: &[u8], format: Format) -> Result<Vec<RawRow>, ImportError> {
+    check_file_kind(bytes)?;
     match format {
         Format::Csv => csv_source::read(bytes),
         Format::Json => json_source::read(bytes),
@@ -95,6 +112,7 @@ pub fn read_rows(bytes: &[u8], format: Format) -> Result<Vec<RawRow>, ImportErro
 
 /// Hands each row to `f` as it is read.
 pub fn read_each(bytes: &[u8], format: Format, f: impl FnMut(RawRow)) -> Result<(), ImportError> {
+    check_file_kind(bytes)?;
     match format {
         Format::Csv => csv_source::read_each(bytes, f),
         Format::Json => json_source::read_each(bytes, f),
@@ -319,5 +337,45 @@ mod tests {
             detect_format(Some(Path::new("r.txt")), b"school_bin,"),
             Format::Csv
         );
+    }
+
+    #[test]
+    fn excel_and_utf16_files_are_named_with_what_to_do() {
+        let utf16: Vec<u8> = b"\xFF\xFE"
+            .iter()
+            .copied()
+            .chain("school_bin".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        for (bytes, needle) in [
+            (
+                &b"PK\x03\x04\x14\x00rest of a zip"[..],
+                "Excel workbook (.xlsx)",
+            ),
+            (
+                b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1....",
+                "old Excel workbook (.xls)",
+            ),
+            (&utf16[..], "UTF-16"),
+        ] {
+            for format in [Format::Csv, Format::Json] {
+                let err = read_rows(bytes, format).unwrap_err().to_string();
+                assert!(err.contains(needle), "{err}");
+                assert!(err.contains("CSV UTF-8"), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_header_of_many_bad_columns_is_cut_with_a_count() {
+        let mut header: Vec<String> = (0..100_000).map(|i| format!("col{i}")).collect();
+        header[3] = "x\"\u{7}y".into();
+        let text = format!("{}\n", header.join(","));
+        let err = read_rows(text.as_bytes(), Format::Csv)
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 2_000, "{} bytes", err.len());
+        assert!(err.contains("and 99990 more"), "{err}");
+        assert!(err.contains("\"x\\\"\\u{7}y\""), "{err}");
+        assert!(err.contains("missing columns"), "{err}");
     }
 }

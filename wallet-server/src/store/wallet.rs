@@ -138,6 +138,9 @@ pub type CountDelta = (String, String, i64);
 pub trait WalletStore {
     /// Login codes stored for this phone since `since` (the per-phone rate limit).
     async fn login_codes_since(&self, phone: &str, since: i64) -> StoreResult<i64>;
+    /// Login codes stored for any phone since `since` (the global budget). Codes are kept a
+    /// day and only within the budget, so the table this counts stays small.
+    async fn login_codes_total_since(&self, since: i64) -> StoreResult<i64>;
     /// Stores a login code and, when `sms_text` is given, queues the SMS in the same transaction.
     async fn insert_login_code(
         &self,
@@ -254,6 +257,15 @@ macro_rules! impl_wallet {
                 .bind(since)
                 .fetch_one(&self.pool)
                 .await?)
+            }
+
+            async fn login_codes_total_since(&self, since: i64) -> StoreResult<i64> {
+                Ok(
+                    sqlx::query_scalar("SELECT COUNT(*) FROM login_codes WHERE created_at > $1")
+                        .bind(since)
+                        .fetch_one(&self.pool)
+                        .await?,
+                )
             }
 
             async fn insert_login_code(

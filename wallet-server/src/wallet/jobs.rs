@@ -20,6 +20,7 @@ pub async fn flush(state: &AppState) {
     state.wallet.sessions.evict_stale(now);
     state.wallet.ownership.evict_stale(now);
     state.wallet.addresses.purge(now);
+    state.wallet.phones.purge(now);
 }
 
 /// One round of the slower work: deliver due complaints; purge used-up logins hourly.

@@ -106,6 +106,79 @@ impl AddressLimiter {
     }
 }
 
+/// Login-code requests per phone, counted in memory for every phone alike: whether a number
+/// belongs to a parent must not show in when it is refused. Unknown numbers also get a decoy
+/// code here (never in the database), so that guessing at them answers like guessing at a
+/// real code.
+#[derive(Default)]
+pub struct PhoneLimiter {
+    /// phone → (ten-minute window, count, hour window, count).
+    windows: Sharded<String, (i64, u32, i64, u32)>,
+    /// phone → (decoy expiry, guesses taken).
+    decoys: Sharded<String, (i64, i64)>,
+}
+
+impl PhoneLimiter {
+    /// Counts a request; false when the phone is over `per_10_min` or `per_hour`.
+    pub fn hit(&self, phone: &str, now: i64, per_10_min: u32, per_hour: u32) -> bool {
+        let (ten, hour) = (now.div_euclid(600), now.div_euclid(3600));
+        let key = phone.to_owned();
+        let mut shard = self.windows.shard(&key);
+        if shard.len() > MAX_TRACKED / SHARDS {
+            shard.retain(|_, w| w.2 == hour);
+        }
+        let w = shard.entry(key).or_insert((ten, 0, hour, 0));
+        if w.0 != ten {
+            (w.0, w.1) = (ten, 0);
+        }
+        if w.2 != hour {
+            (w.2, w.3) = (hour, 0);
+        }
+        if w.1 >= per_10_min || w.3 >= per_hour {
+            return false;
+        }
+        w.1 += 1;
+        w.3 += 1;
+        true
+    }
+
+    /// A code that does not exist, for a number no pupil lists.
+    pub fn decoy(&self, phone: &str, expires_at: i64, now: i64) {
+        let key = phone.to_owned();
+        let mut shard = self.decoys.shard(&key);
+        if shard.len() > MAX_TRACKED / SHARDS {
+            shard.retain(|_, d| d.0 > now);
+        }
+        if shard.len() <= MAX_TRACKED / SHARDS {
+            shard.insert(key, (expires_at, 0));
+        }
+    }
+
+    /// Takes a guess at a decoy: the attempts left after it, or `None` when there is no live one.
+    pub fn guess_decoy(&self, phone: &str, now: i64, max_attempts: i64) -> Option<i64> {
+        let key = phone.to_owned();
+        let mut shard = self.decoys.shard(&key);
+        let d = shard.get_mut(&key)?;
+        if d.0 <= now || d.1 >= max_attempts {
+            shard.remove(&key);
+            return None;
+        }
+        d.1 += 1;
+        Some(max_attempts - d.1)
+    }
+
+    /// Forgets ended windows and expired decoys.
+    pub fn purge(&self, now: i64) {
+        let hour = now.div_euclid(3600);
+        for mut shard in self.windows.each_shard() {
+            shard.retain(|_, w| w.2 == hour);
+        }
+        for mut shard in self.decoys.each_shard() {
+            shard.retain(|_, d| d.0 > now);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Count {
     /// The database total when last read or flushed (all instances' tokens).

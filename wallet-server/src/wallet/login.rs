@@ -2,8 +2,10 @@
 //! rate-limited per phone and per address).
 //!
 //! The answer to a code request is the same whether or not a pupil lists the phone, so the
-//! endpoint cannot be used to find out which numbers belong to parents: a code row is stored
-//! (and counted against the per-phone limit) either way, but the SMS goes only to listed phones.
+//! endpoint cannot be used to find out which numbers belong to parents: the per-phone limits
+//! are counted in memory for every number alike, but a code is stored and sent only for listed
+//! phones; an unlisted one gets a decoy in memory that guesses are taken against. A global
+//! hourly budget of stored codes caps what a flood across many addresses can send.
 //! Codes are kept as SHA-256 over a server pepper, the phone and the code; the small code space
 //! is protected by the attempt limit, not by the hash.
 
@@ -56,28 +58,60 @@ pub async fn request_code(state: &AppState, phone: &Phone, addr: Option<IpAddr>)
     let now = state.now();
     let p = phone.as_str();
     let store = &state.store;
-    if store.login_codes_since(p, now - 600).await? >= CODES_PER_10_MIN
-        || store.login_codes_since(p, now - 86_400).await? >= CODES_PER_DAY
-    {
-        return Err(AppError::TooManyRequests(
+    let too_many = || {
+        AppError::TooManyRequests(
             "Too many codes were requested for this number. Wait 10 minutes and try again.".into(),
+        )
+    };
+    let sms = &state.settings.sms;
+    if !state.wallet.phones.hit(
+        p,
+        now,
+        CODES_PER_10_MIN as u32,
+        sms.login_codes_per_phone_per_hour,
+    ) {
+        return Err(too_many());
+    }
+    if store.login_codes_total_since(now - 3600).await? >= i64::from(sms.login_codes_per_hour) {
+        tracing::warn!(
+            "login codes: the hourly budget of {} is spent",
+            sms.login_codes_per_hour
+        );
+        return Err(AppError::TooManyRequests(
+            "Login by SMS is busy right now. Try again in an hour. / \
+             Қазір SMS арқылы кіру шектеулі, бір сағаттан кейін қайталаңыз. / \
+             Вход по SMS сейчас ограничен, повторите через час."
+                .into(),
         ));
     }
     let known = !store.pupils_by_phone(p).await?.is_empty();
+    if !known {
+        state.wallet.phones.decoy(p, now + CODE_SECONDS, now);
+        return Ok(());
+    }
+    // Across instances and restarts the memory counts start over; the stored codes do not.
+    if store.login_codes_since(p, now - 600).await? >= CODES_PER_10_MIN
+        || store.login_codes_since(p, now - 86_400).await? >= CODES_PER_DAY
+    {
+        return Err(too_many());
+    }
     let code = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000u32));
     let hash = code_hash(state.wallet.pepper(), p, &code);
     let sms_id = uuid::Uuid::new_v4().to_string();
     let text = sms_text(&code);
-    let sms = known.then_some((sms_id.as_str(), text.as_str()));
     store
-        .insert_login_code(p, &hash, now, now + CODE_SECONDS, sms)
+        .insert_login_code(
+            p,
+            &hash,
+            now,
+            now + CODE_SECONDS,
+            Some((sms_id.as_str(), text.as_str())),
+        )
         .await?;
-    if known {
-        crate::sms::wake();
-        tracing::info!(phone = %phone.masked(), "login code queued");
-        if state.demo {
-            println!("demo: login code for {p}: {code}");
-        }
+    crate::sms::wake();
+    tracing::info!(phone = %phone.masked(), "login code queued");
+    if state.demo {
+        println!("demo: login code for {p}: {code}");
     }
     Ok(())
 }
@@ -120,7 +154,13 @@ pub async fn verify_code(
         )
     };
     if live.is_empty() {
-        return Err(expired());
+        return match state.wallet.phones.guess_decoy(p, now, MAX_ATTEMPTS) {
+            Some(left) => Err(AppError::Invalid(
+                "wrong_code",
+                format!("Wrong code. Attempts left: {left}."),
+            )),
+            None => Err(expired()),
+        };
     }
     let hash = code_hash(state.wallet.pepper(), p, code);
     let Some(hit) = live.iter().find(|c| same(&c.code_hash, &hash)) else {

@@ -24,6 +24,7 @@ pub struct WalletRuntime {
     pub sessions: session::SessionCache,
     pub ownership: session::OwnershipCache,
     pub addresses: limits::AddressLimiter,
+    pub phones: limits::PhoneLimiter,
     pub tokens: limits::TokenCounter,
 }
 
@@ -71,6 +72,7 @@ impl WalletRuntime {
             sessions: session::SessionCache::default(),
             ownership: session::OwnershipCache::default(),
             addresses: limits::AddressLimiter::default(),
+            phones: limits::PhoneLimiter::default(),
             tokens: limits::TokenCounter::default(),
         }
     }
