@@ -19,6 +19,10 @@ pub struct Settings {
     pub listen: String,
     /// Whole-request timeout for calls to the server, seconds.
     pub http_timeout_seconds: u64,
+    /// Warn staff when the data dir's file system has less free space than this, MB.
+    pub low_space_warning_mb: u64,
+    /// How long a scan waits for another process writing the log before it is `not_recorded`.
+    pub db_busy_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -30,6 +34,9 @@ impl Default for Settings {
             skew_seconds: shared::token::DEFAULT_SKEW,
             listen: "127.0.0.1:8090".to_owned(),
             http_timeout_seconds: 20,
+            // A day of a busy counter writes well under 1 MB; 50 MB leaves weeks to react.
+            low_space_warning_mb: 50,
+            db_busy_timeout_ms: crate::store::DEFAULT_BUSY_TIMEOUT.as_millis() as u64,
         }
     }
 }
@@ -42,6 +49,8 @@ struct FileSettings {
     skew_seconds: Option<u32>,
     listen: Option<String>,
     http_timeout_seconds: Option<u64>,
+    low_space_warning_mb: Option<u64>,
+    db_busy_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,6 +109,8 @@ impl Settings {
             skew_seconds: env_parse(&env, "TAMAQ_TERMINAL_SKEW_SECONDS")?,
             http_timeout_seconds: env_parse(&env, "TAMAQ_TERMINAL_HTTP_TIMEOUT_SECONDS")?,
             listen: env("TAMAQ_TERMINAL_LISTEN"),
+            low_space_warning_mb: env_parse(&env, "TAMAQ_TERMINAL_LOW_SPACE_WARNING_MB")?,
+            db_busy_timeout_ms: env_parse(&env, "TAMAQ_TERMINAL_DB_BUSY_TIMEOUT_MS")?,
         };
         s.apply(from_env);
         s.validate()?;
@@ -122,6 +133,12 @@ impl Settings {
         if let Some(v) = f.http_timeout_seconds {
             self.http_timeout_seconds = v;
         }
+        if let Some(v) = f.low_space_warning_mb {
+            self.low_space_warning_mb = v;
+        }
+        if let Some(v) = f.db_busy_timeout_ms {
+            self.db_busy_timeout_ms = v;
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -141,6 +158,12 @@ impl Settings {
             return Err(ConfigError::Range {
                 name: "skew_seconds",
                 expected: "at most 900",
+            });
+        }
+        if self.db_busy_timeout_ms > 600_000 {
+            return Err(ConfigError::Range {
+                name: "db_busy_timeout_ms",
+                expected: "at most 600000 (a queue at the counter waits on it)",
             });
         }
         if self.http_timeout_seconds == 0 {

@@ -2,7 +2,7 @@
 //! keeps focus for wedge scanners, the camera where the browser allows) and background sync.
 
 use crate::image_input::{self, DEFAULT_DECODER};
-use crate::outcome::local_datetime;
+use crate::outcome::{local_datetime, NotRecorded};
 use crate::sync::SyncReport;
 use crate::terminal::Terminal;
 use axum::extract::{DefaultBodyLimit, State};
@@ -30,8 +30,11 @@ pub struct LastSync {
     pub report: Option<SyncReport>,
 }
 
-/// A code held in front of the camera shows up in many frames; it is scanned once per this.
-pub const FRAME_REPEAT: Duration = Duration::from_secs(5);
+/// A code held in front of the camera shows up in many frames; it is scanned once while it stays
+/// in view, and counts as gone (so that showing it again is a new scan) only after no frame has
+/// held it for this long. Decoders miss a frame now and then, so one frame without it is not
+/// enough.
+pub const FRAME_GONE_AFTER: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct Kiosk {
@@ -167,16 +170,15 @@ async fn scan(State(k): State<Kiosk>, body: axum::body::Bytes) -> Response {
         Ok(ScanInput::Card(card, meal)) => k.terminal.redeem_card(&card, meal).await,
         Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", &message),
     };
+    verdict_response(result)
+}
+
+/// A recorded verdict as 200; `not_recorded` as 503 with the same shape, so the page shows it
+/// like any verdict (red) and raises its storage alarm.
+fn verdict_response(result: Result<crate::outcome::ScanOutcome, NotRecorded>) -> Response {
     match result {
         Ok(outcome) => Json(outcome).into_response(),
-        Err(e) => {
-            tracing::error!("scan not recorded: {e}");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "not_recorded",
-                "The scan was not recorded; do not serve. Try again or tell the administrator.",
-            )
-        }
+        Err(failed) => (StatusCode::SERVICE_UNAVAILABLE, Json(failed)).into_response(),
     }
 }
 
@@ -212,8 +214,10 @@ async fn scan_frame(State(k): State<Kiosk>, body: axum::body::Bytes) -> Response
     {
         let mut last = k.last_frame_code.lock().await;
         let now = std::time::Instant::now();
-        if let Some((code, at)) = last.as_ref() {
-            if code == token && now.duration_since(*at) < FRAME_REPEAT {
+        if let Some((code, seen)) = last.as_mut() {
+            if code == token && now.duration_since(*seen) < FRAME_GONE_AFTER {
+                // Still in view: its verdict is on the screen already.
+                *seen = now;
                 return Json(NoCode {
                     found: true,
                     repeat: true,
@@ -223,17 +227,7 @@ async fn scan_frame(State(k): State<Kiosk>, body: axum::body::Bytes) -> Response
         }
         *last = Some((token.clone(), now));
     }
-    match k.terminal.scan(token, None).await {
-        Ok(outcome) => Json(outcome).into_response(),
-        Err(e) => {
-            tracing::error!("scan not recorded: {e}");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "not_recorded",
-                "The scan was not recorded; do not serve. Try again or tell the administrator.",
-            )
-        }
-    }
+    verdict_response(k.terminal.scan(token, None).await)
 }
 
 #[derive(Serialize)]

@@ -42,7 +42,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Verify tokens: one per stdin line (wedge scanner), or from QR pictures.
+    /// Verify tokens: one per stdin line (wedge scanner), or from QR pictures (exit 5 when a
+    /// scan could not be recorded).
     Scan {
         #[arg(long)]
         json: bool,
@@ -61,6 +62,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sync, clock, free space and warnings (the kiosk's status line, for scripts).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Full integrity check of the meal log (exit 7 when it fails).
+    Check,
     /// The day's local summary.
     Report {
         /// YYYY-MM-DD, local (default: today).
@@ -114,6 +122,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Command::Sync { json } => commands::sync(&ctx, json).await,
             Command::Scan { json, images, meal } => commands::scan(&ctx, json, &images, meal).await,
             Command::Redeem { card, meal, json } => commands::redeem(&ctx, &card, meal, json).await,
+            Command::Status { json } => commands::status(&ctx, json).await,
+            Command::Check => commands::check(&ctx).await,
             Command::Report { date, json } => commands::report(&ctx, date, json).await,
             Command::Kiosk { listen } => commands::kiosk(&ctx, listen.as_deref()).await,
         }
