@@ -132,7 +132,7 @@ pub async fn scan(
         let stdin = tokio::io::BufReader::new(tokio::io::stdin());
         let mut out = std::io::stdout().lock();
         let stats = stream::scan_stream(&terminal, stdin, &mut out, format, meal).await?;
-        return Ok(finish(&terminal, stats.not_recorded).await);
+        return Ok(finish(stats.not_recorded));
     }
     let mut code = 0;
     let mut not_recorded = 0;
@@ -141,16 +141,12 @@ pub async fn scan(
         code = code.max(c);
         not_recorded += failed;
     }
-    let after = finish(&terminal, not_recorded).await;
+    let after = finish(not_recorded);
     Ok(if after != 0 { after } else { code })
 }
 
-/// The exit code after scanning: `EXIT_NOT_RECORDED` when any scan failed to commit. The
-/// failed transaction's frames may still sit in the WAL past its last commit (a failing fsync
-/// does not take back a write); SQLite's recovery on the next start could take them for a
-/// commit. A truncating checkpoint drops them while this process still knows where the last
-/// real commit ends; if even that fails, the administrator is told to check the log.
-async fn finish(terminal: &Terminal, not_recorded: u64) -> i32 {
+/// The exit code after scanning: `EXIT_NOT_RECORDED` when any scan failed to commit.
+fn finish(not_recorded: u64) -> i32 {
     if not_recorded == 0 {
         return 0;
     }
@@ -159,12 +155,6 @@ async fn finish(terminal: &Terminal, not_recorded: u64) -> i32 {
          administrator: free space on the data dir's disk or replace it, then run \
          `canteen-terminal check`"
     );
-    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(terminal.pool())
-        .await
-    {
-        eprintln!("error: the log could not be checkpointed after the failure ({e})");
-    }
     EXIT_NOT_RECORDED
 }
 
@@ -230,7 +220,7 @@ pub async fn redeem(ctx: &Context, card: &str, meal: Option<MealKind>, json: boo
         Ok(outcome) => outcome,
         Err(failed) => {
             println!("{}", stream::render_not_recorded(&failed, format));
-            return Ok(finish(&terminal, 1).await);
+            return Ok(finish(1));
         }
     };
     println!("{}", stream::render(&outcome, format));

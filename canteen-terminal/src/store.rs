@@ -468,20 +468,51 @@ pub async fn record(
     repeat_window: i64,
 ) -> Result<Recorded, StoreError> {
     let mut conn = pool.acquire().await?;
-    let result = record_on(&mut conn, ev, repeat_window).await;
+    let mut commit_attempted = false;
+    let result = record_on(&mut conn, ev, repeat_window, &mut commit_attempted).await;
     if result.is_err() {
         // The transaction may be open, rolled back by SQLite, or its connection in an error
         // state: roll back what can be, and never hand this connection to the next scan.
         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        if commit_attempted {
+            if let Err(e) = overwrite_failed_commit(&mut conn, ev.scanned_at).await {
+                tracing::warn!("could not overwrite the failed commit's frames: {e}");
+            }
+        }
         let _ = conn.detach().close().await;
     }
     result
+}
+
+/// After a failed `COMMIT` its frames may sit in the WAL complete with their commit mark (the
+/// write went through, the fsync failed). The wal-index never took them, so the next writer
+/// starts on the same frame: this transaction overwrites them, and their checksum chain breaks.
+/// Whether it then commits or fails too, recovery can no longer revive the scan shown as
+/// `not_recorded`.
+async fn overwrite_failed_commit(conn: &mut SqliteConnection, at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let done = sqlx::query(
+        "INSERT INTO commit_failures (id, failures, last_at) VALUES (1, 1, ?) \
+         ON CONFLICT (id) DO UPDATE SET failures = failures + 1, last_at = excluded.last_at",
+    )
+    .bind(at)
+    .execute(&mut *conn)
+    .await;
+    let done = match done {
+        Ok(_) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if done.is_err() {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    }
+    done
 }
 
 async fn record_on(
     conn: &mut SqliteConnection,
     ev: &NewEvent,
     repeat_window: i64,
+    commit_attempted: &mut bool,
 ) -> Result<Recorded, StoreError> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     let recorded = match insert_event(&mut *conn, ev).await {
@@ -526,6 +557,7 @@ async fn record_on(
         }
         Err(e) => return Err(e.into()),
     };
+    *commit_attempted = true;
     sqlx::query("COMMIT").execute(&mut *conn).await?;
     Ok(recorded)
 }
