@@ -203,14 +203,13 @@ pub async fn connect_sqlite(url: &str) -> StoreResult<SqliteStore> {
         // at pilot scale each upload dirties a few hundred index pages (docs/benchmarks.md,
         // "Pilot scale").
         .pragma("wal_autocheckpoint", "8192");
-    if let Some(path) = url.strip_prefix("sqlite://").and_then(|p| {
-        std::path::Path::new(p.split('?').next().unwrap_or(p))
-            .parent()
-            .map(|d| d.to_path_buf())
-    }) {
-        if !path.as_os_str().is_empty() {
-            std::fs::create_dir_all(&path).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+    if let Some(file) = sqlite_file(url) {
+        let io = |e| StoreError::Db(sqlx::Error::Io(e));
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            shared::private_fs::create_private_dir_all(dir).map_err(io)?;
         }
+        // Created 0600 before SQLite opens it: its -wal and -shm files take the same mode.
+        shared::private_fs::precreate_private_file(&file).map_err(io)?;
     }
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
@@ -223,6 +222,16 @@ pub async fn connect_sqlite(url: &str) -> StoreResult<SqliteStore> {
         pool,
         event_writer: Arc::default(),
     })
+}
+
+/// The database file of a `sqlite://PATH[?...]` URL; None for in-memory databases.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
 }
 
 pub async fn connect_postgres(url: &str) -> StoreResult<PgStore> {
