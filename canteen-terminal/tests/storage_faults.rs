@@ -607,3 +607,44 @@ async fn every_file_the_terminal_creates_is_private_under_umask_022() {
     sh("sync");
     sh("check");
 }
+
+#[test]
+fn status_shows_free_space_and_warns_below_the_configured_limit() {
+    let server = server_with(2);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("t");
+    enroll(&data, &server, "STATUS-1");
+    let out = run(&data, &["status", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let free = s["free_bytes"].as_u64().unwrap();
+    assert!(free > 0);
+    let warned = |s: &Value| {
+        s["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["code"] == "low_disk_space")
+    };
+    // The default limit (50 MB) against what this disk has free.
+    assert_eq!(warned(&s), free < 50 * 1024 * 1024, "{s}");
+    // A limit above the free space: warned, in both languages, in the text form too.
+    let limit = (free / (1024 * 1024) + 10).to_string();
+    let out = command(&data)
+        .arg("status")
+        .env("TAMAQ_TERMINAL_LOW_SPACE_WARNING_MB", &limit)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains(&format!("(warning below {limit} MB)")),
+        "{text}"
+    );
+    assert!(text.contains("warning [low_disk_space]"), "{text}");
+    assert!(text.contains("мало места"), "{text}");
+}
