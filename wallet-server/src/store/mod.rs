@@ -289,6 +289,41 @@ impl_for_backends!(impl_counters);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn sqlite_file_names_the_file_to_create_private() {
+        let f = |u: &str| sqlite_file(u).map(|p| p.display().to_string());
+        assert_eq!(
+            f("sqlite://data/tamaq.db").as_deref(),
+            Some("data/tamaq.db")
+        );
+        assert_eq!(
+            f("sqlite:///var/lib/t.db?mode=rwc").as_deref(),
+            Some("/var/lib/t.db")
+        );
+        assert_eq!(f("sqlite://:memory:"), None);
+        assert_eq!(f("sqlite://x.db?cache=shared&mode=memory"), None);
+        assert_eq!(f("sqlite::memory:"), None);
+        assert_eq!(f("sqlite://"), None);
+        assert_eq!(f("postgres://u@h/db"), None);
+    }
+
+    proptest! {
+        /// Whatever the operator types, the file is the part between `sqlite://` and `?`, and an
+        /// in-memory database never gets a file created for it.
+        #[test]
+        fn sqlite_file_is_the_path_before_the_query(path in "[a-zA-Z0-9_./:-]{0,30}", query in "[a-z=&]{0,20}") {
+            let url = format!("sqlite://{path}?{query}");
+            match sqlite_file(&url) {
+                Some(p) => {
+                    prop_assert_eq!(p.display().to_string(), path.clone());
+                    prop_assert!(path != ":memory:" && !query.split('&').any(|kv| kv == "mode=memory"));
+                }
+                None => prop_assert!(path.is_empty() || path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory")),
+            }
+        }
+    }
 
     #[test]
     fn redact_hides_password() {
