@@ -648,3 +648,79 @@ fn status_shows_free_space_and_warns_below_the_configured_limit() {
     assert!(text.contains("warning [low_disk_space]"), "{text}");
     assert!(text.contains("мало места"), "{text}");
 }
+
+/// The full-disk path without root: SQLite's own limit on the file's size (`max_page_count`,
+/// set on every pooled connection) gives the same SQLITE_FULL on commit as a full disk.
+#[tokio::test]
+async fn a_log_at_its_page_limit_is_not_recorded_and_the_next_scan_takes_the_next_seq() {
+    let world = World::new();
+    let server = FakeServer::start(
+        world.server_state(
+            (1..=400)
+                .map(|i| voucher(i, VoucherStatus::Active))
+                .collect(),
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(monday_noon());
+    let t = enrolled_terminal(dir.path(), &server, "PAGES", "Асхана", &clock).await;
+    let (pages,): (i64,) = sqlx::query_as("PRAGMA page_count")
+        .fetch_one(t.pool())
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut c = t.pool().acquire().await.unwrap();
+        sqlx::query(&format!("PRAGMA max_page_count = {}", pages + 3))
+            .execute(&mut *c)
+            .await
+            .unwrap();
+        held.push(c);
+    }
+    drop(held);
+
+    let mut printed = Vec::new();
+    for n in 1..=400 {
+        let line = match t.scan(&world.token(id_of(n), monday_noon()), None).await {
+            Ok(o) => serde_json::from_str::<Value>(&o.json_line()).unwrap(),
+            Err(e) => serde_json::from_str::<Value>(&e.json_line()).unwrap(),
+        };
+        printed.push(line);
+        if printed
+            .iter()
+            .filter(|v| v["verdict"] == "not_recorded")
+            .count()
+            >= 4
+        {
+            break;
+        }
+    }
+    assert!(printed.iter().any(|v| v["verdict"] == "ok"));
+    assert_eq!(
+        printed
+            .iter()
+            .filter(|v| v["verdict"] == "not_recorded")
+            .count(),
+        4,
+        "one per capped connection, each closed after its failure"
+    );
+    assert!(t.storage_alarm().is_some());
+    // The capped connections are gone: the next scan commits, with the next seq.
+    let recorded = printed
+        .iter()
+        .filter(|v| v["verdict"] != "not_recorded")
+        .count() as i64;
+    let next = t
+        .scan(&world.token(id_of(399), monday_noon()), None)
+        .await
+        .unwrap();
+    assert_eq!((next.verdict, next.seq), (Verdict::Ok, recorded + 1));
+    assert!(t.storage_alarm().is_none());
+    printed.push(serde_json::from_str(&next.json_line()).unwrap());
+    t.pool().close().await;
+    assert_log_matches_printed(&read_log(dir.path()).await, &printed);
+}
+
+fn id_of(n: u32) -> uuid::Uuid {
+    voucher(n, VoucherStatus::Active).voucher_id
+}
