@@ -136,15 +136,28 @@ async fn main() {
     clock.set(now + 86_400);
 
     println!("\n== token → committed verdict ({vouchers} vouchers, {past} past events, synchronous=FULL)");
-    print("scan ok (verify + meal + event committed)", &stats(ok));
+    let ok = stats(ok);
+    let raw = stats(raw);
+    print("scan ok (verify + meal + event committed)", &ok);
     print("scan already_served (event committed)", &stats(again));
     print("scan bad_format (event committed)", &stats(rejected));
-    print("raw: verify_strict + one durable INSERT", &stats(raw));
+    print("raw: verify_strict + one durable INSERT", &raw);
     print("raw: verify_strict alone", &stats(verify_only));
     print("raw: one durable INSERT alone", &stats(insert_only));
     println!(
         "{:<58} n={ok_n:<6} mean {stream_mean:>8.1} µs per line",
         "stdin stream → ok lines (scan_stream)"
+    );
+    // Targets: median ≤ 1 ms, and the scan at most 1.5× its floor (verify + one durable insert).
+    println!(
+        "scan ok / raw floor: median {:.2}× ({:.3} / {:.3} ms), p99 {:.2}× ({:.3} / {:.3} ms); \
+         targets: median ≤ 1 ms, ratio ≤ 1.5×",
+        ok.median_us / raw.median_us,
+        ok.median_us / 1e3,
+        raw.median_us / 1e3,
+        ok.p99_us / raw.p99_us,
+        ok.p99_us / 1e3,
+        raw.p99_us / 1e3
     );
 
     // Camera frames.

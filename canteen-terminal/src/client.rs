@@ -23,12 +23,31 @@ pub enum ClientError {
     },
     #[error("the server at {url} answered with something that is not the terminal API ({detail}); check the --server URL")]
     BadResponse { url: String, detail: String },
+    #[error(
+        "the server needs a newer terminal: {message} (this terminal runs version {version}). \
+         Every event stays on this terminal and uploads after the upgrade; install the new \
+         version of canteen-terminal and run `canteen-terminal sync`"
+    )]
+    UpgradeRequired {
+        message: String,
+        version: &'static str,
+    },
 }
+
+/// This terminal's version, sent with every request so the server can ask for an upgrade.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The error code of the server's HTTP 426 answer to a terminal too old to be trusted.
+pub const UPGRADE_REQUIRED_CODE: &str = "terminal_upgrade_required";
 
 impl ClientError {
     /// True when the server was never reached or did not answer in time.
     pub fn is_unreachable(&self) -> bool {
         matches!(self, ClientError::Unreachable { .. })
+    }
+
+    pub fn is_upgrade_required(&self) -> bool {
+        matches!(self, ClientError::UpgradeRequired { .. })
     }
 }
 
@@ -64,7 +83,13 @@ pub fn normalize_server_url(url: &str) -> Result<String, String> {
 
 impl ServerClient {
     pub fn new(base: &str, secret: Option<Secret>, timeout: Duration) -> ServerClient {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            shared::wire::TERMINAL_VERSION_HEADER,
+            reqwest::header::HeaderValue::from_static(VERSION),
+        );
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .connect_timeout(Duration::from_secs(5).min(timeout))
             .timeout(timeout)
             .build()
@@ -134,6 +159,15 @@ impl ServerClient {
         })?;
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(body)
+                    if status == reqwest::StatusCode::UPGRADE_REQUIRED
+                        && body.error.code == UPGRADE_REQUIRED_CODE =>
+                {
+                    ClientError::UpgradeRequired {
+                        message: body.error.message,
+                        version: VERSION,
+                    }
+                }
                 Ok(body) => ClientError::Refused {
                     status: status.as_u16(),
                     code: body.error.code,

@@ -21,6 +21,13 @@ pub const EXIT_UNREACHABLE: i32 = 2;
 pub const EXIT_REFUSED: i32 = 3;
 /// Exit code of `scan --image` when a picture could not be read or held no QR code.
 pub const EXIT_NO_CODE: i32 = 4;
+/// Exit code of `scan` and `redeem` when a scan could not be committed to the log
+/// (`not_recorded`): nothing of that scan may be relied on.
+pub const EXIT_NOT_RECORDED: i32 = 5;
+/// Exit code of `sync` when the server refuses this terminal's version; events stay here.
+pub const EXIT_UPGRADE_REQUIRED: i32 = 6;
+/// Exit code of `check` when the log fails a check.
+pub const EXIT_CHECK_FAILED: i32 = 7;
 
 pub struct Context {
     pub data_dir: PathBuf,
@@ -96,6 +103,10 @@ pub async fn sync(ctx: &Context, json: bool) -> CmdResult {
             eprintln!("error: {e}");
             Ok(EXIT_UNREACHABLE)
         }
+        Err(e) if e.is_upgrade_required() => {
+            eprintln!("error: {e}");
+            Ok(EXIT_UPGRADE_REQUIRED)
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -122,14 +133,31 @@ pub async fn scan(
         );
         let stdin = tokio::io::BufReader::new(tokio::io::stdin());
         let mut out = std::io::stdout().lock();
-        stream::scan_stream(&terminal, stdin, &mut out, format, meal).await?;
-        return Ok(0);
+        let stats = stream::scan_stream(&terminal, stdin, &mut out, format, meal).await?;
+        return Ok(finish(stats.not_recorded));
     }
     let mut code = 0;
+    let mut not_recorded = 0;
     for path in images {
-        code = code.max(scan_image(&terminal, path, format, meal).await?);
+        let (c, failed) = scan_image(&terminal, path, format, meal).await?;
+        code = code.max(c);
+        not_recorded += failed;
     }
-    Ok(code)
+    let after = finish(not_recorded);
+    Ok(if after != 0 { after } else { code })
+}
+
+/// The exit code after scanning: `EXIT_NOT_RECORDED` when any scan failed to commit.
+fn finish(not_recorded: u64) -> i32 {
+    if not_recorded == 0 {
+        return 0;
+    }
+    eprintln!(
+        "error: {not_recorded} scan(s) were not recorded; do not rely on them. Tell the \
+         administrator: free space on the data dir's disk or replace it, then run \
+         `canteen-terminal check`"
+    );
+    EXIT_NOT_RECORDED
 }
 
 async fn scan_image(
@@ -137,7 +165,7 @@ async fn scan_image(
     path: &Path,
     format: Format,
     meal: Option<MealKind>,
-) -> CmdResult {
+) -> anyhow::Result<(i32, u64)> {
     let owned = path.to_owned();
     let decoded =
         tokio::task::spawn_blocking(move || image_input::decode_file(&owned, DEFAULT_DECODER))
@@ -147,19 +175,26 @@ async fn scan_image(
         Ok(tokens) => tokens,
         Err(e) => {
             writeln!(out, "{}", no_code_line(path, &e.to_string(), format))?;
-            return Ok(EXIT_NO_CODE);
+            return Ok((EXIT_NO_CODE, 0));
         }
     };
     if tokens.is_empty() {
         writeln!(out, "{}", no_code_line(path, "no QR code found", format))?;
-        return Ok(EXIT_NO_CODE);
+        return Ok((EXIT_NO_CODE, 0));
     }
+    let mut not_recorded = 0;
     for token in tokens {
-        let outcome = terminal.scan(&token, meal).await?;
-        writeln!(out, "{}", stream::render(&outcome, format))?;
+        let line = match terminal.scan(&token, meal).await {
+            Ok(outcome) => stream::render(&outcome, format),
+            Err(failed) => {
+                not_recorded += 1;
+                stream::render_not_recorded(&failed, format)
+            }
+        };
+        writeln!(out, "{line}")?;
         out.flush()?;
     }
-    Ok(0)
+    Ok((0, not_recorded))
 }
 
 fn no_code_line(path: &Path, reason: &str, format: Format) -> String {
@@ -182,10 +217,76 @@ pub async fn redeem(ctx: &Context, card: &str, meal: Option<MealKind>, json: boo
     }
     let terminal = open(ctx).await?;
     print_warnings(&terminal.status().await?);
-    let outcome: ScanOutcome = terminal.redeem_card(card, meal).await?;
     let format = if json { Format::Json } else { Format::Text };
+    let outcome: ScanOutcome = match terminal.redeem_card(card, meal).await {
+        Ok(outcome) => outcome,
+        Err(failed) => {
+            println!("{}", stream::render_not_recorded(&failed, format));
+            return Ok(finish(1));
+        }
+    };
     println!("{}", stream::render(&outcome, format));
     Ok(if outcome.serve { 0 } else { EXIT_REFUSED })
+}
+
+/// The terminal's state for staff: sync, clock, free space, warnings.
+async fn print_status(ctx: &Context, terminal: &Terminal) -> CmdResult {
+    let status = terminal.status().await?;
+    println!(
+        "terminal {} ({}) of {} (BIN {})",
+        status.terminal_id,
+        status.label.as_deref().unwrap_or("-"),
+        status.school_name,
+        status.school_bin
+    );
+    println!("server: {}", status.server_url);
+    println!(
+        "last sync: {}; events not yet uploaded: {}",
+        status.last_sync_local.as_deref().unwrap_or("never"),
+        status.unsynced_events
+    );
+    if let Some(e) = &status.last_sync_error {
+        println!("last sync error: {e}");
+    }
+    match status.free_bytes {
+        Some(b) => println!(
+            "free space in {}: {} MB (warning below {} MB)",
+            ctx.data_dir.display(),
+            b / (1024 * 1024),
+            ctx.settings.low_space_warning_mb
+        ),
+        None => println!("free space in {}: unknown", ctx.data_dir.display()),
+    }
+    println!("vouchers: {}", status.vouchers);
+    for w in &status.warnings {
+        println!("warning [{}]: {} / {}", w.code, w.message_kk, w.message_ru);
+    }
+    Ok(0)
+}
+
+/// Full `PRAGMA integrity_check` of the log and its own invariants (seq contiguous, every `ok`
+/// with its meal row). Opening already refuses a log that fails the quick check.
+pub async fn check(ctx: &Context) -> CmdResult {
+    let terminal = open(ctx).await?;
+    let mut problems = crate::store::check_integrity(terminal.pool(), true).await?;
+    problems.extend(crate::store::check_log(terminal.pool()).await?);
+    let events = crate::store::last_seq(terminal.pool()).await?;
+    if problems.is_empty() {
+        println!(
+            "ok: {} passes integrity_check; {events} events, seq contiguous, every meal with its event",
+            terminal.data_dir().join(crate::store::DB_FILE).display()
+        );
+        return Ok(0);
+    }
+    for p in &problems {
+        println!("problem: {p}");
+    }
+    eprintln!(
+        "error: the meal log failed its check. Stop the terminal; restore terminal.db from the \
+         latest backup, or, knowing that meals not yet sent to the server are lost, move the data \
+         dir aside and enroll again with a new code"
+    );
+    Ok(EXIT_CHECK_FAILED)
 }
 
 pub async fn report(ctx: &Context, date: Option<NaiveDate>, json: bool) -> CmdResult {
@@ -228,35 +329,17 @@ pub async fn status(ctx: &Context, format: StatusFormat) -> CmdResult {
         StatusFormat::Prometheus => {
             let figures = crate::ops::figures(&terminal).await?;
             print!("{}", crate::ops::exposition(&figures));
+            Ok(0)
         }
         StatusFormat::Json => {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&terminal.status().await?)?
             );
+            Ok(0)
         }
-        StatusFormat::Text => {
-            let s = terminal.status().await?;
-            let figures = crate::ops::figures(&terminal).await?;
-            println!(
-                "{} — {} ({})",
-                s.label.as_deref().unwrap_or("-"),
-                s.school_name,
-                s.school_bin
-            );
-            println!(
-                "last sync: {}",
-                s.last_sync_local.as_deref().unwrap_or("never")
-            );
-            println!("unsynced events: {}", s.unsynced_events);
-            println!("vouchers: {}", s.vouchers);
-            println!("free disk: {} MB", figures.free_disk_bytes / 1_000_000);
-            for w in &s.warnings {
-                println!("warning: {} / {}", w.message_kk, w.message_ru);
-            }
-        }
+        StatusFormat::Text => print_status(ctx, &terminal).await,
     }
-    Ok(0)
 }
 
 pub async fn backup(ctx: &Context, to: &Path) -> CmdResult {

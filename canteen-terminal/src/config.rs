@@ -26,6 +26,10 @@ pub struct Settings {
     pub offline_budget_seconds: i64,
     /// Kiosk page: timeouts and connection caps (docs/operations.md, "Front door").
     pub front_door: front_door::Limits,
+    /// Warn staff when the data dir's file system has less free space than this, MB.
+    pub low_space_warning_mb: u64,
+    /// How long a scan waits for another process writing the log before it is `not_recorded`.
+    pub db_busy_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -41,6 +45,9 @@ impl Default for Settings {
             // The stale-sync warning's three days: a long weekend without internet.
             offline_budget_seconds: 72 * 3600,
             front_door: front_door::Limits::KIOSK,
+            // A day of a busy counter writes well under 1 MB; 50 MB leaves weeks to react.
+            low_space_warning_mb: 50,
+            db_busy_timeout_ms: crate::store::DEFAULT_BUSY_TIMEOUT.as_millis() as u64,
         }
     }
 }
@@ -60,6 +67,8 @@ struct FileSettings {
     request_timeout_seconds: Option<u64>,
     max_connections: Option<usize>,
     max_connections_per_client: Option<usize>,
+    low_space_warning_mb: Option<u64>,
+    db_busy_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,6 +139,8 @@ impl Settings {
                 &env,
                 "TAMAQ_TERMINAL_MAX_CONNECTIONS_PER_CLIENT",
             )?,
+            low_space_warning_mb: env_parse(&env, "TAMAQ_TERMINAL_LOW_SPACE_WARNING_MB")?,
+            db_busy_timeout_ms: env_parse(&env, "TAMAQ_TERMINAL_DB_BUSY_TIMEOUT_MS")?,
         };
         s.apply(from_env);
         s.validate()?;
@@ -174,6 +185,12 @@ impl Settings {
         if let Some(v) = f.max_connections_per_client {
             door.max_connections_per_client = v;
         }
+        if let Some(v) = f.low_space_warning_mb {
+            self.low_space_warning_mb = v;
+        }
+        if let Some(v) = f.db_busy_timeout_ms {
+            self.db_busy_timeout_ms = v;
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -205,6 +222,12 @@ impl Settings {
             return Err(ConfigError::Range {
                 name: "offline_budget_hours",
                 expected: "from 1 to 720",
+            });
+        }
+        if self.db_busy_timeout_ms > 600_000 {
+            return Err(ConfigError::Range {
+                name: "db_busy_timeout_ms",
+                expected: "at most 600000 (a queue at the counter waits on it)",
             });
         }
         if self.http_timeout_seconds == 0 {

@@ -4,7 +4,7 @@
 use crate::frames::{FrameError, Frames};
 use crate::image_input::{self, ImageError};
 use crate::kiosk_guard::{self, Guard};
-use crate::outcome::local_datetime;
+use crate::outcome::{local_datetime, NotRecorded};
 use crate::sync::SyncReport;
 use crate::terminal::Terminal;
 use axum::extract::{DefaultBodyLimit, State};
@@ -35,8 +35,11 @@ pub struct LastSync {
 /// A camera frame body larger than this is refused unread (a 1920×1080 JPEG is well under 1 MB).
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 
-/// A code held in front of the camera shows up in many frames; it is scanned once per this.
-pub const FRAME_REPEAT: Duration = Duration::from_secs(5);
+/// A code held in front of the camera shows up in many frames; it is scanned once while it stays
+/// in view, and counts as gone (so that showing it again is a new scan) only after no frame has
+/// held it for this long. Decoders miss a frame now and then, so one frame without it is not
+/// enough.
+pub const FRAME_GONE_AFTER: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct Kiosk {
@@ -204,16 +207,15 @@ async fn scan(State(k): State<Kiosk>, headers: HeaderMap, body: axum::body::Byte
         Ok(ScanInput::Card(card, meal)) => k.terminal.redeem_card(&card, meal).await,
         Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", &message),
     };
+    verdict_response(result)
+}
+
+/// A recorded verdict as 200; `not_recorded` as 503 with the same shape, so the page shows it
+/// like any verdict (red) and raises its storage alarm.
+fn verdict_response(result: Result<crate::outcome::ScanOutcome, NotRecorded>) -> Response {
     match result {
         Ok(outcome) => Json(outcome).into_response(),
-        Err(e) => {
-            tracing::error!("scan not recorded: {e}");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "not_recorded",
-                "The scan was not recorded; do not serve. Try again or tell the administrator.",
-            )
-        }
+        Err(failed) => (StatusCode::SERVICE_UNAVAILABLE, Json(failed)).into_response(),
     }
 }
 
@@ -274,8 +276,10 @@ async fn scan_frame(
     {
         let mut last = k.last_frame_code.lock().await;
         let now = std::time::Instant::now();
-        if let Some((code, at)) = last.as_ref() {
-            if code == token && now.duration_since(*at) < FRAME_REPEAT {
+        if let Some((code, seen)) = last.as_mut() {
+            if code == token && now.duration_since(*seen) < FRAME_GONE_AFTER {
+                // Still in view: its verdict is on the screen already.
+                *seen = now;
                 return Json(NoCode {
                     found: true,
                     repeat: true,
@@ -286,17 +290,7 @@ async fn scan_frame(
         }
         *last = Some((token.clone(), now));
     }
-    match k.terminal.scan(token, None).await {
-        Ok(outcome) => Json(outcome).into_response(),
-        Err(e) => {
-            tracing::error!("scan not recorded: {e}");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "not_recorded",
-                "The scan was not recorded; do not serve. Try again or tell the administrator.",
-            )
-        }
-    }
+    verdict_response(k.terminal.scan(token, None).await)
 }
 
 #[derive(Serialize)]

@@ -42,7 +42,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Verify tokens: one per stdin line (wedge scanner), or from QR pictures.
+    /// Verify tokens: one per stdin line (wedge scanner), or from QR pictures (exit 5 when a
+    /// scan could not be recorded).
     Scan {
         #[arg(long)]
         json: bool,
@@ -61,6 +62,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Full integrity check of the meal log (exit 7 when it fails).
+    Check,
     /// The day's local summary.
     Report {
         /// YYYY-MM-DD, local (default: today).
@@ -69,11 +72,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The terminal's state: text, JSON, or Prometheus text for node-exporter's textfile
-    /// collector (scans by verdict, unsynced events, last sync age, free disk).
+    /// Sync, clock, free space and warnings (the kiosk's status line): text, JSON, or
+    /// Prometheus text for node-exporter's textfile collector (scans by verdict, unsynced
+    /// events, last sync age, free disk).
     Status {
         #[arg(long, value_enum, default_value = "text")]
         format: commands::StatusFormat,
+        /// The same as `--format json`.
+        #[arg(long)]
+        json: bool,
     },
     /// Write a consistent copy of the meal log while the terminal keeps scanning.
     Backup {
@@ -129,8 +136,16 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Command::Sync { json } => commands::sync(&ctx, json).await,
             Command::Scan { json, images, meal } => commands::scan(&ctx, json, &images, meal).await,
             Command::Redeem { card, meal, json } => commands::redeem(&ctx, &card, meal, json).await,
+            Command::Check => commands::check(&ctx).await,
             Command::Report { date, json } => commands::report(&ctx, date, json).await,
-            Command::Status { format } => commands::status(&ctx, format).await,
+            Command::Status { format, json } => {
+                let format = if json {
+                    commands::StatusFormat::Json
+                } else {
+                    format
+                };
+                commands::status(&ctx, format).await
+            }
             Command::Backup { to } => commands::backup(&ctx, &to).await,
             Command::Kiosk { listen } => commands::kiosk(&ctx, listen.as_deref()).await,
         }

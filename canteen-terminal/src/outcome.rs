@@ -25,6 +25,9 @@ pub struct ScanOutcome {
     /// For `already_served`: the terminal that served it ("" label means this terminal).
     pub served_where: Option<String>,
     pub served_here: Option<bool>,
+    /// `already_served` because this very token was served here moments ago (a camera still
+    /// seeing it, a scanner firing twice): shown in a neutral colour, never counted.
+    pub repeat: bool,
     pub message_kk: String,
     pub message_ru: String,
     pub meal_kind: MealKind,
@@ -47,10 +50,22 @@ pub fn local_datetime(ts: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Staff messages; for `already_served` they say when and where.
-pub fn messages(verdict: Verdict, earlier: Option<&PriorMeal>) -> (String, String) {
+/// Staff messages; for `already_served` they say when and where, for a repeat that it is one.
+pub fn messages(
+    verdict: Verdict,
+    source: ScanSource,
+    earlier: Option<&PriorMeal>,
+    repeat: bool,
+) -> (String, String) {
     let (kk, ru) = (verdict.message_kk(), verdict.message_ru());
     match (verdict, earlier) {
+        (Verdict::AlreadyServed, Some(m)) if repeat => {
+            let at = local_hhmm(m.served_at);
+            (
+                format!("Жаңа ғана сканерленді, тамақ {at} берілді."),
+                format!("Только что отсканирован, питание выдано в {at}."),
+            )
+        }
         (Verdict::AlreadyServed, Some(m)) => {
             let at = local_hhmm(m.served_at);
             match &m.terminal_label {
@@ -64,6 +79,14 @@ pub fn messages(verdict: Verdict, earlier: Option<&PriorMeal>) -> (String, Strin
                 ),
             }
         }
+        // A card number the snapshot does not know is not cured by a sync: the card was never
+        // registered to a pupil with a voucher.
+        (Verdict::UnknownVoucher, _) if source == ScanSource::Card => (
+            "Карта тіркелмеген — оқушыны тізімнен іздеңіз немесе кеңсеге қоңырау шалыңыз."
+                .to_owned(),
+            "Карта не зарегистрирована — найдите ученика по списку или позвоните в канцелярию."
+                .to_owned(),
+        ),
         _ => (kk.to_owned(), ru.to_owned()),
     }
 }
@@ -90,21 +113,61 @@ impl ScanOutcome {
     }
 }
 
-/// The line printed when a scan could not be recorded: never `ok`.
-pub fn error_text_line(message: &str) -> String {
-    format!("error | - | Сканерлеу жазылмады: {message} | Скан не записан: {message}")
+/// The outcome of a scan whose event could not be committed (full disk, I/O error, failing
+/// fsync, the log locked past its timeout). Never an event and never uploaded: it exists only
+/// on the screen and in the exit code, so that nobody serves on a scan that is not in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotRecorded {
+    /// Always `not_recorded`.
+    pub verdict: &'static str,
+    pub serve: bool,
+    pub voucher_id: Option<Uuid>,
+    pub display_name: Option<String>,
+    pub served_at: Option<i64>,
+    pub repeat: bool,
+    pub message_kk: String,
+    pub message_ru: String,
+    /// What failed, for the administrator.
+    pub error: String,
+    pub scanned_at: i64,
 }
 
-pub fn error_json_line(message: &str) -> String {
-    serde_json::json!({
-        "verdict": "error",
-        "serve": false,
-        "voucher_id": null,
-        "display_name": null,
-        "served_at": null,
-        "error": message,
-        "message_kk": "Сканерлеу жазылмады. Қайта көріңіз немесе әкімшіге хабарлаңыз.",
-        "message_ru": "Скан не записан. Повторите или сообщите администратору.",
-    })
-    .to_string()
+pub const NOT_RECORDED: &str = "not_recorded";
+
+impl NotRecorded {
+    pub fn new(error: String, scanned_at: i64) -> NotRecorded {
+        NotRecorded {
+            verdict: NOT_RECORDED,
+            serve: false,
+            voucher_id: None,
+            display_name: None,
+            served_at: None,
+            repeat: false,
+            message_kk: "Жазылмады — бұл сканерлеуге сенбеңіз, әкімшіге хабарлаңыз.".to_owned(),
+            message_ru: "Не записано — не полагайтесь на этот скан, сообщите администратору."
+                .to_owned(),
+            error,
+            scanned_at,
+        }
+    }
+
+    /// `not_recorded | - | kk | ru (error)`, split like every verdict line.
+    pub fn text_line(&self) -> String {
+        format!(
+            "{} | - | {} | {} ({})",
+            self.verdict, self.message_kk, self.message_ru, self.error
+        )
+    }
+
+    pub fn json_line(&self) -> String {
+        serde_json::to_string(self).expect("outcome serialises")
+    }
 }
+
+impl std::fmt::Display for NotRecorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the scan was not recorded: {}", self.error)
+    }
+}
+
+impl std::error::Error for NotRecorded {}

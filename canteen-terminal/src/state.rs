@@ -51,12 +51,19 @@ impl DayMeals {
         }
     }
 
-    pub fn note_local(&mut self, voucher_id: Uuid, meal_kind: MealKind, served_at: i64) {
+    pub fn note_local(
+        &mut self,
+        voucher_id: Uuid,
+        meal_kind: MealKind,
+        served_at: i64,
+        proof: Option<String>,
+    ) {
         self.insert(PriorMeal {
             voucher_id,
             meal_kind,
             served_at,
             terminal_label: None,
+            proof,
         });
     }
 }
@@ -248,13 +255,15 @@ mod tests {
             meal_kind: MealKind::Lunch,
             served_at: 100,
             terminal_label: Some("B".into()),
+            proof: None,
         });
-        d.note_local(v, MealKind::Lunch, 200);
+        d.note_local(v, MealKind::Lunch, 200, None);
         d.insert(PriorMeal {
             voucher_id: v,
             meal_kind: MealKind::Lunch,
             served_at: 50,
             terminal_label: Some("C".into()),
+            proof: None,
         });
         let m = &d.meals[&(v, MealKind::Lunch)];
         assert_eq!((m.served_at, m.terminal_label.as_deref()), (200, None));

@@ -9,8 +9,10 @@ use shared::trust::SignedTrustList;
 use shared::verdict::Verdict;
 use shared::wire::{ScanSource, Snapshot, SnapshotVoucher, TerminalEvent, VoucherStatus};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
+use sqlx::Connection;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -26,6 +28,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("terminal database holds an unreadable value in {what}: {value:?}")]
     Corrupt { what: &'static str, value: String },
+    #[error("the meal log {path} is damaged: {detail}")]
+    Damaged { path: String, detail: String },
 }
 
 fn corrupt(what: &'static str, value: impl Into<String>) -> StoreError {
@@ -35,26 +39,129 @@ fn corrupt(what: &'static str, value: impl Into<String>) -> StoreError {
     }
 }
 
-/// Opens (creating if needed) and migrates the database in `dir`.
-pub async fn open(dir: &Path) -> Result<SqlitePool, StoreError> {
-    let options = SqliteConnectOptions::new()
+fn options(dir: &Path, busy_timeout: Duration) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
         .filename(dir.join(DB_FILE))
-        .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         // A kiosk and a CLI may share the file; writers wait for each other instead of failing.
-        .busy_timeout(Duration::from_secs(10))
+        .busy_timeout(busy_timeout)
         // Checkpoints belong off the scan path (see `spawn_checkpointer`); this is only the
         // safety net for a process that runs none (40 MB of WAL).
-        .pragma("wal_autocheckpoint", "10000");
+        .pragma("wal_autocheckpoint", "10000")
+}
+
+/// How long a writer waits for another process holding the log before its scan is
+/// `not_recorded`.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens (creating if needed) and migrates the database in `dir`. Enrollment and tools only:
+/// an enrolled terminal opens its log with [`open_existing`], which never creates one.
+pub async fn open(dir: &Path) -> Result<SqlitePool, StoreError> {
+    // The file is created 0600 before SQLite sees it; its -wal and -shm take the same mode.
+    shared::private_fs::precreate_private_file(&dir.join(DB_FILE)).map_err(sqlx::Error::Io)?;
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .min_connections(1)
-        .connect_with(options)
+        .connect_with(options(dir, DEFAULT_BUSY_TIMEOUT))
         .await?;
     sqlx::migrate!("../migrations/terminal").run(&pool).await?;
     Ok(pool)
+}
+
+/// Opens the log of an enrolled terminal: the file must exist, pass `PRAGMA quick_check` and
+/// hold the terminal's tables before anything (migrations included) writes to it. A damaged
+/// log is refused rather than repaired or replaced.
+pub async fn open_existing(dir: &Path, busy_timeout: Duration) -> Result<SqlitePool, StoreError> {
+    let path = dir.join(DB_FILE);
+    let damaged = |detail: String| StoreError::Damaged {
+        path: path.display().to_string(),
+        detail,
+    };
+    // SQLite takes an empty file for a new database: never for an enrolled terminal's log.
+    match std::fs::metadata(&path) {
+        Ok(m) if m.len() == 0 => return Err(damaged("the file is empty".to_owned())),
+        Ok(_) => {}
+        Err(e) => return Err(damaged(e.to_string())),
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .min_connections(1)
+        .connect_with(options(dir, busy_timeout).create_if_missing(false))
+        .await
+        .map_err(|e| damaged(e.to_string()))?;
+    let verdict = check_integrity(&pool, false).await;
+    let result = match verdict {
+        Ok(problems) if problems.is_empty() => Ok(()),
+        Ok(problems) => Err(damaged(problems.join("; "))),
+        Err(e) => Err(damaged(e.to_string())),
+    };
+    if let Err(e) = result {
+        pool.close().await;
+        return Err(e);
+    }
+    let tables: (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('identity', 'events', 'meals')",
+    )
+    .fetch_one(&pool)
+    .await
+    .map_err(|e| damaged(e.to_string()))?;
+    if tables.0 != 3 {
+        pool.close().await;
+        return Err(damaged(
+            "it is not a terminal meal log (its tables are missing)".to_owned(),
+        ));
+    }
+    sqlx::migrate!("../migrations/terminal").run(&pool).await?;
+    Ok(pool)
+}
+
+/// `PRAGMA quick_check` (or the full `integrity_check`): the problems found, none when sound.
+pub async fn check_integrity(pool: &SqlitePool, full: bool) -> Result<Vec<String>, StoreError> {
+    let pragma = if full {
+        "PRAGMA integrity_check"
+    } else {
+        "PRAGMA quick_check"
+    };
+    let rows: Vec<(String,)> = sqlx::query_as(pragma).fetch_all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| r.0)
+        .filter(|r| r != "ok")
+        .collect())
+}
+
+/// What `canteen-terminal check` verifies beyond SQLite's own check: the log's invariants.
+pub async fn check_log(pool: &SqlitePool) -> Result<Vec<String>, StoreError> {
+    let mut problems = Vec::new();
+    let (n, max): (i64, i64) = sqlx::query_as("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM events")
+        .fetch_one(pool)
+        .await?;
+    if n != max {
+        problems.push(format!(
+            "seq is not contiguous: {n} events but the highest seq is {max}"
+        ));
+    }
+    let (orphans,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM meals m LEFT JOIN events e ON e.seq = m.event_seq \
+         WHERE e.seq IS NULL OR e.verdict <> 'ok' OR e.voucher_id <> m.voucher_id",
+    )
+    .fetch_one(pool)
+    .await?;
+    if orphans > 0 {
+        problems.push(format!("{orphans} meal rows without their ok event"));
+    }
+    let (unmatched,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM events e WHERE e.verdict = 'ok' AND NOT EXISTS \
+         (SELECT 1 FROM meals m WHERE m.event_seq = e.seq)",
+    )
+    .fetch_one(pool)
+    .await?;
+    if unmatched > 0 {
+        problems.push(format!("{unmatched} ok events without their meal row"));
+    }
+    Ok(problems)
 }
 
 /// Copies committed WAL pages into the database file every `every`, on a connection of its own,
@@ -267,22 +374,26 @@ pub struct PriorMeal {
     pub meal_kind: MealKind,
     pub served_at: i64,
     pub terminal_label: Option<String>,
+    /// For a QR meal served here: the token text it was served on (to tell a repeat).
+    pub proof: Option<String>,
 }
 
 pub async fn meals_on(pool: &SqlitePool, day: NaiveDate) -> Result<Vec<PriorMeal>, StoreError> {
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT voucher_id, meal_kind, served_at FROM meals WHERE service_day = ? ORDER BY served_at",
+    let rows: Vec<(String, String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT m.voucher_id, m.meal_kind, m.served_at, e.proof FROM meals m \
+         JOIN events e ON e.seq = m.event_seq WHERE m.service_day = ? ORDER BY m.served_at",
     )
     .bind(day.to_string())
     .fetch_all(pool)
     .await?;
     rows.into_iter()
-        .map(|(v, k, at)| {
+        .map(|(v, k, at, proof)| {
             Ok(PriorMeal {
                 voucher_id: parse_uuid("meals.voucher_id", &v)?,
                 meal_kind: parse_kind("meals.meal_kind", &k)?,
                 served_at: at,
                 terminal_label: None,
+                proof,
             })
         })
         .collect()
@@ -306,6 +417,7 @@ pub async fn served_elsewhere_on(
                 meal_kind: parse_kind("served_elsewhere.meal_kind", &k)?,
                 served_at: at,
                 terminal_label: Some(label),
+                proof: None,
             })
         })
         .collect()
@@ -322,6 +434,9 @@ pub struct NewEvent {
     pub meal_kind: MealKind,
     pub voucher_id: Option<Uuid>,
     pub key_id: Option<String>,
+    /// The token text; kept only when the event is a served QR meal.
+    pub proof: Option<String>,
+    pub repeat: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -332,63 +447,144 @@ pub struct Recorded {
     pub verdict: Verdict,
     /// For `already_served` found here: when the earlier meal was served.
     pub earlier_served_at: Option<i64>,
+    /// For `already_served` found here: the token the earlier meal was served on.
+    pub earlier_proof: Option<String>,
+    pub repeat: bool,
 }
 
 /// Appends the event — and, for `ok`, its meal row, written by the `events_ok_serves_meal`
-/// trigger in the same statement — as one durable autocommitted INSERT; the event's
-/// `scanned_at` raises the clock watermark. Returns only after the commit.
+/// trigger — in one `BEGIN IMMEDIATE … COMMIT` transaction, and returns only once `COMMIT`
+/// itself succeeded (synchronous=FULL: the WAL is fsynced by then). Any failure on the way —
+/// a full disk, an I/O error, a failing fsync, a lock held past the busy timeout — is an error
+/// and nothing may be shown as recorded; `seq` is the rowid, so the next committed event takes
+/// the same number and no gap is left for a row that does not exist.
 ///
 /// If another process on this data dir served the same (voucher, day, meal kind) first, the
-/// `ok` INSERT fails whole on the meal's primary key; the scan is then recorded as
-/// `already_served`.
-pub async fn record(pool: &SqlitePool, ev: &NewEvent) -> Result<Recorded, StoreError> {
-    match insert_event(pool, ev, ev.verdict).await {
-        Ok(seq) => Ok(Recorded {
+/// `ok` INSERT fails on the meal's primary key; the scan is then recorded as `already_served`
+/// in the same transaction.
+pub async fn record(
+    pool: &SqlitePool,
+    ev: &NewEvent,
+    repeat_window: i64,
+) -> Result<Recorded, StoreError> {
+    let mut conn = pool.acquire().await?;
+    let mut commit_attempted = false;
+    let result = record_on(&mut conn, ev, repeat_window, &mut commit_attempted).await;
+    if result.is_err() {
+        // The transaction may be open, rolled back by SQLite, or its connection in an error
+        // state: roll back what can be, and never hand this connection to the next scan.
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        if commit_attempted {
+            if let Err(e) = overwrite_failed_commit(&mut conn, ev.scanned_at).await {
+                tracing::warn!("could not overwrite the failed commit's frames: {e}");
+            }
+        }
+        let _ = conn.detach().close().await;
+    }
+    result
+}
+
+/// After a failed `COMMIT` its frames may sit in the WAL complete with their commit mark (the
+/// write went through, the fsync failed). The wal-index never took them, so the next writer
+/// starts on the same frame: this transaction overwrites them, and their checksum chain breaks.
+/// Whether it then commits or fails too, recovery can no longer revive the scan shown as
+/// `not_recorded`.
+async fn overwrite_failed_commit(conn: &mut SqliteConnection, at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let done = sqlx::query(
+        "INSERT INTO commit_failures (id, failures, last_at) VALUES (1, 1, ?) \
+         ON CONFLICT (id) DO UPDATE SET failures = failures + 1, last_at = excluded.last_at",
+    )
+    .bind(at)
+    .execute(&mut *conn)
+    .await;
+    let done = match done {
+        Ok(_) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if done.is_err() {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    }
+    done
+}
+
+async fn record_on(
+    conn: &mut SqliteConnection,
+    ev: &NewEvent,
+    repeat_window: i64,
+    commit_attempted: &mut bool,
+) -> Result<Recorded, StoreError> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let recorded = match insert_event(&mut *conn, ev).await {
+        Ok(seq) => Recorded {
             seq,
             verdict: ev.verdict,
             earlier_served_at: None,
-        }),
+            earlier_proof: None,
+            repeat: ev.repeat,
+        },
         Err(sqlx::Error::Database(e)) if ev.verdict == Verdict::Ok && e.is_unique_violation() => {
-            let mut conn = pool.acquire().await?;
-            let existing: Option<(i64,)> = sqlx::query_as(
-                "SELECT served_at FROM meals WHERE service_day = ? AND meal_kind = ? AND voucher_id = ?",
+            // Only the failed statement was undone; the transaction goes on.
+            let existing: Option<(i64, Option<String>)> = sqlx::query_as(
+                "SELECT m.served_at, e.proof FROM meals m JOIN events e ON e.seq = m.event_seq \
+                 WHERE m.service_day = ? AND m.meal_kind = ? AND m.voucher_id = ?",
             )
             .bind(ev.service_day.to_string())
             .bind(ev.meal_kind.as_str())
             .bind(ev.voucher_id.map(|v| v.to_string()))
             .fetch_optional(&mut *conn)
             .await?;
-            let seq = insert_event(&mut *conn, ev, Verdict::AlreadyServed).await?;
-            Ok(Recorded {
+            let repeat = match (&existing, &ev.proof) {
+                (Some((at, Some(earlier))), Some(now_proof)) => {
+                    earlier == now_proof && ev.scanned_at - at <= repeat_window
+                }
+                _ => false,
+            };
+            let refused = NewEvent {
+                verdict: Verdict::AlreadyServed,
+                proof: None,
+                repeat,
+                ..ev.clone()
+            };
+            let seq = insert_event(&mut *conn, &refused).await?;
+            Recorded {
                 seq,
                 verdict: Verdict::AlreadyServed,
-                earlier_served_at: existing.map(|(at,)| at),
-            })
+                earlier_served_at: existing.as_ref().map(|e| e.0),
+                earlier_proof: existing.and_then(|e| e.1),
+                repeat,
+            }
         }
-        Err(e) => Err(e.into()),
-    }
+        Err(e) => return Err(e.into()),
+    };
+    *commit_attempted = true;
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok(recorded)
 }
 
-async fn insert_event<'c, E: sqlx::SqliteExecutor<'c>>(
-    executor: E,
-    ev: &NewEvent,
-    verdict: Verdict,
-) -> Result<i64, sqlx::Error> {
-    let (seq,): (i64,) = sqlx::query_as(
+async fn insert_event(conn: &mut SqliteConnection, ev: &NewEvent) -> Result<i64, sqlx::Error> {
+    let proof = if ev.verdict == Verdict::Ok && ev.source == ScanSource::Qr {
+        ev.proof.as_deref()
+    } else {
+        None
+    };
+    let done = sqlx::query(
         "INSERT INTO events (event_id, scanned_at, service_day, verdict, source, meal_kind, \
-         voucher_id, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+         voucher_id, key_id, proof, repeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(ev.event_id.to_string())
     .bind(ev.scanned_at)
     .bind(ev.service_day.to_string())
-    .bind(verdict.code())
+    .bind(ev.verdict.code())
     .bind(source_str(ev.source))
     .bind(ev.meal_kind.as_str())
     .bind(ev.voucher_id.map(|v| v.to_string()))
     .bind(&ev.key_id)
-    .fetch_one(executor)
+    .bind(proof)
+    .bind(ev.repeat)
+    .execute(&mut *conn)
     .await?;
-    Ok(seq)
+    Ok(done.last_insert_rowid())
 }
 
 pub fn source_str(s: ScanSource) -> &'static str {
@@ -434,10 +630,12 @@ pub async fn events_after(
         String,
         Option<String>,
         Option<String>,
+        Option<String>,
+        bool,
     );
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT seq, event_id, scanned_at, service_day, verdict, source, meal_kind, voucher_id, \
-         key_id FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+         key_id, proof, repeat FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
     )
     .bind(after)
     .bind(limit)
@@ -459,8 +657,8 @@ pub async fn events_after(
                     .map(|v| parse_uuid("events.voucher_id", v))
                     .transpose()?,
                 key_id: r.8,
-                proof: None,
-                repeat: false,
+                proof: r.9,
+                repeat: r.10,
             })
         })
         .collect()

@@ -1,6 +1,6 @@
 //! Tokens from stdin, as a USB keyboard-wedge scanner types them: one per line.
 
-use crate::outcome::{error_json_line, error_text_line, ScanOutcome};
+use crate::outcome::{NotRecorded, ScanOutcome};
 use crate::terminal::Terminal;
 use shared::calendar::MealKind;
 use std::io::Write;
@@ -20,10 +20,18 @@ pub enum Format {
 pub struct StreamStats {
     pub lines: u64,
     pub served: u64,
-    pub errors: u64,
+    /// Lines whose scan could not be committed (`not_recorded`).
+    pub not_recorded: u64,
 }
 
 pub fn render(outcome: &ScanOutcome, format: Format) -> String {
+    match format {
+        Format::Text => outcome.text_line(),
+        Format::Json => outcome.json_line(),
+    }
+}
+
+pub fn render_not_recorded(outcome: &NotRecorded, format: Format) -> String {
     match format {
         Format::Text => outcome.text_line(),
         Format::Json => outcome.json_line(),
@@ -60,12 +68,9 @@ pub async fn scan_stream<R: AsyncBufRead + Unpin, W: Write>(
                 }
                 render(&outcome, format)
             }
-            Err(e) => {
-                stats.errors += 1;
-                match format {
-                    Format::Text => error_text_line(&e.to_string()),
-                    Format::Json => error_json_line(&e.to_string()),
-                }
+            Err(not_recorded) => {
+                stats.not_recorded += 1;
+                render_not_recorded(&not_recorded, format)
             }
         };
         writeln!(out, "{rendered}")?;

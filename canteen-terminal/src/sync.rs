@@ -52,6 +52,10 @@ impl SyncError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, SyncError::Client(c) if c.is_unreachable())
     }
+
+    pub fn is_upgrade_required(&self) -> bool {
+        matches!(self, SyncError::Client(c) if c.is_upgrade_required())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,9 +153,23 @@ pub async fn enroll(
         ));
     }
     let label = label.map(str::trim).filter(|l| !l.is_empty());
+    let has_secret = dir.join(SECRET_FILE).exists();
     if dir.join(store::DB_FILE).is_file() {
-        let pool = store::open(dir).await?;
-        if let Some(id) = store::identity(&pool).await? {
+        // Beside credentials the log must be sound before anything is written to it.
+        let pool = if has_secret {
+            match store::open_existing(dir, store::DEFAULT_BUSY_TIMEOUT).await {
+                Ok(pool) => pool,
+                Err(StoreError::Damaged { path, detail }) => {
+                    return Err(TerminalError::LogDamaged { path, detail }.into())
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            store::open(dir).await?
+        };
+        let enrolled = store::identity(&pool).await?;
+        pool.close().await;
+        if let Some(id) = enrolled {
             return Err(TerminalError::AlreadyEnrolled {
                 dir: dir.display().to_string(),
                 terminal_id: id.terminal_id,
@@ -159,6 +177,13 @@ pub async fn enroll(
             }
             .into());
         }
+    } else if has_secret {
+        // Credentials without their log: the log was lost. Enrolling here would hide that.
+        return Err(TerminalError::LogMissing {
+            path: dir.join(store::DB_FILE).display().to_string(),
+            dir: dir.display().to_string(),
+        }
+        .into());
     }
     let client = ServerClient::new(
         &server,
@@ -205,7 +230,10 @@ pub async fn enroll(
         resp.school_code,
     )
     .map_err(|e| EnrollError::BadAnswer(e.to_string()))?;
-    // The secret first: a crash after it leaves an unenrolled dir that a new code fixes.
+    create_private_dir(dir)?;
+    // The log first, then the secret, then the identity: a crash in between leaves a dir
+    // without an identity, which a new code enrolls; never credentials without their log.
+    let pool = store::open(dir).await?;
     shared::keys::write_secret_file(
         &dir.join(SECRET_FILE),
         format!("{}\n", resp.secret).as_bytes(),
@@ -214,7 +242,6 @@ pub async fn enroll(
         dir: dir.display().to_string(),
         source,
     })?;
-    let pool = store::open(dir).await?;
     let identity = Identity {
         terminal_id: resp.terminal_id,
         label: label.map(str::to_owned),
@@ -329,14 +356,8 @@ fn create_private_dir(dir: &Path) -> Result<(), TerminalError> {
         dir: dir.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // The database holds pupils' names: owner only.
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
-    }
-    Ok(())
+    // The database holds pupils' names and the secret opens the server's API: owner only.
+    shared::private_fs::create_private_dir_all(dir).map_err(err)
 }
 
 impl Terminal {

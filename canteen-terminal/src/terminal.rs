@@ -2,7 +2,7 @@
 
 use crate::clock::{Clock, Reading, TrustedTime};
 use crate::config::{Settings, OFFSET_WARNING_SECONDS};
-use crate::outcome::{local_datetime, messages, ScanOutcome};
+use crate::outcome::{local_datetime, messages, NotRecorded, ScanOutcome};
 use crate::state::State;
 use crate::store::{self, NewEvent, PriorMeal, StoreError};
 use crate::verify::{self, Credential};
@@ -18,6 +18,18 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 pub const SECRET_FILE: &str = "terminal.secret";
+
+/// The same token shown again at this terminal within this many seconds of its `ok` is a
+/// repeat: a camera still seeing the code held up, a wedge scanner firing twice.
+pub const REPEAT_WINDOW_SECONDS: i64 = 120;
+
+/// Says what to do when the log cannot be trusted; staff see the kk/ru line, the administrator
+/// the rest.
+const LOG_ADVICE: &str = "The terminal stops so that no meal is recorded into a fresh or broken \
+    log. Either restore terminal.db from the latest backup into the data dir (with the terminal \
+    stopped), or, knowing that meals not yet sent to the server are lost, move the data dir \
+    aside and enroll again with a new code. / Тамақ журналы жоқ немесе бүлінген: әкімшіге \
+    хабарлаңыз. / Журнал питания отсутствует или повреждён: сообщите администратору.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TerminalError {
@@ -45,6 +57,13 @@ pub enum TerminalError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "the meal log {path} is missing, but this terminal's credentials are still in {dir}. {advice}",
+        advice = LOG_ADVICE
+    )]
+    LogMissing { path: String, dir: String },
+    #[error("the meal log {path} is damaged ({detail}). {advice}", advice = LOG_ADVICE)]
+    LogDamaged { path: String, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -75,7 +94,20 @@ pub struct Status {
     pub trust_version: Option<u64>,
     pub vouchers: usize,
     pub unsynced_events: i64,
+    /// Free space of the data dir's file system, bytes (None where it cannot be read).
+    pub free_bytes: Option<u64>,
+    /// Set while the last attempt to record a scan failed; cleared by the next commit.
+    pub storage_alarm: Option<StorageAlarm>,
     pub warnings: Vec<Warning>,
+}
+
+/// A scan could not be committed: shown on the counter screen until a later commit succeeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StorageAlarm {
+    pub since: i64,
+    pub since_local: String,
+    pub failures: u64,
+    pub last_error: String,
 }
 
 pub struct Terminal {
@@ -88,6 +120,7 @@ pub struct Terminal {
     pub(crate) identity: store::Identity,
     /// Meals are dated by this, not by the PC's clock (see [`crate::clock`]).
     pub(crate) time: TrustedTime,
+    pub(crate) storage_alarm: std::sync::Mutex<Option<StorageAlarm>>,
 }
 
 impl std::fmt::Debug for Terminal {
@@ -98,6 +131,8 @@ impl std::fmt::Debug for Terminal {
 
 impl Terminal {
     /// Opens an enrolled terminal; an empty or missing dir is refused without creating files.
+    /// A log that is missing beside the terminal's credentials, or that fails its quick check,
+    /// stops the terminal: starting on a fresh log would hide every meal not yet uploaded.
     pub async fn open(
         dir: &Path,
         settings: Settings,
@@ -106,11 +141,38 @@ impl Terminal {
         let not_enrolled = || TerminalError::NotEnrolled {
             dir: dir.display().to_string(),
         };
-        if !dir.join(store::DB_FILE).is_file() {
+        let db = dir.join(store::DB_FILE);
+        let has_credentials = dir.join(SECRET_FILE).exists();
+        if !db.is_file() {
+            if has_credentials {
+                return Err(TerminalError::LogMissing {
+                    path: db.display().to_string(),
+                    dir: dir.display().to_string(),
+                });
+            }
             return Err(not_enrolled());
         }
-        let pool = store::open(dir).await?;
-        let state = State::load(&pool).await?.ok_or_else(not_enrolled)?;
+        let busy = std::time::Duration::from_millis(settings.db_busy_timeout_ms);
+        let pool = match store::open_existing(dir, busy).await {
+            Ok(pool) => pool,
+            Err(StoreError::Damaged { path, detail }) => {
+                return Err(TerminalError::LogDamaged { path, detail })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let state = match State::load(&pool).await? {
+            Some(state) => state,
+            None if has_credentials => {
+                pool.close().await;
+                return Err(TerminalError::LogDamaged {
+                    path: db.display().to_string(),
+                    detail:
+                        "it holds no enrolled terminal, but the credentials of one are beside it"
+                            .to_owned(),
+                });
+            }
+            None => return Err(not_enrolled()),
+        };
         Ok(Terminal {
             time: TrustedTime::load(dir),
             identity: state.identity.clone(),
@@ -119,6 +181,7 @@ impl Terminal {
             settings,
             dir: dir.to_owned(),
             state: Mutex::new(state),
+            storage_alarm: std::sync::Mutex::new(None),
         })
     }
 
@@ -165,12 +228,13 @@ impl Terminal {
             })
     }
 
-    /// Verifies a scanned token and records the scan; returns after the commit.
+    /// Verifies a scanned token and records the scan; returns after the commit, or
+    /// [`NotRecorded`] when the event could not be committed.
     pub async fn scan(
         &self,
         token: &str,
         meal: Option<MealKind>,
-    ) -> Result<ScanOutcome, TerminalError> {
+    ) -> Result<ScanOutcome, NotRecorded> {
         // Wedge scanners end lines with CR LF and some pad with spaces.
         self.check(Credential::Token(token.trim()), ScanSource::Qr, meal)
             .await
@@ -181,12 +245,56 @@ impl Terminal {
         &self,
         card: &str,
         meal: Option<MealKind>,
-    ) -> Result<ScanOutcome, TerminalError> {
+    ) -> Result<ScanOutcome, NotRecorded> {
         self.check(Credential::Card(card.trim()), ScanSource::Card, meal)
             .await
     }
 
+    /// The storage alarm, if the last attempt to record failed.
+    pub fn storage_alarm(&self) -> Option<StorageAlarm> {
+        self.storage_alarm
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     async fn check(
+        &self,
+        credential: Credential<'_>,
+        source: ScanSource,
+        meal: Option<MealKind>,
+    ) -> Result<ScanOutcome, NotRecorded> {
+        let result = self.check_and_record(credential, source, meal).await;
+        let mut alarm = self.storage_alarm.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(outcome) => {
+                if let Some(a) = alarm.take() {
+                    tracing::warn!(
+                        "the meal log records again after {} failed scans since {}",
+                        a.failures,
+                        a.since_local
+                    );
+                }
+                Ok(outcome)
+            }
+            Err(e) => {
+                let now = self.clock.now();
+                let error = e.to_string();
+                tracing::error!("scan not recorded: {error}");
+                let a = alarm.get_or_insert_with(|| StorageAlarm {
+                    since: now,
+                    since_local: local_datetime(now),
+                    failures: 0,
+                    last_error: String::new(),
+                });
+                a.failures += 1;
+                a.last_error = error.clone();
+                Err(NotRecorded::new(error, now))
+            }
+        }
+    }
+
+    async fn check_and_record(
         &self,
         credential: Credential<'_>,
         source: ScanSource,
@@ -216,6 +324,18 @@ impl Terminal {
                 earlier: None,
             },
         };
+        let token_text = match credential {
+            Credential::Token(text) => Some(text),
+            Credential::Card(_) => None,
+        };
+        // The same token served here moments ago: neutral, recorded, never counted.
+        let repeat = decision.verdict == Verdict::AlreadyServed
+            && decision.earlier.as_ref().is_some_and(|m| {
+                m.terminal_label.is_none()
+                    && m.proof.is_some()
+                    && m.proof.as_deref() == token_text
+                    && now - m.served_at <= REPEAT_WINDOW_SECONDS
+            });
         let event = NewEvent {
             event_id: shared::wire::time_ordered_event_id(now),
             scanned_at: now,
@@ -225,27 +345,38 @@ impl Terminal {
             meal_kind,
             voucher_id: decision.voucher_id,
             key_id: decision.key_id.map(|k| k.hex()),
+            proof: token_text.map(str::to_owned),
+            repeat,
         };
-        let recorded = store::record(&self.pool, &event).await?;
+        let recorded = store::record(&self.pool, &event, REPEAT_WINDOW_SECONDS).await?;
         if recorded.verdict != Verdict::ClockUntrusted {
             state.sync.last_seen_time = state.sync.last_seen_time.max(now);
         }
         let mut earlier = decision.earlier;
         if let Some(voucher_id) = decision.voucher_id {
             if recorded.verdict == Verdict::Ok {
-                state.today.note_local(voucher_id, meal_kind, now);
+                state.today.note_local(
+                    voucher_id,
+                    meal_kind,
+                    now,
+                    event.proof.clone().filter(|_| source == ScanSource::Qr),
+                );
             } else if let Some(at) = recorded.earlier_served_at {
                 // Another process on this data dir served it first; learn that.
-                state.today.note_local(voucher_id, meal_kind, at);
+                state
+                    .today
+                    .note_local(voucher_id, meal_kind, at, recorded.earlier_proof.clone());
                 earlier = Some(PriorMeal {
                     voucher_id,
                     meal_kind,
                     served_at: at,
                     terminal_label: None,
+                    proof: recorded.earlier_proof.clone(),
                 });
             }
         }
         let verdict = recorded.verdict;
+        let repeat = recorded.repeat;
         let pupil = decision
             .voucher_id
             .and_then(|id| state.vouchers.get(&id))
@@ -255,7 +386,7 @@ impl Terminal {
             Verdict::AlreadyServed => earlier.as_ref().map(|m| m.served_at),
             _ => None,
         };
-        let (message_kk, message_ru) = messages(verdict, earlier.as_ref());
+        let (message_kk, message_ru) = messages(verdict, source, earlier.as_ref(), repeat);
         Ok(ScanOutcome {
             verdict,
             serve: verdict.serves(),
@@ -270,6 +401,7 @@ impl Terminal {
                     .unwrap_or_else(|| state.label().to_owned())
             }),
             served_here: earlier.as_ref().map(|m| m.terminal_label.is_none()),
+            repeat,
             message_kk,
             message_ru,
             meal_kind,
@@ -307,6 +439,13 @@ impl Terminal {
                 .into_iter()
                 .filter(|w| !(alarmed && w.code == "clock_offset")),
         );
+        let free_bytes = free_bytes(&self.dir);
+        let storage_alarm = self.storage_alarm();
+        warnings.extend(storage_warnings(
+            &self.settings,
+            free_bytes,
+            storage_alarm.as_ref(),
+        ));
         Ok(Status {
             terminal_id: state.identity.terminal_id,
             label: state.identity.label.clone(),
@@ -323,6 +462,8 @@ impl Terminal {
             trust_version: sync.trust_version,
             vouchers: state.vouchers.len(),
             unsynced_events: (unsynced - sync.uploaded_through).max(0),
+            free_bytes,
+            storage_alarm,
             warnings,
         })
     }
@@ -365,6 +506,58 @@ pub fn clock_warnings(settings: &Settings, reading: Reading) -> Vec<Warning> {
             }]
         }
     }
+}
+
+/// Free space available to this process on the file system holding `dir`.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let st = rustix::fs::statvfs(dir).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+/// Staff warnings about the log's storage: a scan that could not be recorded, little free space.
+pub fn storage_warnings(
+    settings: &Settings,
+    free_bytes: Option<u64>,
+    alarm: Option<&StorageAlarm>,
+) -> Vec<Warning> {
+    let mut out = Vec::new();
+    if let Some(a) = alarm {
+        out.push(Warning {
+            code: "storage_failed",
+            message_kk: format!(
+                "Сканерлеу жазылмады ({}, {} рет). Тамақты осы терминалмен бермеңіз, әкімшіге хабарлаңыз.",
+                a.since_local, a.failures
+            ),
+            message_ru: format!(
+                "Сканы не записываются (с {}, {} раз). Не выдавайте питание по этому терминалу, сообщите администратору.",
+                a.since_local, a.failures
+            ),
+        });
+    }
+    if let Some(free) = free_bytes {
+        let limit = settings.low_space_warning_mb.saturating_mul(1024 * 1024);
+        if free < limit {
+            let mb = free / (1024 * 1024);
+            out.push(Warning {
+                code: "low_disk_space",
+                message_kk: format!(
+                    "Терминал дискісінде орын аз: {mb} МБ қалды. Әкімшіге хабарлаңыз."
+                ),
+                message_ru: format!(
+                    "На диске терминала мало места: осталось {mb} МБ. Сообщите администратору."
+                ),
+            });
+        }
+    }
+    out
 }
 
 /// Staff warnings: clock behind its watermark, clock far from the server's, sync too old.

@@ -329,3 +329,97 @@ async fn foreign_hosts_and_origins_are_refused_and_the_page_is_locked_down() {
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn a_scan_that_cannot_be_committed_is_not_recorded_and_the_alarm_stays_until_a_commit() {
+    let world = World::new();
+    let server = FakeServer::start(world.server_state(vec![voucher(1, VoucherStatus::Active)]));
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(monday_noon());
+    drop(enrolled_terminal(dir.path(), &server, "K", "Асхана 1", &clock).await);
+    let settings = canteen_terminal::Settings {
+        db_busy_timeout_ms: 200,
+        // Always warn, to see the free-space warning reach the status line.
+        low_space_warning_mb: u64::MAX / (1024 * 1024),
+        ..canteen_terminal::Settings::default()
+    };
+    let t = canteen_terminal::Terminal::open(dir.path(), settings, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let kiosk = Kiosk::new(Arc::new(t));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
+    tokio::spawn(async move { axum::serve(listener, kiosk.router(addr)).await.unwrap() });
+    let http = reqwest::Client::new();
+    let status = || async {
+        http.get(format!("{base}/status"))
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    let s = status().await;
+    assert!(s["storage_alarm"].is_null());
+    assert!(s["free_bytes"].as_u64().unwrap() > 0);
+    let codes: Vec<&str> = s["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"low_disk_space"), "{codes:?}");
+
+    // Another process holds the log's write lock past the timeout.
+    let other = canteen_terminal::store::open(dir.path()).await.unwrap();
+    let mut holder = other.acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let token = world.token(id(1), monday_noon());
+    let resp = http
+        .post(format!("{base}/scan"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["verdict"], "not_recorded");
+    assert_eq!(v["serve"], false);
+    assert!(v["message_ru"]
+        .as_str()
+        .unwrap()
+        .contains("сообщите администратору"));
+    let s = status().await;
+    assert_eq!(s["storage_alarm"]["failures"], 1);
+    assert!(s["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["code"] == "storage_failed"));
+
+    sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+    drop(holder);
+    other.close().await;
+    let v: serde_json::Value = http
+        .post(format!("{base}/scan"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (v["verdict"].as_str(), v["seq"].as_i64()),
+        (Some("ok"), Some(1))
+    );
+    assert!(
+        status().await["storage_alarm"].is_null(),
+        "cleared by the commit"
+    );
+}

@@ -9,6 +9,7 @@ pub mod error;
 pub mod ids;
 pub mod keys;
 pub mod phone;
+pub mod private_fs;
 pub mod token;
 pub mod trust;
 pub mod verdict;

@@ -117,7 +117,8 @@ pub fn load_settings(global: &Global) -> anyhow::Result<Settings> {
 pub async fn open_state(global: &Global, clock: Clock, demo: bool) -> anyhow::Result<AppState> {
     let settings = load_settings(global)?;
     let paths = Paths::new(global.data_dir.clone(), global.database_url.clone());
-    std::fs::create_dir_all(&paths.data_dir)
+    // The database, keys and outboxes hold personal data, login codes and secrets: owner only.
+    shared::private_fs::create_private_dir_all(&paths.data_dir)
         .with_context(|| format!("cannot create data dir {}", paths.data_dir.display()))?;
     let store = store::connect(&paths.database_url).await.with_context(|| {
         format!(
@@ -154,7 +155,8 @@ async fn run_demo(global: &Global, listen: Option<String>) -> anyhow::Result<()>
     // The consent SMS links to the wallet of this very server.
     settings.server.public_url = base.clone();
     let paths = Paths::new(global.data_dir.clone(), global.database_url.clone());
-    std::fs::create_dir_all(&paths.data_dir)
+    // The database, keys and outboxes hold personal data, login codes and secrets: owner only.
+    shared::private_fs::create_private_dir_all(&paths.data_dir)
         .with_context(|| format!("cannot create data dir {}", paths.data_dir.display()))?;
     let store = store::connect(&paths.database_url).await.with_context(|| {
         format!(

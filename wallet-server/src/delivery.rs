@@ -96,14 +96,18 @@ fn write_durably(dir: &Path, path: &Path, content: &[u8]) -> Result<(), Delivery
         path: path.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(io)?;
+    shared::private_fs::create_private_dir_all(dir).map_err(io)?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("doc"),
         uuid::Uuid::new_v4().simple()
     ));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = shared::private_fs::private_options()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        shared::private_fs::restrict(&f)?;
         f.write_all(content)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -158,6 +162,23 @@ async fn post(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The e-Otinish outbox holds parents' complaints: owner only, whatever the umask (a umask
+    /// can only narrow the mode given at creation, so the test process's own umask will do).
+    #[cfg(unix)]
+    #[test]
+    fn outbox_documents_and_their_folder_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("outbox/eotinish");
+        let path = dir.join("c-1.json");
+        write_durably(&dir, &path, b"{}").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&root.path().join("outbox")), 0o700);
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

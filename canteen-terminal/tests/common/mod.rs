@@ -115,6 +115,10 @@ pub struct ServerState {
     pub now: Arc<dyn Clock>,
     /// The X-Terminal-Time of the last snapshot or upload call.
     pub last_terminal_time: Option<i64>,
+    /// The terminal version header of every call, in order (None: the header was missing).
+    pub versions_seen: Vec<Option<String>>,
+    /// Answer uploads with HTTP 426 `terminal_upgrade_required` and this message.
+    pub upgrade_required: Option<String>,
 }
 
 impl ServerState {
@@ -227,6 +231,14 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(ErrorBody::new(code, message))).into_response()
 }
 
+fn note_version(st: &mut ServerState, headers: &HeaderMap) {
+    let v = headers
+        .get(shared::wire::TERMINAL_VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    st.versions_seen.push(v);
+}
+
 fn terminal_time(headers: &HeaderMap) -> Option<i64> {
     headers.get("x-terminal-time")?.to_str().ok()?.parse().ok()
 }
@@ -237,8 +249,13 @@ fn terminal_of(state: &ServerState, headers: &HeaderMap) -> Option<Uuid> {
     state.terminals.get(secret).map(|(id, _)| *id)
 }
 
-async fn enroll(State(s): State<Shared>, Json(req): Json<EnrollRequest>) -> Response {
+async fn enroll(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Json(req): Json<EnrollRequest>,
+) -> Response {
     let mut st = s.lock().unwrap();
+    note_version(&mut st, &headers);
     if st.unavailable {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
@@ -279,6 +296,7 @@ async fn snapshot(
     Query(q): Query<CursorQuery>,
 ) -> Response {
     let mut st = s.lock().unwrap();
+    note_version(&mut st, &headers);
     if st.unavailable {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
@@ -299,6 +317,7 @@ async fn events(
     Json(upload): Json<EventUpload>,
 ) -> Response {
     let mut st = s.lock().unwrap();
+    note_version(&mut st, &headers);
     if st.unavailable {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
@@ -310,6 +329,13 @@ async fn events(
         );
     };
     st.last_terminal_time = terminal_time(&headers);
+    if let Some(message) = st.upgrade_required.clone() {
+        return refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            "terminal_upgrade_required",
+            &message,
+        );
+    }
     if upload.events.iter().any(|e| e.seq < 1) {
         return refuse(StatusCode::BAD_REQUEST, "bad_event", "seq starts at 1");
     }
@@ -447,6 +473,8 @@ impl World {
             unavailable: false,
             now: Arc::new(self.server_clock.clone()),
             last_terminal_time: None,
+            versions_seen: Vec::new(),
+            upgrade_required: None,
         };
         st.set_vouchers(vouchers);
         st

@@ -115,8 +115,9 @@ fn write_file(dir: &Path, report_id: &str, body: &[u8]) -> std::io::Result<()> {
             format!("report id {report_id:?} is not a file name"),
         ));
     }
-    std::fs::create_dir_all(dir)?;
+    shared::private_fs::create_private_dir_all(dir)?;
     let target = dir.join(format!("{report_id}.json"));
+    // Created 0600 by tempfile, and the rename keeps the mode.
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(body)?;
     tmp.as_file().sync_all()?;

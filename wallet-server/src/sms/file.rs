@@ -28,14 +28,9 @@ impl FileGateway {
 
 fn append(path: &Path, lock: &Mutex<()>, buf: &[u8]) -> std::io::Result<()> {
     let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    // O_APPEND and one write per batch: instances sharing the folder append whole lines.
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    // O_APPEND and one write per batch: instances sharing the folder append whole lines. The
+    // file holds login codes: owner only.
+    let mut f = shared::private_fs::open_private_append(path)?;
     f.write_all(buf)?;
     f.sync_data()
 }

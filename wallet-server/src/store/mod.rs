@@ -212,14 +212,13 @@ pub async fn connect_sqlite(url: &str) -> StoreResult<SqliteStore> {
         // at pilot scale each upload dirties a few hundred index pages (docs/benchmarks.md,
         // "Pilot scale").
         .pragma("wal_autocheckpoint", "8192");
-    if let Some(path) = url.strip_prefix("sqlite://").and_then(|p| {
-        std::path::Path::new(p.split('?').next().unwrap_or(p))
-            .parent()
-            .map(|d| d.to_path_buf())
-    }) {
-        if !path.as_os_str().is_empty() {
-            std::fs::create_dir_all(&path).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+    if let Some(file) = sqlite_file(url) {
+        let io = |e| StoreError::Db(sqlx::Error::Io(e));
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            shared::private_fs::create_private_dir_all(dir).map_err(io)?;
         }
+        // Created 0600 before SQLite opens it: its -wal and -shm files take the same mode.
+        shared::private_fs::precreate_private_file(&file).map_err(io)?;
     }
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
@@ -232,6 +231,16 @@ pub async fn connect_sqlite(url: &str) -> StoreResult<SqliteStore> {
         pool,
         event_writer: Arc::default(),
     })
+}
+
+/// The database file of a `sqlite://PATH[?...]` URL; None for in-memory databases.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
 }
 
 pub async fn connect_postgres(url: &str) -> StoreResult<PgStore> {
@@ -289,6 +298,41 @@ impl_for_backends!(impl_counters);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn sqlite_file_names_the_file_to_create_private() {
+        let f = |u: &str| sqlite_file(u).map(|p| p.display().to_string());
+        assert_eq!(
+            f("sqlite://data/tamaq.db").as_deref(),
+            Some("data/tamaq.db")
+        );
+        assert_eq!(
+            f("sqlite:///var/lib/t.db?mode=rwc").as_deref(),
+            Some("/var/lib/t.db")
+        );
+        assert_eq!(f("sqlite://:memory:"), None);
+        assert_eq!(f("sqlite://x.db?cache=shared&mode=memory"), None);
+        assert_eq!(f("sqlite::memory:"), None);
+        assert_eq!(f("sqlite://"), None);
+        assert_eq!(f("postgres://u@h/db"), None);
+    }
+
+    proptest! {
+        /// Whatever the operator types, the file is the part between `sqlite://` and `?`, and an
+        /// in-memory database never gets a file created for it.
+        #[test]
+        fn sqlite_file_is_the_path_before_the_query(path in "[a-zA-Z0-9_./:-]{0,30}", query in "[a-z=&]{0,20}") {
+            let url = format!("sqlite://{path}?{query}");
+            match sqlite_file(&url) {
+                Some(p) => {
+                    prop_assert_eq!(p.display().to_string(), path.clone());
+                    prop_assert!(path != ":memory:" && !query.split('&').any(|kv| kv == "mode=memory"));
+                }
+                None => prop_assert!(path.is_empty() || path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory")),
+            }
+        }
+    }
 
     #[test]
     fn redact_hides_password() {

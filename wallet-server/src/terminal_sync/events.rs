@@ -158,6 +158,7 @@ pub async fn upload(
         skew: checks.skew,
         now,
         clock_offset,
+        trusted_time: sends_proofs(version),
     };
     let classify = |e: &TerminalEvent, v: Option<&VoucherFacts>| match rules.classify(e, v) {
         None => EventClass::NotServed,

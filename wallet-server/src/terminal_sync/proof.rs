@@ -75,7 +75,8 @@ pub enum Refusal {
     InFuture,
     /// The event's service day is not the local day of its `scanned_at`.
     DayMismatch,
-    /// A card event from a terminal whose reported clock is off by more than the tolerance.
+    /// A card event from a terminal that dates meals by its PC clock (before 0.2.0), whose
+    /// reported clock is off by more than the tolerance.
     ClockOffset,
 }
 
@@ -133,6 +134,9 @@ pub struct ProofRules<'a> {
     pub now: i64,
     /// The terminal's clock minus the server's, as measured on this upload.
     pub clock_offset: Option<i64>,
+    /// The terminal dates meals by trusted time (the server's time at its last sync carried
+    /// forward), so its PC clock's offset says nothing about its events.
+    pub trusted_time: bool,
 }
 
 impl ProofRules<'_> {
@@ -163,9 +167,10 @@ impl ProofRules<'_> {
             if let Some(r) = self.token_refusal(e) {
                 return Some(r);
             }
-        } else if self
-            .clock_offset
-            .is_some_and(|o| o.abs() > CLOCK_TOLERANCE_SECONDS)
+        } else if !self.trusted_time
+            && self
+                .clock_offset
+                .is_some_and(|o| o.abs() > CLOCK_TOLERANCE_SECONDS)
         {
             return Some(Refusal::ClockOffset);
         }

@@ -54,7 +54,7 @@ impl WalletRuntime {
                 })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let pepper: [u8; 32] = rand::random();
-                std::fs::create_dir_all(keys_dir)?;
+                shared::private_fs::create_private_dir_all(keys_dir)?;
                 shared::keys::write_secret_file(
                     &path,
                     format!("{}\n", shared::b64::encode(&pepper)).as_bytes(),
