@@ -437,8 +437,9 @@ fn signing_key(dir: &Path) -> anyhow::Result<shared::keys::KeyPair> {
         }
     }
     match found.as_slice() {
-        [one] => shared::keys::KeyPair::load(one)
-            .with_context(|| format!("loading {}", one.display())),
+        [one] => {
+            shared::keys::KeyPair::load(one).with_context(|| format!("loading {}", one.display()))
+        }
         _ => anyhow::bail!(
             "expected one signing key in {}, found {}",
             dir.display(),

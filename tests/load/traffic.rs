@@ -263,7 +263,10 @@ pub async fn upload(
                         .context("event ack")?;
                     latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
                     if ack.refused > 0 {
-                        bail!("the server refused {} served events of an honest log", ack.refused);
+                        bail!(
+                            "the server refused {} served events of an honest log",
+                            ack.refused
+                        );
                     }
                     stored += ack.stored;
                 }

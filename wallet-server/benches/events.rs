@@ -171,7 +171,11 @@ async fn seed(state: &AppState, http: &reqwest::Client, base: &str) -> Vec<Termi
                     scanned_at,
                     service_day: ServiceDay::from_unix(scanned_at).date(),
                     verdict,
-                    source: if card { ScanSource::Card } else { ScanSource::Qr },
+                    source: if card {
+                        ScanSource::Card
+                    } else {
+                        ScanSource::Qr
+                    },
                     meal_kind: MealKind::Lunch,
                     voucher_id: Some(voucher_id),
                     key_id: (!card).then(|| signer.key_id().hex()),
@@ -295,7 +299,9 @@ async fn run(backend: &str, pg_url: Option<&str>) {
     } else {
         "QR serves, each token's signature verified"
     };
-    println!("{backend}: batches of {BATCH}, 90% ok (each a new meal; {proofs}), 10% refused scans");
+    println!(
+        "{backend}: batches of {BATCH}, 90% ok (each a new meal; {proofs}), 10% refused scans"
+    );
     scenario("1 terminal, sequential", &http, &url, &terminals[..1], true).await;
     scenario(
         &format!("{} terminals (schools) in parallel", TERMINALS - 1),
