@@ -330,7 +330,11 @@ async fn a_failing_fsync_prints_not_recorded_never_ok_and_the_failed_scans_never
         );
     }
     // Failing part-way: what was printed before is durable, nothing printed as failed is there.
-    for from in [3, 6] {
+    // strace counts fsync calls per thread, and how many a scan makes on which thread depends
+    // on the build; so the failure is started at several points and at least one run must fail
+    // part-way. Every run must print only what its log holds.
+    let mut part_way = false;
+    for from in 2..=8 {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("t");
         enroll(&data, &server, &format!("FSYNC-{from}"));
@@ -341,11 +345,16 @@ async fn a_failing_fsync_prints_not_recorded_never_ok_and_the_failed_scans_never
             .map(|v| v["verdict"].as_str().unwrap())
             .collect();
         eprintln!("fsync failing from call {from} of each thread: {verdicts:?}");
-        assert!(verdicts.contains(&"not_recorded"), "{verdicts:?}");
-        assert_eq!(code, Some(EXIT_NOT_RECORDED), "{stderr}");
         let log = read_log(&data).await;
         assert_log_matches_printed(&log, &printed);
+        if verdicts.contains(&"not_recorded") {
+            assert_eq!(code, Some(EXIT_NOT_RECORDED), "{stderr}");
+            part_way |= verdicts.contains(&"ok");
+        } else {
+            assert_eq!(code, Some(0), "{stderr}");
+        }
     }
+    assert!(part_way, "no run failed part-way through the scans");
 }
 
 #[tokio::test]
@@ -594,6 +603,7 @@ async fn every_file_the_terminal_creates_is_private_under_umask_022() {
     assert_eq!(
         files,
         [
+            "clock.json",
             "terminal.db",
             "terminal.db-shm",
             "terminal.db-wal",
