@@ -7,7 +7,7 @@
 //! terminal may legitimately record is stored, including events naming vouchers of another
 //! school (a `wrong_school` scan); those are flagged `foreign_voucher`.
 
-use super::proof::{sends_proofs, ProofClass, ProofRules};
+use super::proof::{check_tokens, sends_proofs, ProofClass, ProofRules};
 use crate::store::terminals::{
     EventBatch, EventClass, EventsOutcome, EventsStored, TerminalRecord, VoucherFacts,
 };
@@ -150,6 +150,19 @@ pub async fn upload(
         tracing::warn!(terminal = %terminal.id, version = version.unwrap_or("-"), "upload refused: terminal must be upgraded");
         return Err(UploadError::UpgradeRequired(version.map(str::to_owned)));
     }
+    // Signatures checked off the async threads and before the transaction; not for events the
+    // server already holds (a retry stores nothing new, so it verifies nothing).
+    let tokens = {
+        let (ring, school, skew) = (checks.ring.clone(), terminal.school_code, checks.skew);
+        let events: Vec<TerminalEvent> = events
+            .iter()
+            .filter(|e| e.seq > terminal.last_seq)
+            .cloned()
+            .collect();
+        tokio::task::spawn_blocking(move || check_tokens(&ring, school, skew, &events))
+            .await
+            .map_err(|e| StoreError::Db(sqlx::Error::Protocol(format!("token checks: {e}"))))?
+    };
     let rules = ProofRules {
         ring: checks.ring,
         school_code: terminal.school_code,
@@ -159,6 +172,7 @@ pub async fn upload(
         now,
         clock_offset,
         trusted_time: sends_proofs(version),
+        tokens: &tokens,
     };
     let classify = |e: &TerminalEvent, v: Option<&VoucherFacts>| match rules.classify(e, v) {
         None => EventClass::NotServed,

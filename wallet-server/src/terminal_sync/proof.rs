@@ -17,6 +17,7 @@ use shared::token;
 use shared::trust::KeyRing;
 use shared::verdict::Verdict;
 use shared::wire::{ScanSource, TerminalEvent};
+use std::collections::HashMap;
 
 /// How far a terminal's clock (as it reports it on the upload) may be from the server's
 /// before its card events, which no token dates, are refused.
@@ -137,6 +138,42 @@ pub struct ProofRules<'a> {
     /// The terminal dates meals by trusted time (the server's time at its last sync carried
     /// forward), so its PC clock's offset says nothing about its events.
     pub trusted_time: bool,
+    /// Token checks made before the upload's transaction, by `seq` ([`check_tokens`]); an
+    /// event missing here is checked in place.
+    pub tokens: &'a HashMap<i64, Option<Refusal>>,
+}
+
+/// What a served QR event's token alone decides, for the batch's served QR events. Signature
+/// checks are the upload's largest cost and need no database: done before the transaction
+/// (which holds SQLite's one writer), spread over the machine's cores.
+pub fn check_tokens(
+    ring: &KeyRing,
+    school_code: i64,
+    skew: u32,
+    events: &[TerminalEvent],
+) -> HashMap<i64, Option<Refusal>> {
+    let served: Vec<&TerminalEvent> = events
+        .iter()
+        .filter(|e| e.verdict == Verdict::Ok && e.source == ScanSource::Qr)
+        .collect();
+    let check = |e: &&TerminalEvent| (e.seq, token_refusal(ring, school_code, skew, e));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if threads < 2 || served.len() < 64 {
+        return served.iter().map(check).collect();
+    }
+    let chunk = served.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = served
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(check).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().expect("token checks do not panic"))
+            .collect()
+    })
 }
 
 impl ProofRules<'_> {
@@ -164,7 +201,11 @@ impl ProofRules<'_> {
             return Some(Refusal::DayMismatch);
         }
         if e.source == ScanSource::Qr {
-            if let Some(r) = self.token_refusal(e) {
+            let checked = match self.tokens.get(&e.seq) {
+                Some(r) => *r,
+                None => token_refusal(self.ring, self.school_code, self.skew, e),
+            };
+            if let Some(r) = checked {
                 return Some(r);
             }
         } else if !self.trusted_time
@@ -202,25 +243,29 @@ impl ProofRules<'_> {
         }
         None
     }
+}
 
-    fn token_refusal(&self, e: &TerminalEvent) -> Option<Refusal> {
-        let Some(text) = e.proof.as_deref() else {
-            return Some(Refusal::NoProof);
-        };
-        let Ok(decoded) = token::decode(text) else {
-            return Some(Refusal::BadProof);
-        };
-        // The signature first: an unsigned token's voucher id says nothing.
-        let school = u32::try_from(self.school_code).unwrap_or(u32::MAX);
-        match token::verify_decoded(&decoded, self.ring, school, e.scanned_at, self.skew) {
-            Ok(claims) if Some(claims.voucher_id) != e.voucher_id => {
-                Some(Refusal::ProofOtherVoucher)
-            }
-            Ok(_) => None,
-            Err(Verdict::WrongSchool) => Some(Refusal::ProofOtherSchool),
-            Err(Verdict::NotYetValid | Verdict::Expired) => Some(Refusal::OutsideTokenValidity),
-            Err(_) => Some(Refusal::BadProof),
-        }
+/// The refusal a served QR event's token alone gives, if any.
+fn token_refusal(
+    ring: &KeyRing,
+    school_code: i64,
+    skew: u32,
+    e: &TerminalEvent,
+) -> Option<Refusal> {
+    let Some(text) = e.proof.as_deref() else {
+        return Some(Refusal::NoProof);
+    };
+    let Ok(decoded) = token::decode(text) else {
+        return Some(Refusal::BadProof);
+    };
+    // The signature first: an unsigned token's voucher id says nothing.
+    let school = u32::try_from(school_code).unwrap_or(u32::MAX);
+    match token::verify_decoded(&decoded, ring, school, e.scanned_at, skew) {
+        Ok(claims) if Some(claims.voucher_id) != e.voucher_id => Some(Refusal::ProofOtherVoucher),
+        Ok(_) => None,
+        Err(Verdict::WrongSchool) => Some(Refusal::ProofOtherSchool),
+        Err(Verdict::NotYetValid | Verdict::Expired) => Some(Refusal::OutsideTokenValidity),
+        Err(_) => Some(Refusal::BadProof),
     }
 }
 
