@@ -462,14 +462,10 @@ pub struct Recorded {
 /// If another process on this data dir served the same (voucher, day, meal kind) first, the
 /// `ok` INSERT fails on the meal's primary key; the scan is then recorded as `already_served`
 /// in the same transaction.
-pub async fn record(
-    pool: &SqlitePool,
-    ev: &NewEvent,
-    repeat_window: i64,
-) -> Result<Recorded, StoreError> {
+pub async fn record(pool: &SqlitePool, ev: &NewEvent) -> Result<Recorded, StoreError> {
     let mut conn = pool.acquire().await?;
     let mut commit_attempted = false;
-    let result = record_on(&mut conn, ev, repeat_window, &mut commit_attempted).await;
+    let result = record_on(&mut conn, ev, &mut commit_attempted).await;
     if result.is_err() {
         // The transaction may be open, rolled back by SQLite, or its connection in an error
         // state: roll back what can be, and never hand this connection to the next scan.
@@ -511,7 +507,6 @@ async fn overwrite_failed_commit(conn: &mut SqliteConnection, at: i64) -> Result
 async fn record_on(
     conn: &mut SqliteConnection,
     ev: &NewEvent,
-    repeat_window: i64,
     commit_attempted: &mut bool,
 ) -> Result<Recorded, StoreError> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
@@ -534,12 +529,15 @@ async fn record_on(
             .bind(ev.voucher_id.map(|v| v.to_string()))
             .fetch_optional(&mut *conn)
             .await?;
-            let repeat = match (&existing, &ev.proof) {
-                (Some((at, Some(earlier))), Some(now_proof)) => {
-                    earlier == now_proof && ev.scanned_at - at <= repeat_window
-                }
-                _ => false,
-            };
+            // Another process of this data dir served it in between: the same rule as in memory.
+            let repeat = existing.as_ref().is_some_and(|(at, earlier)| {
+                crate::verify::is_repeat(
+                    earlier.as_deref(),
+                    *at,
+                    ev.proof.as_deref(),
+                    ev.scanned_at,
+                )
+            });
             let refused = NewEvent {
                 verdict: Verdict::AlreadyServed,
                 proof: None,

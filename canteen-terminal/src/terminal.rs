@@ -19,10 +19,6 @@ use uuid::Uuid;
 
 pub const SECRET_FILE: &str = "terminal.secret";
 
-/// The same token shown again at this terminal within this many seconds of its `ok` is a
-/// repeat: a camera still seeing the code held up, a wedge scanner firing twice.
-pub const REPEAT_WINDOW_SECONDS: i64 = 120;
-
 /// Says what to do when the log cannot be trusted; staff see the kk/ru line, the administrator
 /// the rest.
 const LOG_ADVICE: &str = "The terminal stops so that no meal is recorded into a fresh or broken \
@@ -332,9 +328,7 @@ impl Terminal {
         let repeat = decision.verdict == Verdict::AlreadyServed
             && decision.earlier.as_ref().is_some_and(|m| {
                 m.terminal_label.is_none()
-                    && m.proof.is_some()
-                    && m.proof.as_deref() == token_text
-                    && now - m.served_at <= REPEAT_WINDOW_SECONDS
+                    && verify::is_repeat(m.proof.as_deref(), m.served_at, token_text, now)
             });
         let event = NewEvent {
             event_id: shared::wire::time_ordered_event_id(now),
@@ -348,7 +342,7 @@ impl Terminal {
             proof: token_text.map(str::to_owned),
             repeat,
         };
-        let recorded = store::record(&self.pool, &event, REPEAT_WINDOW_SECONDS).await?;
+        let recorded = store::record(&self.pool, &event).await?;
         if recorded.verdict != Verdict::ClockUntrusted {
             state.sync.last_seen_time = state.sync.last_seen_time.max(now);
         }

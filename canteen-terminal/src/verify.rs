@@ -126,3 +126,32 @@ pub fn decide(
     }
     d
 }
+
+/// Longest time after an `ok` in which the same token shown again at this terminal is a
+/// repeat (a camera or wedge scanner reading it twice), not a second attempt.
+pub const REPEAT_WINDOW_SECONDS: i64 = 120;
+
+/// Whether a token presented at `at` repeats the one this terminal served at `served_at`:
+/// the same token text within [`REPEAT_WINDOW_SECONDS`].
+pub fn is_repeat(served_proof: Option<&str>, served_at: i64, token: Option<&str>, at: i64) -> bool {
+    matches!((served_proof, token), (Some(a), Some(b)) if a == b)
+        && at - served_at <= REPEAT_WINDOW_SECONDS
+}
+
+#[cfg(test)]
+mod repeat_tests {
+    use super::{is_repeat, REPEAT_WINDOW_SECONDS as W};
+
+    #[test]
+    fn only_the_same_token_within_the_window_repeats() {
+        assert!(is_repeat(Some("t"), 100, Some("t"), 100 + W));
+        assert!(
+            !is_repeat(Some("t"), 100, Some("t"), 101 + W),
+            "after the window"
+        );
+        assert!(!is_repeat(Some("t"), 100, Some("u"), 101), "another token");
+        assert!(!is_repeat(None, 100, Some("t"), 101), "served by card");
+        assert!(!is_repeat(Some("t"), 100, None, 101), "a card now");
+        assert!(!is_repeat(None, 100, None, 101));
+    }
+}

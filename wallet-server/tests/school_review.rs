@@ -58,6 +58,7 @@ fn api_paths(bin: &str, report: &str) -> Vec<String> {
         "meals.csv",
         "scans",
         "scans.csv?kind=duplicates",
+        "anomalies",
         "consent",
         "consent.csv",
         "ratings",
@@ -77,6 +78,7 @@ fn page_paths(bin: &str) -> Vec<String> {
         "/meals",
         "/meals?group=pupil",
         "/scans",
+        "/anomalies",
         "/consent",
         "/feedback",
         "/terminals",
@@ -905,6 +907,7 @@ both_backends!(pages_speak_kazakh_and_russian, |pg| async move {
     for section in [
         "meals?group=list",
         "scans",
+        "anomalies",
         "consent",
         "terminals",
         "reports",

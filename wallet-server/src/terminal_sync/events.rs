@@ -143,7 +143,8 @@ pub async fn upload(
     let unproven = events
         .iter()
         .any(|e| e.verdict.serves() && e.source == ScanSource::Qr && e.proof.is_none());
-    if unproven && !sends_proofs(version) {
+    let sends_proofs = sends_proofs(version);
+    if unproven && !sends_proofs {
         store
             .note_upgrade_required(terminal.uuid(), version, now)
             .await?;
@@ -171,7 +172,8 @@ pub async fn upload(
         skew: checks.skew,
         now,
         clock_offset,
-        trusted_time: sends_proofs(version),
+        // Terminals that send proofs also date meals by trusted time.
+        trusted_time: sends_proofs,
         tokens: &tokens,
     };
     let classify = |e: &TerminalEvent, v: Option<&VoucherFacts>| match rules.classify(e, v) {
@@ -204,12 +206,15 @@ pub async fn upload(
             crate::metrics::record_events_stored("proven", proven);
             crate::metrics::record_events_stored("card", card);
             crate::metrics::record_events_stored("refused", refused);
-            crate::metrics::record_events_stored("rejection", stored - proven - card - refused);
+            crate::metrics::record_events_stored(
+                "rejection",
+                stored.saturating_sub(proven + card + refused),
+            );
             if stored > 0 {
                 tracing::info!(terminal = %terminal.id, stored, already_had, refused, last_seq, "events stored");
             }
             if refused > 0 {
-                tracing::warn!(terminal = %terminal.id, refused, "served events refused: no valid proof");
+                tracing::warn!(terminal = %terminal.id, refused, "served events refused; the school sees them under anomalies");
             }
             Ok(EventAck {
                 last_seq,
