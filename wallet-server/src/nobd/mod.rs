@@ -66,10 +66,22 @@ pub async fn report_command(
     // Reports another run or a server holds are being sent right now: what this command reports
     // is whether they got there, so it waits for them (at most a lease; a holder that dies
     // leaves them to this run after it) and takes over what is released or left due.
+    // A concurrent run may have committed its reports after this run's first delivery round but
+    // before claiming them: nothing is leased then, yet reports wait that no attempt has failed.
+    // Those are waited for (and taken over when due) like leased ones.
     let waited_from = std::time::Instant::now();
     let wait_at_most = std::time::Duration::from_secs(worker.lease_seconds as u64 + 5);
-    while store.leased(crate::store::lease::NOBD).await? > 0 && waited_from.elapsed() < wait_at_most
-    {
+    let in_flight = || async {
+        Ok::<bool, crate::store::StoreError>(
+            store.leased(crate::store::lease::NOBD).await? > 0
+                || store
+                    .nobd_undelivered(50)
+                    .await?
+                    .iter()
+                    .any(|r| r.last_error.is_none()),
+        )
+    };
+    while in_flight().await? && waited_from.elapsed() < wait_at_most {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         let more = deliver::deliver_due(store, &sink, &worker, &state.clock).await?;
         delivery.delivered += more.delivered;
