@@ -22,7 +22,7 @@ pub struct DataDirLock {
 impl DataDirLock {
     pub fn acquire(data_dir: &Path) -> anyhow::Result<DataDirLock> {
         let path = data_dir.join("serve.lock");
-        let file = std::fs::OpenOptions::new()
+        let file = shared::private_fs::private_options()
             .create(true)
             .truncate(false)
             .write(true)

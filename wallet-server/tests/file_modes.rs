@@ -112,7 +112,9 @@ async fn every_file_is_private(pg: bool) {
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !pg && !data.join("tamaq.db-shm").exists() && std::time::Instant::now() < deadline {
+    // The lock and the shared memory file belong to a SQLite data dir only.
+    let ready = |d: &Path| pg || (d.join("serve.lock").exists() && d.join("tamaq.db-shm").exists());
+    while !ready(&data) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let files = assert_private(dir.path(), &data);
@@ -127,6 +129,7 @@ async fn every_file_is_private(pg: bool) {
         "two signing keys after a rotation: {files:?}"
     );
     assert!(has("outbox/sms.jsonl"), "{files:?}");
+    assert_eq!(has("serve.lock"), !pg, "{files:?}");
     assert!(starts("outbox/nobd/") >= 1, "{files:?}");
     if !pg {
         for f in ["tamaq.db", "tamaq.db-wal", "tamaq.db-shm"] {
