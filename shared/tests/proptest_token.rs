@@ -215,4 +215,44 @@ proptest! {
         let result = token::verify(&token::encode_raw(&bytes), &ring(), claims.school_code, inside(&claims), 0);
         prop_assert_eq!(result, Err(Verdict::BadSignature));
     }
+
+    /// The batch check gives every token the answer the single check gives, whatever mix of
+    /// honest tokens, flipped bits, unknown keys, other schools and times lies in one batch;
+    /// half of the cases hold no forgery, so that whole batches pass as one.
+    #[test]
+    fn batch_verification_agrees_with_the_single_check(
+        tokens in prop::collection::vec(
+            (valid_claims(), 0u8..6, any::<usize>(), any::<i64>()),
+            0..(2 * token::BATCH + 5),
+        ),
+        school in any::<u32>(),
+        forgeries in any::<bool>(),
+    ) {
+        let stranger = KeyPair::from_seed([0x77; 32]);
+        let mut inputs = Vec::new();
+        for (claims, kind, flip, now) in tokens {
+            let claims = Claims { school_code: if kind == 4 { school ^ 1 } else { school }, ..claims };
+            let text = match kind {
+                // Signed by a key the ring does not hold.
+                3 => token::encode_signed(&Claims { key_id: stranger.key_id(), ..claims }, &stranger),
+                _ => token::encode_signed(&claims, &signer()),
+            };
+            let mut bytes = raw(&text);
+            if kind == 1 && forgeries {
+                // One bit of the signature or of the payload (not the version or key id).
+                let bit = 5 * 8 + flip % ((RAW_LEN - 5) * 8);
+                bytes[bit / 8] ^= 1 << (bit % 8);
+            }
+            let Ok(decoded) = token::decode(&token::encode_raw(&bytes)) else { continue };
+            let at = if kind == 5 { now } else { inside(&claims) };
+            inputs.push((decoded, at));
+        }
+        let ring = ring();
+        let many = token::verify_many(&inputs, &ring, school, token::DEFAULT_SKEW);
+        prop_assert_eq!(many.len(), inputs.len());
+        for ((decoded, at), got) in inputs.iter().zip(many) {
+            let single = token::verify_decoded(decoded, &ring, school, *at, token::DEFAULT_SKEW);
+            prop_assert_eq!(got, single);
+        }
+    }
 }
