@@ -18,7 +18,7 @@ type Labels = Vec<(&'static str, String)>;
 /// The figures behind the metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TerminalFigures {
-    /// Events in the log by verdict, since enrollment.
+    /// Scans in the log by verdict (each event with its count), since enrollment.
     pub scans: Vec<(String, i64)>,
     pub unsynced_events: i64,
     /// Seconds since the last successful sync, or since enrollment when there was none.
@@ -29,7 +29,7 @@ pub struct TerminalFigures {
 
 pub async fn figures(terminal: &Terminal) -> anyhow::Result<TerminalFigures> {
     let scans: Vec<(String, i64)> =
-        sqlx::query_as("SELECT verdict, COUNT(*) FROM events GROUP BY verdict ORDER BY verdict")
+        sqlx::query_as("SELECT verdict, SUM(count) FROM events GROUP BY verdict ORDER BY verdict")
             .fetch_all(terminal.pool())
             .await?;
     let status = terminal.status().await?;
