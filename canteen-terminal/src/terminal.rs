@@ -348,11 +348,6 @@ impl Terminal {
         let input = match credential {
             Credential::Token(text) | Credential::Card(text) => text,
         };
-        let at_ms = self
-            .clock
-            .elapsed()
-            .map(|e| e.millis)
-            .unwrap_or_else(|| now.saturating_mul(1000));
         let row_key = (decision.verdict != Verdict::Ok).then(|| RowKey {
             verdict: decision.verdict,
             service_day: decision.service_day,
@@ -362,6 +357,16 @@ impl Terminal {
             key_id: key_id.clone(),
             repeat,
         });
+        // The same input's window is measured on the boot-time clock (whole seconds of trusted
+        // time where there is none); read only for rejections, off the serving path.
+        let at_ms = match &row_key {
+            Some(_) => self
+                .clock
+                .elapsed()
+                .map(|e| e.millis)
+                .unwrap_or_else(|| now.saturating_mul(1000)),
+            None => 0,
+        };
         let placement = match &row_key {
             Some(k) => self.flood_guard().plan(k, input, now, at_ms),
             None => Placement::default(),
