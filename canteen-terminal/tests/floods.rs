@@ -308,6 +308,18 @@ async fn the_cap_holds_across_a_restart_within_the_minute() {
     let rows = counts(&t).await;
     assert_eq!(rows.len(), 11);
     assert_eq!(rows[10], (11, "bad_format".to_owned(), 40, true));
+    // Visible to the operator: only counted, and among the scans by verdict.
+    let figures = canteen_terminal::ops::figures(&t).await.unwrap();
+    assert_eq!(figures.capped_scans, 40);
+    let text = canteen_terminal::ops::exposition(&figures);
+    assert!(
+        text.contains("tamaq_terminal_capped_scans_total 40"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tamaq_terminal_scans_total{verdict=\"bad_format\"} 50"),
+        "{text}"
+    );
     drop(t);
     // A new process in the same minute goes on from the log, not from zero.
     let t = Terminal::open(dir.path(), settings.clone(), Arc::new(clock.clone()))
