@@ -158,12 +158,15 @@ pub struct StoredEvent {
     pub proof_class: Option<String>,
     pub refusal: Option<String>,
     pub is_repeat: bool,
+    /// Scans this event stands for (a rejection repeated, or over the terminal's cap).
+    pub count: i64,
+    pub capped: bool,
 }
 
 const EVENT_COLUMNS: &str =
     "terminal_id, seq, event_id, school_code, voucher_id, verdict, source, \
     meal_kind, service_day, scanned_at, key_id, received_at, duplicate, foreign_voucher, \
-    proof_class, refusal, is_repeat";
+    proof_class, refusal, is_repeat, count, capped";
 
 /// What the voucher named by an uploaded event was, read in the upload's transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -344,9 +347,11 @@ struct EventRow<'a> {
     proof_class: Option<&'static str>,
     refusal: Option<&'static str>,
     is_repeat: bool,
+    count: i64,
+    capped: bool,
 }
 
-const EVENT_ROW_FIELDS: [(&str, &str); 13] = [
+const EVENT_ROW_FIELDS: [(&str, &str); 15] = [
     ("seq", "bigint"),
     ("event_id", "text"),
     ("voucher_id", "text"),
@@ -360,6 +365,8 @@ const EVENT_ROW_FIELDS: [(&str, &str); 13] = [
     ("proof_class", "text"),
     ("refusal", "text"),
     ("is_repeat", "boolean"),
+    ("count", "bigint"),
+    ("capped", "boolean"),
 ];
 
 /// `$1` terminal id, `$2` school code, `$3` received at, `$4` the JSON array of `EventRow`s.
@@ -739,6 +746,8 @@ macro_rules! impl_terminals {
                                 _ => None,
                             },
                             is_repeat: e.repeat,
+                            count: e.count,
+                            capped: e.capped,
                         }
                     })
                     .collect();
@@ -1155,6 +1164,8 @@ mod tests {
             key_id: None,
             proof: None,
             repeat: false,
+            count: 1,
+            capped: false,
         }
     }
 

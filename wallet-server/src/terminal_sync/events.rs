@@ -3,7 +3,8 @@
 //! A batch is refused whole (nothing written) only for what a correct terminal never sends:
 //! seq below 1, a seq or event id twice in one batch, an `ok`/`already_served` without a
 //! voucher, a service day that is not the scan's local day (±1 for terminals that correct their
-//! clock), a key id that is not 8 hex digits, or more than `MAX_BATCH` events. Anything a
+//! clock), a key id that is not 8 hex digits, a `count` below 1 or above `MAX_EVENT_COUNT`, an
+//! `ok` that counts more than one scan or is capped, or more than `MAX_BATCH` events. Anything a
 //! terminal may legitimately record is stored, including events naming vouchers of another
 //! school (a `wrong_school` scan); those are flagged `foreign_voucher`.
 
@@ -15,7 +16,7 @@ use crate::store::{Store, StoreError};
 use shared::calendar::{MealWindow, SchoolYear, ServiceDay};
 use shared::keys::KeyId;
 use shared::trust::KeyRing;
-use shared::wire::{EventAck, ScanSource, TerminalEvent, PROOF_REQUIRED_SINCE};
+use shared::wire::{EventAck, ScanSource, TerminalEvent, MAX_EVENT_COUNT, PROOF_REQUIRED_SINCE};
 use std::collections::HashSet;
 
 /// Events per upload; the terminal sends 500 at a time.
@@ -78,6 +79,16 @@ pub fn validate(events: &[TerminalEvent]) -> Result<(), BatchError> {
         ) && e.voucher_id.is_none()
         {
             return Err(bad(format!("a {} event must name its voucher", e.verdict)));
+        }
+        if !(1..=MAX_EVENT_COUNT).contains(&e.count) {
+            return Err(bad(format!(
+                "count {} is not between 1 and {MAX_EVENT_COUNT}",
+                e.count
+            )));
+        }
+        // A meal is one scan: only rejections are counted up or capped.
+        if e.verdict == shared::Verdict::Ok && (e.count != 1 || e.capped) {
+            return Err(bad("an ok event stands for exactly one scan".into()));
         }
         if let Some(k) = &e.key_id {
             if k.parse::<KeyId>().is_err() || k.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -253,6 +264,8 @@ mod tests {
             key_id: Some("0a1b2c3d".into()),
             proof: None,
             repeat: false,
+            count: 1,
+            capped: false,
         }
     }
 
@@ -264,6 +277,10 @@ mod tests {
         rejected.verdict = Verdict::BadFormat;
         rejected.voucher_id = None;
         rejected.key_id = None;
+        validate(&[rejected.clone()]).unwrap();
+        // A rejection repeated, or over the terminal's cap, counts several scans.
+        rejected.count = 10_000;
+        rejected.capped = true;
         validate(&[rejected]).unwrap();
     }
 
@@ -325,6 +342,40 @@ mod tests {
                     vec![e]
                 },
                 "nil",
+            ),
+            (
+                {
+                    let mut e = ev(1);
+                    e.count = 2;
+                    vec![e]
+                },
+                "exactly one scan",
+            ),
+            (
+                {
+                    let mut e = ev(1);
+                    e.capped = true;
+                    vec![e]
+                },
+                "exactly one scan",
+            ),
+            (
+                {
+                    let mut e = ev(1);
+                    e.verdict = Verdict::BadFormat;
+                    e.count = 0;
+                    vec![e]
+                },
+                "count 0",
+            ),
+            (
+                {
+                    let mut e = ev(1);
+                    e.verdict = Verdict::BadFormat;
+                    e.count = MAX_EVENT_COUNT + 1;
+                    vec![e]
+                },
+                "is not between",
             ),
         ];
         for (batch, needle) in cases {
