@@ -82,7 +82,9 @@ mod tests {
     use super::*;
     use ed25519_dalek::{Signer, SigningKey};
 
-    fn signed(n: usize) -> (SigningKey, Vec<(Vec<u8>, [u8; 64])>) {
+    type Signed = Vec<(Vec<u8>, [u8; 64])>;
+
+    fn signed(n: usize) -> (SigningKey, Signed) {
         let key = SigningKey::from_bytes(&[9; 32]);
         let items = (0..n)
             .map(|i| {
@@ -94,7 +96,7 @@ mod tests {
         (key, items)
     }
 
-    fn check(key: &SigningKey, items: &[(Vec<u8>, [u8; 64])]) -> bool {
+    fn check(key: &SigningKey, items: &Signed) -> bool {
         let refs: Vec<(&[u8], &[u8; 64])> = items.iter().map(|(m, s)| (&m[..], s)).collect();
         all_valid(&key.verifying_key(), &refs)
     }
@@ -124,7 +126,14 @@ mod tests {
     fn what_verify_strict_refuses_is_refused() {
         let (key, mut items) = signed(3);
         // s ≥ ℓ: the same s plus the group order.
-        let l: [u8; 32] = curve25519_dalek::constants::BASEPOINT_ORDER.to_bytes();
+        // ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian.
+        let mut l = [0u8; 32];
+        l[..16].copy_from_slice(&[
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14,
+        ]);
+        l[31] = 0x10;
+        assert_eq!(Scalar::from_bytes_mod_order(l), Scalar::ZERO);
         let mut s = [0u8; 32];
         let mut carry = 0u16;
         for i in 0..32 {
