@@ -256,7 +256,12 @@ pub fn verify_many(
 
 /// What a token's claims decide once its signature holds: `wrong_school`, `not_yet_valid`,
 /// `expired`.
-fn check_claims(claims: Claims, school_code: u32, now: i64, skew: u32) -> Result<Claims, Verdict> {
+pub fn check_claims(
+    claims: Claims,
+    school_code: u32,
+    now: i64,
+    skew: u32,
+) -> Result<Claims, Verdict> {
     if claims.school_code != school_code {
         return Err(Verdict::WrongSchool);
     }

@@ -208,6 +208,24 @@ pub struct EventBatch<'a> {
 pub type Classifier<'a> =
     &'a (dyn Fn(&TerminalEvent, Option<&VoucherFacts>) -> EventClass + Send + Sync);
 
+/// Asked just before an upload's COMMIT whether the classes it was given still stand; `false`
+/// rolls the upload back ([`EventsOutcome::Reclassify`]). It lets the slow part of a check
+/// (the token signatures) run on another core while the transaction does its work.
+#[async_trait]
+pub trait BeforeCommit: Send + Sync {
+    async fn classes_stand(&self) -> bool;
+}
+
+/// For a classifier that decided everything itself.
+pub struct ClassesFinal;
+
+#[async_trait]
+impl BeforeCommit for ClassesFinal {
+    async fn classes_stand(&self) -> bool {
+        true
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventsStored {
     pub stored: u64,
@@ -236,6 +254,8 @@ pub enum EventsOutcome {
     },
     /// Revoked (or removed) since it authenticated.
     TerminalGone,
+    /// The classes assumed did not stand at COMMIT: class again with the full check.
+    Reclassify,
 }
 
 #[async_trait]
@@ -274,11 +294,12 @@ pub trait TerminalStore {
     /// Stores a validated batch in one transaction: new seqs inserted, known ones counted as
     /// already had, duplicates marked (module docs), `last_seq` advanced over contiguous seqs.
     /// Each event is classed by `classify` inside the transaction, with its voucher's facts
-    /// as they are then.
+    /// as they are then; nothing commits unless `before_commit` says the classes stand.
     async fn store_events(
         &self,
         batch: &EventBatch<'_>,
         classify: Classifier<'_>,
+        before_commit: &dyn BeforeCommit,
     ) -> StoreResult<EventsOutcome>;
     /// Records that the terminal's upload was refused because its version sends no proofs.
     async fn note_upgrade_required(
@@ -543,6 +564,7 @@ macro_rules! impl_terminals {
                 &self,
                 batch: &EventBatch<'_>,
                 classify: Classifier<'_>,
+                before_commit: &dyn BeforeCommit,
             ) -> StoreResult<EventsOutcome> {
                 let terminal_id = &batch.terminal_id.to_string();
                 let EventBatch {
@@ -800,6 +822,10 @@ macro_rules! impl_terminals {
                     .bind(terminal_id)
                     .execute(&mut *tx)
                     .await?;
+                if !before_commit.classes_stand().await {
+                    tx.rollback().await?;
+                    return Ok(EventsOutcome::Reclassify);
+                }
                 tx.commit().await?;
                 let count = |f: &dyn Fn(&EventClass) -> bool| classes.iter().filter(|c| f(c)).count() as u64;
                 Ok(EventsOutcome::Stored(EventsStored {
@@ -988,6 +1014,7 @@ macro_rules! impl_terminals {
                 &self,
                 batch: &EventBatch<'_>,
                 classify: Classifier<'_>,
+                before_commit: &dyn BeforeCommit,
             ) -> StoreResult<EventsOutcome> {
                 let id = batch.terminal_id.to_string();
                 let events = batch.events;
@@ -995,7 +1022,7 @@ macro_rules! impl_terminals {
                 loop {
                     attempt += 1;
                     match self
-                        .terminals_store_events_once(batch, classify)
+                        .terminals_store_events_once(batch, classify, before_commit)
                         .await
                     {
                         Err(e) if attempt < UPLOAD_ATTEMPTS && worth_retrying(&e) => {

@@ -8,16 +8,20 @@
 //! terminal may legitimately record is stored, including events naming vouchers of another
 //! school (a `wrong_school` scan); those are flagged `foreign_voucher`.
 
-use super::proof::{check_tokens, sends_proofs, ProofClass, ProofRules};
+use super::proof::{assume_signed, check_tokens, sends_proofs, ProofClass, ProofRules, Refusal};
 use crate::store::terminals::{
-    EventBatch, EventClass, EventsOutcome, EventsStored, TerminalRecord, VoucherFacts,
+    BeforeCommit, ClassesFinal, EventBatch, EventClass, EventsOutcome, EventsStored,
+    TerminalRecord, VoucherFacts,
 };
 use crate::store::{Store, StoreError};
+use futures::future::{BoxFuture, FutureExt, Shared};
 use shared::calendar::{MealWindow, SchoolYear, ServiceDay};
 use shared::keys::KeyId;
 use shared::trust::KeyRing;
 use shared::wire::{EventAck, ScanSource, TerminalEvent, MAX_EVENT_COUNT, PROOF_REQUIRED_SINCE};
+use std::collections::HashMap;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// Events per upload; the terminal sends 500 at a time.
 pub const MAX_BATCH: usize = 1000;
@@ -162,20 +166,33 @@ pub async fn upload(
         tracing::warn!(terminal = %terminal.id, version = version.unwrap_or("-"), "upload refused: terminal must be upgraded");
         return Err(UploadError::UpgradeRequired(version.map(str::to_owned)));
     }
-    // Signatures checked off the async threads and before the transaction; not for events the
-    // server already holds (a retry stores nothing new, so it verifies nothing).
-    let tokens = {
+    // The events the server may not hold yet: a retry stores nothing new, so it verifies
+    // nothing.
+    let unheld: Vec<TerminalEvent> = events
+        .iter()
+        .filter(|e| e.seq > terminal.last_seq)
+        .cloned()
+        .collect();
+    // Classes first by what the tokens' claims say, each signature taken as good, while the
+    // signatures are checked off the async threads on the other cores; the upload commits only
+    // if the signatures agree, and is classed again from the full check if one does not.
+    let assumed = assume_signed(terminal.school_code, checks.skew, &unheld);
+    let signatures = {
         let (ring, school, skew) = (checks.ring.clone(), terminal.school_code, checks.skew);
-        let events: Vec<TerminalEvent> = events
-            .iter()
-            .filter(|e| e.seq > terminal.last_seq)
-            .cloned()
-            .collect();
-        tokio::task::spawn_blocking(move || check_tokens(&ring, school, skew, &events))
-            .await
-            .map_err(|e| StoreError::Db(sqlx::Error::Protocol(format!("token checks: {e}"))))?
+        let task = tokio::task::spawn_blocking(move || check_tokens(&ring, school, skew, &unheld));
+        async move { task.await.map(Arc::new).map_err(|e| e.to_string()) }
+            .boxed()
+            .shared()
     };
-    let rules = ProofRules {
+    let batch = EventBatch {
+        terminal_id: terminal.uuid(),
+        school_code: terminal.school_code,
+        events,
+        now,
+        clock_offset,
+        version,
+    };
+    let rules = |tokens| ProofRules {
         ring: checks.ring,
         school_code: terminal.school_code,
         year: checks.year,
@@ -185,27 +202,33 @@ pub async fn upload(
         clock_offset,
         // Terminals that send proofs also date meals by trusted time.
         trusted_time: sends_proofs,
-        tokens: &tokens,
+        tokens,
     };
-    let classify = |e: &TerminalEvent, v: Option<&VoucherFacts>| match rules.classify(e, v) {
+    let class_of = |rules: &ProofRules<'_>, e: &TerminalEvent, v: Option<&VoucherFacts>| match rules
+        .classify(e, v)
+    {
         None => EventClass::NotServed,
         Some(ProofClass::Refused(r)) => EventClass::Refused(r.code()),
         Some(class) => EventClass::Counts(class.code()),
     };
-    match store
-        .store_events(
-            &EventBatch {
-                terminal_id: terminal.uuid(),
-                school_code: terminal.school_code,
-                events,
-                now,
-                clock_offset,
-                version,
-            },
-            &classify,
-        )
-        .await?
-    {
+    let optimistic = rules(&assumed);
+    let gate = SignaturesAgree {
+        assumed: &assumed,
+        checked: signatures.clone(),
+    };
+    let mut outcome = store
+        .store_events(&batch, &|e, v| class_of(&optimistic, e, v), &gate)
+        .await?;
+    if outcome == EventsOutcome::Reclassify {
+        let checked = signatures
+            .await
+            .map_err(|e| StoreError::Db(sqlx::Error::Protocol(format!("token checks: {e}"))))?;
+        let full = rules(&checked);
+        outcome = store
+            .store_events(&batch, &|e, v| class_of(&full, e, v), &ClassesFinal)
+            .await?;
+    }
+    match outcome {
         EventsOutcome::Stored(EventsStored {
             stored,
             already_had,
@@ -237,6 +260,22 @@ pub async fn upload(
         EventsOutcome::SeqTaken { seq, event_id } => Err(UploadError::SeqTaken { seq, event_id }),
         EventsOutcome::EventIdTaken { event_id } => Err(UploadError::EventIdTaken(event_id)),
         EventsOutcome::TerminalGone => Err(UploadError::TerminalGone),
+        EventsOutcome::Reclassify => unreachable!("a final classification always stands"),
+    }
+}
+
+type TokenRefusals = HashMap<i64, Option<Refusal>>;
+
+/// The upload's classes stand if every signature checked gives what was assumed.
+struct SignaturesAgree<'a> {
+    assumed: &'a TokenRefusals,
+    checked: Shared<BoxFuture<'static, Result<Arc<TokenRefusals>, String>>>,
+}
+
+#[async_trait::async_trait]
+impl BeforeCommit for SignaturesAgree<'_> {
+    async fn classes_stand(&self) -> bool {
+        matches!(self.checked.clone().await, Ok(checked) if *checked == *self.assumed)
     }
 }
 
