@@ -15,7 +15,6 @@ use crate::terminal_sync::enroll;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use shared::phone::Phone;
-use shared::wire::VoucherStatus;
 use std::path::Path;
 
 const DAY: i64 = 86_400;
@@ -130,15 +129,15 @@ async fn build(state: &AppState) -> anyhow::Result<DemoInfo> {
         .iter()
         .filter(|p| Some(*p) != walk_through.as_ref())
         .collect();
-    let year = settings.school_year.label();
+    let year = settings
+        .year_at(now)
+        .map(|y| y.label())
+        .context("no school year holds today: configure one ([[school_years]])")?;
     for &phone in &others {
+        let actor = format!("parent:{phone}");
         for pupil in store.pupils_by_phone(phone).await? {
             if let Some(v) = store.voucher_for_pupil(pupil.id, &year).await? {
-                if v.status() == VoucherStatus::Issued {
-                    store
-                        .set_voucher_status(v.uuid(), VoucherStatus::Active, now, None)
-                        .await?;
-                }
+                crate::lifecycle::activate(store, &v.id, &actor, now).await?;
             }
         }
     }

@@ -12,7 +12,7 @@ use crate::store::terminals::{
     EventBatch, EventClass, EventsOutcome, EventsStored, TerminalRecord, VoucherFacts,
 };
 use crate::store::{Store, StoreError};
-use shared::calendar::{MealWindow, SchoolYear, ServiceDay};
+use shared::calendar::{MealWindow, SchoolYears, ServiceDay};
 use shared::keys::KeyId;
 use shared::trust::KeyRing;
 use shared::wire::{EventAck, ScanSource, TerminalEvent, PROOF_REQUIRED_SINCE};
@@ -109,7 +109,7 @@ pub enum UploadError {
 /// What the server checks served events against, besides each event's voucher.
 pub struct Checks<'a> {
     pub ring: &'a KeyRing,
-    pub year: &'a SchoolYear,
+    pub years: &'a SchoolYears,
     pub windows: &'a [MealWindow],
     pub skew: u32,
 }
@@ -167,7 +167,7 @@ pub async fn upload(
     let rules = ProofRules {
         ring: checks.ring,
         school_code: terminal.school_code,
-        year: checks.year,
+        years: checks.years,
         windows: checks.windows,
         skew: checks.skew,
         now,

@@ -29,7 +29,7 @@ pub fn expiry(settings: &Settings, now: i64, validity: Validity) -> AppResult<i6
         Validity::Short => Ok(now + 60 * i64::from(settings.tokens.short_ttl_minutes)),
         Validity::Today => {
             let day = ServiceDay::from_unix(now);
-            if !settings.school_year.is_school_day(day.date()) {
+            if !settings.school_years.is_school_day(day.date()) {
                 return Err(AppError::Invalid(
                     "no_meals_today",
                     "There are no school meals today; a code for today cannot be made.".into(),
