@@ -767,10 +767,6 @@ school_days = ["mon", "tue", "wed", "thu", "fri", "sat"]
                 "school years 2027-2028 and 2028-2029 overlap: 2028-05-01 is in both",
             ),
             (
-                "start = \"2027-06-01\"\nend = \"2027-06-30\"",
-                "school year 2027-2027",
-            ),
-            (
                 "start = \"2029-09-01\"\nend = \"2029-05-25\"",
                 "school year 2029-2029: ends (2029-05-25) before it starts (2029-09-01)",
             ),
@@ -799,6 +795,11 @@ school_days = ["mon", "tue", "wed", "thu", "fri", "sat"]
             err.contains("school year 2026-2027 is listed twice"),
             "{err}"
         );
+        // Two years within one calendar year would share the label vouchers are issued under.
+        let text = "[[school_years]]\nstart = \"2027-01-10\"\nend = \"2027-03-01\"\n\
+                    [[school_years]]\nstart = \"2027-04-01\"\nend = \"2027-05-01\"";
+        let err = Settings::from_toml(text).unwrap_err().to_string();
+        assert!(err.contains("school year 2027-2027 is listed twice"), "{err}");
         let err = Settings::from_toml("school_years = 3")
             .unwrap_err()
             .to_string();

@@ -146,12 +146,7 @@ async fn activate(
                 "This voucher has been revoked and cannot be activated.".into(),
             ))
         }
-        VoucherStatus::Expired => {
-            return Err(AppError::Invalid(
-                "voucher_expired",
-                "This voucher's school year is over.".into(),
-            ))
-        }
+        VoucherStatus::Expired => return Err(issuance::year_over(&state.settings, today)),
         VoucherStatus::Issued => {}
     }
     let now = state.now();
