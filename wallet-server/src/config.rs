@@ -799,7 +799,10 @@ school_days = ["mon", "tue", "wed", "thu", "fri", "sat"]
         let text = "[[school_years]]\nstart = \"2027-01-10\"\nend = \"2027-03-01\"\n\
                     [[school_years]]\nstart = \"2027-04-01\"\nend = \"2027-05-01\"";
         let err = Settings::from_toml(text).unwrap_err().to_string();
-        assert!(err.contains("school year 2027-2027 is listed twice"), "{err}");
+        assert!(
+            err.contains("school year 2027-2027 is listed twice"),
+            "{err}"
+        );
         let err = Settings::from_toml("school_years = 3")
             .unwrap_err()
             .to_string();

@@ -105,7 +105,12 @@ impl World {
     }
 
     async fn pupil(&self, n: usize) -> i64 {
-        self.store().pupil_by_iin(&iin(n)).await.unwrap().unwrap().id
+        self.store()
+            .pupil_by_iin(&iin(n))
+            .await
+            .unwrap()
+            .unwrap()
+            .id
     }
 
     async fn consent(&self, n: usize, year: &str) -> Option<ConsentStatus> {
@@ -116,10 +121,19 @@ impl World {
 
     async fn login(&self, phone: &str) -> String {
         let (status, body) = self
-            .api("POST", "/api/v1/wallet/login", None, json!({ "phone": phone }))
+            .api(
+                "POST",
+                "/api/v1/wallet/login",
+                None,
+                json!({ "phone": phone }),
+            )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        let texts = self.store().sms_texts_to(phone, "login_code").await.unwrap();
+        let texts = self
+            .store()
+            .sms_texts_to(phone, "login_code")
+            .await
+            .unwrap();
         let text = texts.last().expect("a login code");
         let code = text
             .split(|c: char| !c.is_ascii_digit())
@@ -189,9 +203,15 @@ async fn two_years(pg: bool) {
         options: ImportOptions::default(),
     };
     let t0 = testkit::MONDAY_9AM;
-    roster::import(w.store(), &w.state.settings, &request, t0 - 3600, &|_, _| {})
-        .await
-        .unwrap();
+    roster::import(
+        w.store(),
+        &w.state.settings,
+        &request,
+        t0 - 3600,
+        &|_, _| {},
+    )
+    .await
+    .unwrap();
     let r = w.tick(t0).await;
     assert_eq!((r.requested, r.no_phone), (3, 1));
     w.reply(M1, "3#1", t0 + 600).await;
@@ -212,7 +232,10 @@ async fn two_years(pg: bool) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((first.valid_from.as_str(), first.valid_to.as_str()), ("2026-09-01", "2027-05-25"));
+    assert_eq!(
+        (first.valid_from.as_str(), first.valid_to.as_str()),
+        ("2026-09-01", "2027-05-25")
+    );
 
     // The parent activates it; a meal at the school's terminal.
     w.state.clock.set(t0 + 900);
@@ -237,7 +260,11 @@ async fn two_years(pg: bool) {
     let noon = t0 + 3 * 3600;
     let meal = ev(1, noon, Some(first.uuid()), Verdict::Ok);
     let (status, body) = upload(&w.app, &terminal, &[meal]).await;
-    assert_eq!((status, &body["refused"]), (StatusCode::OK, &json!(0)), "{body}");
+    assert_eq!(
+        (status, &body["refused"]),
+        (StatusCode::OK, &json!(0)),
+        "{body}"
+    );
     let history = format!("/api/v1/wallet/vouchers/{}/history", first.id);
     let (_, meals) = w.api("GET", &history, Some(&session), Value::Null).await;
     assert_eq!(meals.as_array().unwrap().len(), 1, "{meals}");
@@ -292,18 +319,26 @@ async fn two_years(pg: bool) {
             reports.push(t.await.unwrap());
         }
         w.deliver(at).await;
-        sms::deliver_due(second.as_ref(), &w.gateway, at).await.unwrap();
+        sms::deliver_due(second.as_ref(), &w.gateway, at)
+            .await
+            .unwrap();
     }
-    let sum = reports.iter().fold(TickReport::default(), |a, r| TickReport {
-        requested: a.requested + r.requested,
-        no_phone: a.no_phone + r.no_phone,
-        vouchers_issued: a.vouchers_issued + r.vouchers_issued,
-        consents_carried: a.consents_carried + r.consents_carried,
-        vouchers_announced: a.vouchers_announced + r.vouchers_announced,
-        ..a
-    });
+    let sum = reports
+        .iter()
+        .fold(TickReport::default(), |a, r| TickReport {
+            requested: a.requested + r.requested,
+            no_phone: a.no_phone + r.no_phone,
+            vouchers_issued: a.vouchers_issued + r.vouchers_issued,
+            consents_carried: a.consents_carried + r.consents_carried,
+            vouchers_announced: a.vouchers_announced + r.vouchers_announced,
+            ..a
+        });
     assert_eq!(
-        (sum.consents_carried, sum.vouchers_issued, sum.vouchers_announced),
+        (
+            sum.consents_carried,
+            sum.vouchers_issued,
+            sum.vouchers_announced
+        ),
         (1, 1, 1),
         "{reports:?}"
     );
@@ -327,7 +362,11 @@ async fn two_years(pg: bool) {
     assert_eq!(count(&all, M1, "voucher_issued"), 1);
     let announce = all.iter().find(|s| s.kind == "voucher_issued").unwrap();
     for needle in ["Алихан1", y2, &format!("{PUBLIC_URL}/wallet")] {
-        assert!(announce.text.contains(needle), "{needle}: {}", announce.text);
+        assert!(
+            announce.text.contains(needle),
+            "{needle}: {}",
+            announce.text
+        );
     }
 
     assert_eq!(w.consent(1, y2).await, Some(ConsentStatus::Consented));
@@ -348,7 +387,10 @@ async fn two_years(pg: bool) {
         .unwrap()
         .unwrap();
     assert_eq!(new.status(), VoucherStatus::Issued);
-    assert_eq!((new.valid_from.as_str(), new.valid_to.as_str()), ("2027-09-01", "2028-05-25"));
+    assert_eq!(
+        (new.valid_from.as_str(), new.valid_to.as_str()),
+        ("2027-09-01", "2028-05-25")
+    );
     assert_ne!(new.id, first.id);
     for n in [2, 3, 4] {
         let p = w.pupil(n).await;
@@ -393,12 +435,22 @@ async fn two_years(pg: bool) {
     assert_eq!(snap2.calendar.label(), y2);
     assert_eq!(snap2.next_calendar, None, "no year after it is configured");
     let status_in = |s: &shared::wire::Snapshot, id: uuid::Uuid| {
-        s.vouchers.iter().find(|v| v.voucher_id == id).map(|v| v.status)
+        s.vouchers
+            .iter()
+            .find(|v| v.voucher_id == id)
+            .map(|v| v.status)
     };
-    assert_eq!(status_in(&snap2, first.uuid()), Some(VoucherStatus::Expired));
+    assert_eq!(
+        status_in(&snap2, first.uuid()),
+        Some(VoucherStatus::Expired)
+    );
     assert_eq!(status_in(&snap2, new.uuid()), Some(VoucherStatus::Active));
     let full = snapshot(&w.app, &terminal, 0).await;
-    assert_eq!(status_in(&full, first.uuid()), None, "last year's are not sent again");
+    assert_eq!(
+        status_in(&full, first.uuid()),
+        None,
+        "last year's are not sent again"
+    );
     assert_eq!(status_in(&full, new.uuid()), Some(VoucherStatus::Active));
 
     // NOBD: the day's consent outcomes and the new year's vouchers.
@@ -407,7 +459,12 @@ async fn two_years(pg: bool) {
         .await
         .unwrap();
     let report_id = format!("{}-2027-09-01-r1", bin(0));
-    let body = w.store().nobd_report_body(&report_id).await.unwrap().unwrap();
+    let body = w
+        .store()
+        .nobd_report_body(&report_id)
+        .await
+        .unwrap()
+        .unwrap();
     let report: Value = serde_json::from_str(&body).unwrap();
     let outcomes: Vec<(String, String)> = report["consent_outcomes"]
         .as_array()
@@ -422,7 +479,10 @@ async fn two_years(pg: bool) {
         .collect();
     let mut outcomes = outcomes;
     outcomes.sort();
-    let mut expected = vec![(iin(1), "consented".to_owned()), (iin(3), "no_phone".to_owned())];
+    let mut expected = vec![
+        (iin(1), "consented".to_owned()),
+        (iin(3), "no_phone".to_owned()),
+    ];
     expected.sort();
     assert_eq!(outcomes, expected);
     assert_eq!(report["vouchers"]["issued_total"], 1);
