@@ -95,6 +95,13 @@ impl Raw {
         }
     }
 
+    async fn close(&self) {
+        match self {
+            Raw::Sqlite(p) => p.close().await,
+            Raw::Pg(p) => p.close().await,
+        }
+    }
+
     async fn exec(&self, sql: &str) -> Result<(), sqlx::Error> {
         match self {
             Raw::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
@@ -129,17 +136,33 @@ fn case() -> impl Strategy<Value = Vec<Op>> {
         })
 }
 
+/// One case on a fresh database, with a second instance's connection pool; both pools are
+/// closed before the next case (cases come quickly, PostgreSQL's connections are few).
 async fn run(pg: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let (first, raw, db) = if pg {
+    let (first, second, raw, _db) = if pg {
         let (s, db) = testing::postgres().await;
-        let raw = Raw::Pg(s.pool.clone());
-        (Arc::new(s) as Arc<dyn Store>, raw, db)
+        let other = store::connect_postgres(&db.url).await.unwrap();
+        let raw = [Raw::Pg(s.pool.clone()), Raw::Pg(other.pool.clone())];
+        (Arc::new(s) as Arc<dyn Store>, Arc::new(other) as Arc<dyn Store>, raw, db)
     } else {
         let (s, db) = testing::sqlite().await;
-        let raw = Raw::Sqlite(s.pool.clone());
-        (Arc::new(s) as Arc<dyn Store>, raw, db)
+        let other = store::connect_sqlite(&db.url).await.unwrap();
+        let raw = [Raw::Sqlite(s.pool.clone()), Raw::Sqlite(other.pool.clone())];
+        (Arc::new(s) as Arc<dyn Store>, Arc::new(other) as Arc<dyn Store>, raw, db)
     };
-    let second = store::connect(&db.url).await.unwrap();
+    let result = steps(&first, &second, &raw[0], ops).await;
+    for r in &raw {
+        r.close().await;
+    }
+    result
+}
+
+async fn steps(
+    first: &Arc<dyn Store>,
+    second: &Arc<dyn Store>,
+    raw: &Raw,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
     let settings = settings();
     let mut now = common::MONDAY_9AM;
     // 2027-09-01 09:00, the second year's first day.
