@@ -303,6 +303,39 @@ mod tests {
         }
     }
 
+    /// The absence docs/architecture.md states: no SQL outside the voucher store writes a
+    /// voucher, except the roster import's bump of the change number terminals follow.
+    #[test]
+    fn only_the_voucher_store_writes_vouchers() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        walk(&src, &mut files);
+        assert!(files.len() > 50, "the sources were found");
+        let writes = ["UPDATE vouchers", "INSERT INTO vouchers", "DELETE FROM vouchers"];
+        for file in files {
+            let rel = file.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
+            if rel == "store/vouchers.rs" || rel == "lifecycle.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap();
+            for line in text.lines().filter(|l| writes.iter().any(|w| l.contains(w))) {
+                let bump = rel == "store/import.rs"
+                    && line.contains("UPDATE vouchers SET change_seq = $1 WHERE pupil_id IN");
+                assert!(bump, "{rel} writes vouchers: {line}");
+            }
+        }
+    }
+
     #[test]
     fn every_change_is_audited_with_its_reason() {
         let c = change(Event::Revoke(RevokeReason::NotEligible), "a", "d");
