@@ -321,14 +321,25 @@ mod tests {
         let mut files = Vec::new();
         walk(&src, &mut files);
         assert!(files.len() > 50, "the sources were found");
-        let writes = ["UPDATE vouchers", "INSERT INTO vouchers", "DELETE FROM vouchers"];
+        let writes = [
+            "UPDATE vouchers",
+            "INSERT INTO vouchers",
+            "DELETE FROM vouchers",
+        ];
         for file in files {
-            let rel = file.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
+            let rel = file
+                .strip_prefix(&src)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             if rel == "store/vouchers.rs" || rel == "lifecycle.rs" {
                 continue;
             }
             let text = std::fs::read_to_string(&file).unwrap();
-            for line in text.lines().filter(|l| writes.iter().any(|w| l.contains(w))) {
+            for line in text
+                .lines()
+                .filter(|l| writes.iter().any(|w| l.contains(w)))
+            {
                 let bump = rel == "store/import.rs"
                     && line.contains("UPDATE vouchers SET change_seq = $1 WHERE pupil_id IN");
                 assert!(bump, "{rel} writes vouchers: {line}");

@@ -143,12 +143,22 @@ async fn run(pg: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
         let (s, db) = testing::postgres().await;
         let other = store::connect_postgres(&db.url).await.unwrap();
         let raw = [Raw::Pg(s.pool.clone()), Raw::Pg(other.pool.clone())];
-        (Arc::new(s) as Arc<dyn Store>, Arc::new(other) as Arc<dyn Store>, raw, db)
+        (
+            Arc::new(s) as Arc<dyn Store>,
+            Arc::new(other) as Arc<dyn Store>,
+            raw,
+            db,
+        )
     } else {
         let (s, db) = testing::sqlite().await;
         let other = store::connect_sqlite(&db.url).await.unwrap();
         let raw = [Raw::Sqlite(s.pool.clone()), Raw::Sqlite(other.pool.clone())];
-        (Arc::new(s) as Arc<dyn Store>, Arc::new(other) as Arc<dyn Store>, raw, db)
+        (
+            Arc::new(s) as Arc<dyn Store>,
+            Arc::new(other) as Arc<dyn Store>,
+            raw,
+            db,
+        )
     };
     let result = steps(&first, &second, &raw[0], ops).await;
     for r in &raw {
