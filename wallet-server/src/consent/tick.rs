@@ -99,7 +99,7 @@ pub async fn tick_with_progress(
     let label = current.as_ref().map(SchoolYear::label);
     loop {
         let closed = store
-            .close_open_consents(label.as_deref().unwrap_or(""), now, BATCH)
+            .close_open_consents(label.as_deref(), now, BATCH)
             .await?;
         report.requests_closed += closed.len();
         if (closed.len() as i64) < BATCH {

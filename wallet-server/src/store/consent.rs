@@ -211,11 +211,12 @@ pub trait ConsentStore {
         pupils: (i64, i64),
     ) -> StoreResult<Vec<ConsentTarget>>;
 
-    /// Ends as `expired` up to `limit` processes still awaiting an answer whose school year is
-    /// not `current` (their year is over; `""` when no year is), without an SMS.
+    /// Ends as `expired` up to `limit` processes still awaiting an answer of a school year
+    /// before `current` (labels sort as the years do; `None` between years: every one), without
+    /// an SMS: their year is over.
     async fn close_open_consents(
         &self,
-        current: &str,
+        current: Option<&str>,
         now: i64,
         limit: i64,
     ) -> StoreResult<Vec<ConsentTarget>>;
@@ -460,25 +461,31 @@ macro_rules! impl_consent {
 
             async fn close_open_consents(
                 &self,
-                current: &str,
+                current: Option<&str>,
                 now: i64,
                 limit: i64,
             ) -> StoreResult<Vec<ConsentTarget>> {
                 let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
-                let ids: Vec<i64> = sqlx::query_scalar(&format!(
+                // The status condition as the partial index `consents_open_year` states it; the
+                // year's as a range on it.
+                let (year, n) = match current {
+                    Some(_) => ("AND c.school_year < $2", 3),
+                    None => ("", 2),
+                };
+                let sql = format!(
                     "UPDATE consents SET status = 'expired', ended_at = $1, updated_at = $1
                      WHERE status IN ('requested', 'repeated') AND id IN (
                         SELECT c.id FROM consents c
-                        WHERE c.status IN ('requested', 'repeated') AND c.school_year <> $2
-                        ORDER BY c.id LIMIT $3{})
+                        WHERE status IN ('requested', 'repeated') {year}
+                        ORDER BY c.id LIMIT ${n}{})
                      RETURNING id",
                     skip_locked(Self::BACKEND, "c")
-                ))
-                .bind(now)
-                .bind(current)
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await?;
+                );
+                let mut q = sqlx::query_scalar(&sql).bind(now);
+                if let Some(label) = current {
+                    q = q.bind(label);
+                }
+                let ids: Vec<i64> = q.bind(limit).fetch_all(&mut *tx).await?;
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
