@@ -30,6 +30,9 @@ pub struct Settings {
     pub low_space_warning_mb: u64,
     /// How long a scan waits for another process writing the log before it is `not_recorded`.
     pub db_busy_timeout_ms: u64,
+    /// New rejection events per minute; past it rejections are only counted (see
+    /// [`crate::flood`]).
+    pub rejections_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -48,6 +51,8 @@ impl Default for Settings {
             // A day of a busy counter writes well under 1 MB; 50 MB leaves weeks to react.
             low_space_warning_mb: 50,
             db_busy_timeout_ms: crate::store::DEFAULT_BUSY_TIMEOUT.as_millis() as u64,
+            // Ten a second: far above any counter, which rejects a few a minute.
+            rejections_per_minute: crate::flood::DEFAULT_REJECTIONS_PER_MINUTE,
         }
     }
 }
@@ -69,6 +74,7 @@ struct FileSettings {
     max_connections_per_client: Option<usize>,
     low_space_warning_mb: Option<u64>,
     db_busy_timeout_ms: Option<u64>,
+    rejections_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +147,7 @@ impl Settings {
             )?,
             low_space_warning_mb: env_parse(&env, "TAMAQ_TERMINAL_LOW_SPACE_WARNING_MB")?,
             db_busy_timeout_ms: env_parse(&env, "TAMAQ_TERMINAL_DB_BUSY_TIMEOUT_MS")?,
+            rejections_per_minute: env_parse(&env, "TAMAQ_TERMINAL_REJECTIONS_PER_MINUTE")?,
         };
         s.apply(from_env);
         s.validate()?;
@@ -191,6 +198,9 @@ impl Settings {
         if let Some(v) = f.db_busy_timeout_ms {
             self.db_busy_timeout_ms = v;
         }
+        if let Some(v) = f.rejections_per_minute {
+            self.rejections_per_minute = v;
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -228,6 +238,12 @@ impl Settings {
             return Err(ConfigError::Range {
                 name: "db_busy_timeout_ms",
                 expected: "at most 600000 (a queue at the counter waits on it)",
+            });
+        }
+        if !(10..=100_000).contains(&self.rejections_per_minute) {
+            return Err(ConfigError::Range {
+                name: "rejections_per_minute",
+                expected: "from 10 to 100000",
             });
         }
         if self.http_timeout_seconds == 0 {

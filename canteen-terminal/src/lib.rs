@@ -5,6 +5,7 @@ pub mod client;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod flood;
 pub mod frames;
 pub mod image_input;
 pub mod kiosk;

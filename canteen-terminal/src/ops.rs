@@ -18,8 +18,10 @@ type Labels = Vec<(&'static str, String)>;
 /// The figures behind the metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TerminalFigures {
-    /// Events in the log by verdict, since enrollment.
+    /// Scans in the log by verdict (each event with its count), since enrollment.
     pub scans: Vec<(String, i64)>,
+    /// Of those, rejections over the per-minute cap, kept only as counts.
+    pub capped_scans: i64,
     pub unsynced_events: i64,
     /// Seconds since the last successful sync, or since enrollment when there was none.
     pub last_sync_age_seconds: i64,
@@ -29,8 +31,12 @@ pub struct TerminalFigures {
 
 pub async fn figures(terminal: &Terminal) -> anyhow::Result<TerminalFigures> {
     let scans: Vec<(String, i64)> =
-        sqlx::query_as("SELECT verdict, COUNT(*) FROM events GROUP BY verdict ORDER BY verdict")
+        sqlx::query_as("SELECT verdict, SUM(count) FROM events GROUP BY verdict ORDER BY verdict")
             .fetch_all(terminal.pool())
+            .await?;
+    let capped_scans: i64 =
+        sqlx::query_scalar("SELECT COALESCE(SUM(count), 0) FROM events WHERE capped = 1")
+            .fetch_one(terminal.pool())
             .await?;
     let status = terminal.status().await?;
     let since = match status.last_sync_at {
@@ -42,6 +48,7 @@ pub async fn figures(terminal: &Terminal) -> anyhow::Result<TerminalFigures> {
     };
     Ok(TerminalFigures {
         scans,
+        capped_scans,
         unsynced_events: status.unsynced_events,
         last_sync_age_seconds: (status.now - since).max(0),
         free_disk_bytes: free_disk(terminal.data_dir())?,
@@ -68,6 +75,13 @@ pub fn exposition(f: &TerminalFigures) -> String {
     // Read back from the log, so it only grows; a restored backup shows as a counter reset,
     // which `rate()` already handles.
     r.register("scans", "Scans recorded in the meal log by verdict", scans);
+    let capped: Counter = Counter::default();
+    capped.inc_by(u64::try_from(f.capped_scans).unwrap_or(0));
+    r.register(
+        "capped_scans",
+        "Rejected scans over the per-minute cap, kept only as counts (a stuck scanner, a script)",
+        capped,
+    );
     let gauge = |v: i64| {
         let g: Gauge = Gauge::default();
         g.set(v);
@@ -149,6 +163,7 @@ mod tests {
             verdicts.dedup_by(|a, b| a.0 == b.0);
             let f = TerminalFigures {
                 scans: verdicts.clone(),
+                capped_scans: 0,
                 unsynced_events: unsynced,
                 last_sync_age_seconds: age,
                 free_disk_bytes: free,

@@ -35,7 +35,19 @@ pub struct ScanOutcome {
     pub scanned_at: i64,
     pub source: ScanSource,
     pub seq: i64,
+    /// The event this scan is recorded in: for a rejection counted into an earlier event
+    /// (docs/terminal.md, "Floods"), that event's id and seq.
     pub event_id: Uuid,
+    /// How many scans that event stands for now; left out when 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub count: i64,
+    /// The rejection was over the per-minute cap: only counted, in a capped event.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub capped: bool,
+}
+
+fn is_one(n: &i64) -> bool {
+    *n == 1
 }
 
 pub fn local_hhmm(ts: i64) -> String {

@@ -16,6 +16,8 @@ pub struct Report {
     pub served_total: i64,
     pub rejected: Vec<(Verdict, i64)>,
     pub rejected_total: i64,
+    /// Of the rejections, those over the per-minute cap (kept only as counts).
+    pub rejected_capped: i64,
     pub status: Status,
 }
 
@@ -34,6 +36,7 @@ impl Terminal {
             served_total: counts.served.iter().map(|(_, n)| n).sum(),
             served: counts.served,
             rejected_total: rejected.iter().map(|(_, n)| n).sum(),
+            rejected_capped: counts.capped,
             rejected,
             status,
         })
@@ -59,6 +62,13 @@ impl Report {
         let _ = writeln!(s, "Бас тартылды / Отказано: {}", self.rejected_total);
         for (verdict, n) in &self.rejected {
             let _ = writeln!(s, "  {verdict}: {n}");
+        }
+        if self.rejected_capped > 0 {
+            let _ = writeln!(
+                s,
+                "  минуттық шектен тыс / сверх лимита в минуту: {}",
+                self.rejected_capped
+            );
         }
         let _ = writeln!(
             s,

@@ -3,6 +3,7 @@
 //! Durability: WAL with `synchronous=FULL`, so a committed transaction is fsynced to the WAL
 //! before `COMMIT` returns; `ok` is shown only after that.
 
+use crate::flood::{Landed, Placement, RowKey};
 use chrono::NaiveDate;
 use shared::calendar::{MealKind, MealWindow, SchoolYear};
 use shared::trust::SignedTrustList;
@@ -446,6 +447,9 @@ pub struct NewEvent {
     /// The token text; kept only when the event is a served QR meal.
     pub proof: Option<String>,
     pub repeat: bool,
+    /// For a rejection: where the flood rules let it go (see [`crate::flood`]). The default
+    /// places it in a new row of its own.
+    pub placement: Placement,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -459,6 +463,12 @@ pub struct Recorded {
     /// For `already_served` found here: the token the earlier meal was served on.
     pub earlier_proof: Option<String>,
     pub repeat: bool,
+    /// Where the scan went: a new row, or counted into an existing event.
+    pub landed: Landed,
+    /// The event the scan is recorded in (an existing one when it was counted into it).
+    pub event_id: Uuid,
+    /// That event's count after this scan.
+    pub count: i64,
 }
 
 /// Appends the event — and, for `ok`, its meal row, written by the `events_ok_serves_meal`
@@ -519,6 +529,13 @@ async fn record_on(
     commit_attempted: &mut bool,
 ) -> Result<Recorded, StoreError> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    if ev.verdict != Verdict::Ok {
+        if let Some(folded) = fold(&mut *conn, ev).await? {
+            *commit_attempted = true;
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
+            return Ok(folded);
+        }
+    }
     let recorded = match insert_event(&mut *conn, ev).await {
         Ok(seq) => Recorded {
             seq,
@@ -526,6 +543,12 @@ async fn record_on(
             earlier_served_at: None,
             earlier_proof: None,
             repeat: ev.repeat,
+            landed: Landed::Row {
+                seq,
+                capped: ev.placement.capped && ev.verdict != Verdict::Ok,
+            },
+            event_id: ev.event_id,
+            count: 1,
         },
         Err(sqlx::Error::Database(e)) if ev.verdict == Verdict::Ok && e.is_unique_violation() => {
             // Only the failed statement was undone; the transaction goes on.
@@ -551,6 +574,7 @@ async fn record_on(
                 verdict: Verdict::AlreadyServed,
                 proof: None,
                 repeat,
+                placement: Placement::default(),
                 ..ev.clone()
             };
             let seq = insert_event(&mut *conn, &refused).await?;
@@ -560,6 +584,9 @@ async fn record_on(
                 earlier_served_at: existing.as_ref().map(|e| e.0),
                 earlier_proof: existing.and_then(|e| e.1),
                 repeat,
+                landed: Landed::Row { seq, capped: false },
+                event_id: ev.event_id,
+                count: 1,
             }
         }
         Err(e) => return Err(e.into()),
@@ -569,15 +596,72 @@ async fn record_on(
     Ok(recorded)
 }
 
+/// Counts a rejection into an existing event where its placement allows and the event is not
+/// sealed for an upload: the previous event for the same input (only while it is still the
+/// last of the log), else the capped event of its key. `None` when neither took it.
+async fn fold(conn: &mut SqliteConnection, ev: &NewEvent) -> Result<Option<Recorded>, sqlx::Error> {
+    let p = &ev.placement;
+    let tries = [
+        (p.same_input, true),
+        (p.capped_event.filter(|_| p.capped), false),
+    ];
+    for (seq, must_be_last) in tries {
+        let Some(seq) = seq else { continue };
+        // fetch_all: the statement runs to its end before the COMMIT.
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "UPDATE events SET count = count + 1 \
+             WHERE seq = ?1 AND verdict <> 'ok' AND count < ?2 \
+               AND (?3 = 0 OR seq = (SELECT MAX(seq) FROM events)) \
+               AND seq > (SELECT max(uploaded_through, sealed_through) FROM sync_state WHERE id = 1) \
+             RETURNING event_id, count",
+        )
+        .bind(seq)
+        .bind(shared::wire::MAX_EVENT_COUNT)
+        .bind(must_be_last)
+        .fetch_all(&mut *conn)
+        .await?;
+        if let Some((event_id, count)) = rows.into_iter().next() {
+            let event_id = Uuid::parse_str(&event_id)
+                .map_err(|_| sqlx::Error::Decode("events.event_id is not a UUID".into()))?;
+            return Ok(Some(Recorded {
+                seq,
+                verdict: ev.verdict,
+                earlier_served_at: None,
+                earlier_proof: None,
+                repeat: ev.repeat,
+                landed: if must_be_last {
+                    Landed::SameInput { seq }
+                } else {
+                    Landed::CappedEvent { seq }
+                },
+                event_id,
+                count,
+            }));
+        }
+    }
+    Ok(None)
+}
+
 async fn insert_event(conn: &mut SqliteConnection, ev: &NewEvent) -> Result<i64, sqlx::Error> {
     let proof = if ev.verdict == Verdict::Ok && ev.source == ScanSource::Qr {
         ev.proof.as_deref()
     } else {
         None
     };
+    // A capped row stands for many inputs: it names no key id, and a voucher only for
+    // `already_served` (RowKey::capped).
+    let capped = ev.placement.capped && ev.verdict != Verdict::Ok;
+    let (voucher_id, key_id) = if capped {
+        let voucher = ev
+            .voucher_id
+            .filter(|_| ev.verdict == Verdict::AlreadyServed);
+        (voucher, None)
+    } else {
+        (ev.voucher_id, ev.key_id.as_deref())
+    };
     let done = sqlx::query(
         "INSERT INTO events (event_id, scanned_at, service_day, verdict, source, meal_kind, \
-         voucher_id, key_id, proof, repeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         voucher_id, key_id, proof, repeat, capped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(ev.event_id.to_string())
     .bind(ev.scanned_at)
@@ -585,13 +669,69 @@ async fn insert_event(conn: &mut SqliteConnection, ev: &NewEvent) -> Result<i64,
     .bind(ev.verdict.code())
     .bind(source_str(ev.source))
     .bind(ev.meal_kind.as_str())
-    .bind(ev.voucher_id.map(|v| v.to_string()))
-    .bind(&ev.key_id)
+    .bind(voucher_id.map(|v| v.to_string()))
+    .bind(key_id)
     .bind(proof)
     .bind(ev.repeat)
+    .bind(capped)
     .execute(&mut *conn)
     .await?;
     Ok(done.last_insert_rowid())
+}
+
+/// Rejection rows of the minute holding `now` among the last `limit` events, for
+/// [`crate::flood::Guard::seed`].
+pub async fn flood_seed(
+    pool: &SqlitePool,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<crate::flood::SeedRow>, StoreError> {
+    type Row = (
+        i64,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        bool,
+        bool,
+        bool,
+    );
+    let start = now.div_euclid(60) * 60;
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT seq, verdict, service_day, source, meal_kind, voucher_id, key_id, repeat, capped, \
+         seq > (SELECT max(uploaded_through, sealed_through) FROM sync_state WHERE id = 1) \
+         FROM events WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM events) - ? \
+         AND scanned_at >= ? AND scanned_at < ? AND verdict <> 'ok' ORDER BY seq",
+    )
+    .bind(limit)
+    .bind(start)
+    .bind(start + 60)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(crate::flood::SeedRow {
+                seq: r.0,
+                key: RowKey {
+                    verdict: Verdict::from_str(&r.1).map_err(|_| corrupt("events.verdict", r.1))?,
+                    service_day: parse_day("events.service_day", &r.2)?,
+                    source: parse_source("events.source", &r.3)?,
+                    meal_kind: parse_kind("events.meal_kind", &r.4)?,
+                    voucher_id: r
+                        .5
+                        .as_deref()
+                        .map(|v| parse_uuid("events.voucher_id", v))
+                        .transpose()?,
+                    key_id: r.6,
+                    repeat: r.7,
+                },
+                capped: r.8,
+                open: r.9,
+            })
+        })
+        .collect()
 }
 
 pub fn source_str(s: ScanSource) -> &'static str {
@@ -621,10 +761,11 @@ fn parse_kind(what: &'static str, s: &str) -> Result<MealKind, StoreError> {
     MealKind::from_str(s).map_err(|_| corrupt(what, s))
 }
 
-/// Events with `seq > after`, oldest first, at most `limit`.
-pub async fn events_after(
+/// Events with `after < seq <= through`, oldest first, at most `limit`.
+pub async fn events_between(
     pool: &SqlitePool,
     after: i64,
+    through: i64,
     limit: i64,
 ) -> Result<Vec<TerminalEvent>, StoreError> {
     type Row = (
@@ -639,12 +780,16 @@ pub async fn events_after(
         Option<String>,
         Option<String>,
         bool,
+        i64,
+        bool,
     );
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT seq, event_id, scanned_at, service_day, verdict, source, meal_kind, voucher_id, \
-         key_id, proof, repeat FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+         key_id, proof, repeat, count, capped FROM events WHERE seq > ? AND seq <= ? \
+         ORDER BY seq LIMIT ?",
     )
     .bind(after)
+    .bind(through)
     .bind(limit)
     .fetch_all(pool)
     .await?;
@@ -666,6 +811,8 @@ pub async fn events_after(
                 key_id: r.8,
                 proof: r.9,
                 repeat: r.10,
+                count: r.11,
+                capped: r.12,
             })
         })
         .collect()
@@ -676,6 +823,22 @@ pub async fn last_seq(pool: &SqlitePool) -> Result<i64, StoreError> {
         .fetch_one(pool)
         .await?;
     Ok(n)
+}
+
+/// Seals every event logged so far before an upload reads them: from now on none of them
+/// changes (a rejection's count stops growing; the next repeat starts a new event), so what
+/// the server keeps of each seq is final. Returns the highest sealed seq. Its own transaction:
+/// a scan that counts into an event either committed before (and is uploaded with it) or
+/// sees the seal.
+pub async fn seal_for_upload(pool: &SqlitePool) -> Result<i64, StoreError> {
+    let (sealed,): (i64,) = sqlx::query_as(
+        "UPDATE sync_state SET sealed_through = \
+         max(sealed_through, (SELECT COALESCE(MAX(seq), 0) FROM events)) \
+         WHERE id = 1 RETURNING sealed_through",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(sealed)
 }
 
 /// Records the server's acknowledgement: the next upload starts after it.
@@ -800,7 +963,10 @@ pub async fn apply_snapshot(pool: &SqlitePool, a: &SnapshotApply<'_>) -> Result<
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DayCounts {
     pub served: Vec<(MealKind, i64)>,
+    /// Scans by verdict: each event with its count.
     pub by_verdict: Vec<(Verdict, i64)>,
+    /// Rejections over the per-minute cap, kept only as counts in capped events.
+    pub capped: i64,
 }
 
 pub async fn day_counts(pool: &SqlitePool, day: NaiveDate) -> Result<DayCounts, StoreError> {
@@ -811,7 +977,7 @@ pub async fn day_counts(pool: &SqlitePool, day: NaiveDate) -> Result<DayCounts, 
     .fetch_all(pool)
     .await?;
     let verdicts: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT verdict, COUNT(*) FROM events WHERE service_day = ? GROUP BY verdict",
+        "SELECT verdict, SUM(count) FROM events WHERE service_day = ? GROUP BY verdict",
     )
     .bind(day.to_string())
     .fetch_all(pool)
@@ -826,7 +992,14 @@ pub async fn day_counts(pool: &SqlitePool, day: NaiveDate) -> Result<DayCounts, 
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     by_verdict.sort();
+    let (capped,): (i64,) = sqlx::query_as(
+        "SELECT COALESCE(SUM(count), 0) FROM events WHERE service_day = ? AND capped = 1",
+    )
+    .bind(day.to_string())
+    .fetch_one(pool)
+    .await?;
     Ok(DayCounts {
+        capped,
         served: served
             .into_iter()
             .map(|(k, n)| Ok((parse_kind("meals.meal_kind", &k)?, n)))

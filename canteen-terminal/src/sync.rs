@@ -446,7 +446,13 @@ impl Terminal {
         let mut rewinds = 0;
         loop {
             let local_last = store::last_seq(&self.pool).await?;
-            let batch = store::events_after(&self.pool, cursor, UPLOAD_BATCH).await?;
+            if local_last <= cursor {
+                return Ok((uploaded, already_had, cursor, local_last));
+            }
+            // What is sent is sealed first: a rejection counted up after the server took its
+            // seq would never reach it (it keeps the first copy of each seq).
+            let local_last = store::seal_for_upload(&self.pool).await?;
+            let batch = store::events_between(&self.pool, cursor, local_last, UPLOAD_BATCH).await?;
             if batch.is_empty() {
                 return Ok((uploaded, already_had, cursor, local_last));
             }

@@ -2,6 +2,7 @@
 
 use crate::clock::{Clock, Reading, TrustedTime};
 use crate::config::{Settings, OFFSET_WARNING_SECONDS};
+use crate::flood::{self, Placement, RowKey};
 use crate::outcome::{local_datetime, messages, NotRecorded, ScanOutcome};
 use crate::state::State;
 use crate::store::{self, NewEvent, PriorMeal, StoreError};
@@ -18,6 +19,10 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 pub const SECRET_FILE: &str = "terminal.secret";
+
+/// At start the flood guard reads the current minute's rejections among the last
+/// `rejections_per_minute` + this many events (capped events, served scans between them).
+const FLOOD_SEED_EXTRA: i64 = 256;
 
 /// Says what to do when the log cannot be trusted; staff see the kk/ru line, the administrator
 /// the rest.
@@ -117,6 +122,8 @@ pub struct Terminal {
     /// Meals are dated by this, not by the PC's clock (see [`crate::clock`]).
     pub(crate) time: TrustedTime,
     pub(crate) storage_alarm: std::sync::Mutex<Option<StorageAlarm>>,
+    /// The flood rules' memory; used only under the `state` lock.
+    pub(crate) flood: std::sync::Mutex<flood::Guard>,
 }
 
 impl std::fmt::Debug for Terminal {
@@ -169,8 +176,13 @@ impl Terminal {
             }
             None => return Err(not_enrolled()),
         };
+        let time = TrustedTime::load(dir);
+        let now = time.peek(clock.as_ref()).unwrap_or_else(|| clock.now());
+        let cap = settings.rejections_per_minute;
+        let seed = store::flood_seed(&pool, now, i64::from(cap) + FLOOD_SEED_EXTRA).await?;
         Ok(Terminal {
-            time: TrustedTime::load(dir),
+            flood: std::sync::Mutex::new(flood::Guard::seed(cap, now, seed)),
+            time,
             identity: state.identity.clone(),
             pool,
             clock,
@@ -330,6 +342,35 @@ impl Terminal {
                 m.terminal_label.is_none()
                     && verify::is_repeat(m.proof.as_deref(), m.served_at, token_text, now)
             });
+        let key_id = decision.key_id.map(|k| k.hex());
+        // Rejections go through the flood rules: the same input again is counted into the
+        // previous event, and past the per-minute cap into one capped event per key.
+        let input = match credential {
+            Credential::Token(text) | Credential::Card(text) => text,
+        };
+        let row_key = (decision.verdict != Verdict::Ok).then(|| RowKey {
+            verdict: decision.verdict,
+            service_day: decision.service_day,
+            source,
+            meal_kind,
+            voucher_id: decision.voucher_id,
+            key_id: key_id.clone(),
+            repeat,
+        });
+        // The same input's window is measured on the boot-time clock (whole seconds of trusted
+        // time where there is none); read only for rejections, off the serving path.
+        let at_ms = match &row_key {
+            Some(_) => self
+                .clock
+                .elapsed()
+                .map(|e| e.millis)
+                .unwrap_or_else(|| now.saturating_mul(1000)),
+            None => 0,
+        };
+        let placement = match &row_key {
+            Some(k) => self.flood_guard().plan(k, input, now, at_ms),
+            None => Placement::default(),
+        };
         let event = NewEvent {
             event_id: shared::wire::time_ordered_event_id(now),
             scanned_at: now,
@@ -338,11 +379,21 @@ impl Terminal {
             source,
             meal_kind,
             voucher_id: decision.voucher_id,
-            key_id: decision.key_id.map(|k| k.hex()),
+            key_id,
             proof: token_text.map(str::to_owned),
             repeat,
+            placement,
         };
         let recorded = store::record(&self.pool, &event).await?;
+        {
+            let mut guard = self.flood_guard();
+            match &row_key {
+                Some(k) if recorded.verdict == decision.verdict => {
+                    guard.landed(k, input, at_ms, recorded.landed)
+                }
+                _ => guard.interrupted(),
+            }
+        }
         if recorded.verdict != Verdict::ClockUntrusted {
             state.sync.last_seen_time = state.sync.last_seen_time.max(now);
         }
@@ -403,8 +454,17 @@ impl Terminal {
             scanned_at: now,
             source,
             seq: recorded.seq,
-            event_id: event.event_id,
+            event_id: recorded.event_id,
+            count: recorded.count,
+            capped: matches!(
+                recorded.landed,
+                flood::Landed::Row { capped: true, .. } | flood::Landed::CappedEvent { .. }
+            ),
         })
+    }
+
+    fn flood_guard(&self) -> std::sync::MutexGuard<'_, flood::Guard> {
+        self.flood.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Rebuilds the in-memory view from the database (after a sync).

@@ -85,6 +85,9 @@ impl Limits {
 /// The address the per-client cap counts by. It is the TCP peer: a forwarded address cannot be
 /// known before the request head is read, and a connection must be counted when accepted.
 /// IPv4 clients seen through an IPv6 socket count as their IPv4 address.
+///
+/// Behind a reverse proxy every client arrives from the proxy's address; such addresses can be
+/// exempted from the per-client cap ([`ClientCapExempt`]), the total cap still counts them.
 pub fn client_address(peer: SocketAddr) -> IpAddr {
     match peer.ip() {
         IpAddr::V6(v6) => v6
@@ -94,6 +97,10 @@ pub fn client_address(peer: SocketAddr) -> IpAddr {
         v4 => v4,
     }
 }
+
+/// Client addresses (as [`client_address`] gives them) that the per-client cap does not apply
+/// to: a reverse proxy carries many clients over its connections. The total cap still does.
+pub type ClientCapExempt = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
 
 /// Running totals for `/metrics` and the kiosk status.
 #[derive(Debug, Default)]
@@ -198,24 +205,26 @@ struct PerClient {
 
 struct Slot {
     door: Arc<Door>,
-    client: IpAddr,
+    /// The address counted per client; `None` for an exempt one.
+    client: Option<IpAddr>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut open = self
-            .door
-            .per_client
-            .open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = open.get_mut(&self.client) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.client);
+        if let Some(client) = self.client {
+            let mut open = self
+                .door
+                .per_client
+                .open
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = open.get_mut(&client) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&client);
+                }
             }
         }
-        drop(open);
         self.door.counters.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -227,6 +236,7 @@ enum Refusal {
 
 struct Door {
     limits: Limits,
+    exempt: Option<ClientCapExempt>,
     counters: Arc<Counters>,
     per_client: PerClient,
     refusals: Throttle,
@@ -244,15 +254,18 @@ impl Door {
         if total >= self.limits.max_connections {
             return Err(Refusal::Total);
         }
-        let mine = open.entry(client).or_insert(0);
-        if *mine >= self.limits.max_connections_per_client {
-            return Err(Refusal::Client);
+        let exempt = self.exempt.as_ref().is_some_and(|e| e(client));
+        if !exempt {
+            let mine = open.entry(client).or_insert(0);
+            if *mine >= self.limits.max_connections_per_client {
+                return Err(Refusal::Client);
+            }
+            *mine += 1;
         }
-        *mine += 1;
         self.counters.open.fetch_add(1, Ordering::Relaxed);
         Ok(Slot {
             door: self.clone(),
-            client,
+            client: (!exempt).then_some(client),
         })
     }
 }
@@ -270,8 +283,22 @@ pub async fn serve(
     counters: Arc<Counters>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    serve_exempting(listener, router, limits, None, counters, shutdown).await
+}
+
+/// [`serve`], with the addresses `exempt` says yes to left out of the per-client cap (the
+/// reverse proxies a server stands behind). They still count towards the total.
+pub async fn serve_exempting(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: Limits,
+    exempt: Option<ClientCapExempt>,
+    counters: Arc<Counters>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
     let door = Arc::new(Door {
         limits,
+        exempt,
         counters,
         per_client: PerClient {
             open: Mutex::new(HashMap::new()),
@@ -340,4 +367,61 @@ pub async fn serve(
         () = tokio::time::sleep(limits.request_timeout) => {},
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn door(exempt: Option<ClientCapExempt>) -> Arc<Door> {
+        Arc::new(Door {
+            limits: Limits {
+                max_connections: 6,
+                max_connections_per_client: 2,
+                ..Limits::SERVER
+            },
+            exempt,
+            counters: Arc::default(),
+            per_client: PerClient {
+                open: Mutex::new(HashMap::new()),
+            },
+            refusals: Throttle::new(),
+            accept_errors: Throttle::new(),
+        })
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_exempt_address_skips_the_per_client_cap_but_not_the_total() {
+        let proxy = ip("10.0.0.1");
+        let door = door(Some(Arc::new(move |a| a == proxy)));
+        let mut held = Vec::new();
+        // Far more than the per-client cap from the proxy.
+        for _ in 0..4 {
+            held.push(door.admit(proxy).ok().expect("the proxy is exempt"));
+        }
+        // Others are capped per address as before.
+        let other = ip("10.0.0.2");
+        held.push(door.admit(other).ok().unwrap());
+        held.push(door.admit(other).ok().unwrap());
+        assert!(matches!(door.admit(ip("10.0.0.3")), Err(Refusal::Total)));
+        assert!(matches!(door.admit(proxy), Err(Refusal::Total)));
+        // Freed slots are given back; the exempt address left nothing in the per-client map.
+        held.truncate(2);
+        assert_eq!(door.counters.snapshot().open, 2);
+        assert!(door.per_client.open.lock().unwrap().is_empty());
+        assert!(door.admit(other).is_ok());
+    }
+
+    #[test]
+    fn without_an_exemption_every_address_is_capped() {
+        let door = door(None);
+        let a = ip("10.0.0.1");
+        let _one = door.admit(a).ok().unwrap();
+        let _two = door.admit(a).ok().unwrap();
+        assert!(matches!(door.admit(a), Err(Refusal::Client)));
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod b64;
 pub mod calendar;
+pub mod ed25519_batch;
 pub mod error;
 pub mod ids;
 pub mod keys;

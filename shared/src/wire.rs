@@ -174,7 +174,7 @@ pub struct Snapshot {
     pub served_today: Vec<ServedMeal>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScanSource {
     Qr,
@@ -211,6 +211,27 @@ pub struct TerminalEvent {
     /// recorded, never counted, never listed as a suspicious second attempt.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub repeat: bool,
+    /// How many scans this event stands for: a rejection repeated with the same input within
+    /// a second is one event counted up, not one event per scan. Always 1 for `ok`; absent
+    /// (1) from terminals that predate it, and left out when 1.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: i64,
+    /// A rejection over the terminal's per-minute cap on rejection events: it stands, with its
+    /// `count`, for every such rejection of that minute with the same verdict, source, meal
+    /// kind and repeat mark (and voucher, for `already_served`), not recorded one by one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub capped: bool,
+}
+
+/// The largest `count` of one event; a terminal starts a new event before it.
+pub const MAX_EVENT_COUNT: i64 = 1_000_000_000;
+
+fn one() -> i64 {
+    1
+}
+
+fn is_one(n: &i64) -> bool {
+    *n == 1
 }
 
 /// The first terminal version whose served QR events carry `proof`.

@@ -221,6 +221,8 @@ pub fn offline_log(
                     key_id: None,
                     proof: (r == 0).then(|| proof.clone()),
                     repeat: false,
+                    count: 1,
+                    capped: false,
                 });
             }
         }

@@ -175,6 +175,8 @@ async fn seed(state: &AppState, http: &reqwest::Client, base: &str) -> Vec<Termi
                     key_id: (!card).then(|| signer.key_id().hex()),
                     proof,
                     repeat: false,
+                    count: 1,
+                    capped: false,
                 }
             })
             .collect();

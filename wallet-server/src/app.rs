@@ -73,10 +73,13 @@ pub async fn serve_until(
         None => None,
     };
     // Connections and their timeouts are bounded by `[server]` settings (docs/operations.md,
-    // "Front door").
+    // "Front door"). A trusted proxy carries many clients: the per-address cap does not apply
+    // to it (the total does; its clients are told apart by the rate limits).
     let limits = state.settings.server.front_door();
     let counters = state.front_door.clone();
-    let served = front_door::serve(listener, app(state), limits, counters, shutdown).await;
+    let exempt = state.settings.trusted_proxies().cap_exempt();
+    let served =
+        front_door::serve_exempting(listener, app(state), limits, exempt, counters, shutdown).await;
     // The scrape address lives exactly as long as the service it describes.
     if let Some(m) = metrics {
         m.abort();

@@ -49,6 +49,15 @@ impl TrustedProxies {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// For the front door: these proxies are exempt from its per-address connection cap, since
+    /// every client behind one arrives from its address. `None` when there are none.
+    pub fn cap_exempt(self) -> Option<front_door::ClientCapExempt> {
+        if self.is_empty() {
+            return None;
+        }
+        Some(Arc::new(move |ip| self.contains(ip)))
+    }
 }
 
 /// IPv4 peers on a dual-stack socket arrive as `::ffff:a.b.c.d`; configured networks are

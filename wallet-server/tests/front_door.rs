@@ -17,7 +17,15 @@ fn ip(s: &str) -> IpAddr {
 }
 
 async fn start(pg: bool) -> (SocketAddr, wallet_server::testkit::TestState) {
+    start_behind(pg, &[]).await
+}
+
+async fn start_behind(
+    pg: bool,
+    trusted_proxies: &[&str],
+) -> (SocketAddr, wallet_server::testkit::TestState) {
     let mut settings = wallet_server::config::Settings::default();
+    settings.server.trusted_proxies = trusted_proxies.iter().map(|s| s.to_string()).collect();
     settings.server.header_timeout_seconds = HEADER_TIMEOUT;
     settings.server.max_connections = 400;
     settings.server.max_connections_per_client = PER_CLIENT;
@@ -100,6 +108,56 @@ both_backends!(slowloris, |pg| async move {
     );
     assert!(peak < 200 * 1024, "peak RSS {peak} KiB");
 });
+
+/// Connections closed by the server (answered 503 at a cap) among those held.
+fn refused(held: &[tokio::net::TcpStream]) -> usize {
+    let mut buf = [0u8; 256];
+    held.iter()
+        .filter(|s| !matches!(s.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock))
+        .count()
+}
+
+// Behind a reverse proxy every client arrives from the proxy's address: a trusted proxy is not
+// held to the per-client cap (the total still applies), every other address still is.
+both_backends!(
+    a_trusted_proxy_is_exempt_from_the_per_client_cap,
+    |pg| async move {
+        let (addr, _t) = start_behind(pg, &["127.0.0.5"]).await;
+        let proxy = ip("127.0.0.5");
+        let mut through_proxy = Vec::new();
+        for _ in 0..PER_CLIENT + 40 {
+            through_proxy.push(
+                probe::slow_client(proxy, addr, Slow::Silent, "/healthz")
+                    .await
+                    .unwrap(),
+            );
+        }
+        let mut direct = Vec::new();
+        for _ in 0..PER_CLIENT + 5 {
+            direct.push(
+                probe::slow_client(ip("127.0.0.6"), addr, Slow::Silent, "/healthz")
+                    .await
+                    .unwrap(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(refused(&through_proxy), 0, "the proxy is exempt");
+        assert_eq!(refused(&direct), 5, "others are capped per address");
+        // The proxy's next request is served too, while it holds more than the cap.
+        let (status, _) = probe::get(proxy, addr, "/healthz").await.unwrap();
+        assert_eq!(status, 200);
+        let metrics = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("tamaq_http_connections_refused_total{cap=\"per_client\"} 5"),
+            "{metrics}"
+        );
+    }
+);
 
 #[test]
 fn limits_are_settings_with_checked_ranges() {

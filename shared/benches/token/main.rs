@@ -67,6 +67,39 @@ fn ed25519<M: Measurement>(c: &mut Criterion<M>) {
     g.finish();
 }
 
+/// The server's check of an upload: 450 served tokens (a batch of 500 events), batched as
+/// `verify_many` does it against one at a time. Divide by 450 for the cost per token.
+fn upload_tokens<M: Measurement>(c: &mut Criterion<M>) {
+    let key = KeyPair::from_seed([0x42; 32]);
+    let ring = KeyRing::from_public_keys([key.public_bytes()]);
+    let now = i64::from(ISSUED) + 100;
+    let tokens: Vec<(token::Decoded, i64)> = (0..450u128)
+        .map(|i| {
+            let request = TokenRequest {
+                voucher_id: Uuid::from_u128(i),
+                ..request()
+            };
+            (token::decode(&token::sign(&request, &key)).unwrap(), now)
+        })
+        .collect();
+    let mut g = c.benchmark_group("upload_450_tokens");
+    g.sample_size(20);
+    g.bench_function("verify_many", |b| {
+        b.iter(|| token::verify_many(black_box(&tokens), &ring, SCHOOL, DEFAULT_SKEW))
+    });
+    g.bench_function("verify_one_by_one", |b| {
+        b.iter(|| {
+            tokens
+                .iter()
+                .map(|(d, now)| {
+                    token::verify_decoded(black_box(d), &ring, SCHOOL, *now, DEFAULT_SKEW)
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    g.finish();
+}
+
 fn qr<M: Measurement>(c: &mut Criterion<M>) {
     let token = token::sign_with_nonce(&request(), &KeyPair::from_seed([0x42; 32]), [7; 8]);
     let mut g = c.benchmark_group("qr");
@@ -97,6 +130,7 @@ fn main() {
         .with_measurement(cpu_time::ThreadCpuTime)
         .configure_from_args();
     ed25519(&mut c);
+    upload_tokens(&mut c);
     qr(&mut c);
     // `cargo bench` passes `--bench`; `cargo test --benches` does not and only wants a smoke run.
     paired::run(std::env::args().any(|a| a == "--bench"));

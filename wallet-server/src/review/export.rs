@@ -145,6 +145,8 @@ pub fn rejected_csv(lang: Lang, rows: &[RejectedScan]) -> Vec<u8> {
         t("Терминал", "Терминал"),
         t("Қайта әкелу саны", "Повторов «уже питался»"),
         t("Ваучер", "Ваучер"),
+        t("Сканерлеу саны", "Сканирований"),
+        t("Минуттық шектен тыс", "Сверх лимита в минуту"),
     ]);
     for r in rows {
         w.row([
@@ -157,6 +159,13 @@ pub fn rejected_csv(lang: Lang, rows: &[RejectedScan]) -> Vec<u8> {
             r.terminal_label.clone().unwrap_or_default(),
             r.already_served_count.to_string(),
             r.voucher_id.clone().unwrap_or_default(),
+            r.count.to_string(),
+            if r.capped {
+                t("иә", "да")
+            } else {
+                t("жоқ", "нет")
+            }
+            .to_owned(),
         ]);
     }
     w.finish()

@@ -61,6 +61,9 @@ pub struct SecondScans {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Anomalies {
     pub refused_by_reason: Vec<RefusalCount>,
+    /// Rejections over a terminal's per-minute cap (a stuck scanner, a script feeding it):
+    /// kept only as counts in capped events.
+    pub capped_rejections: i64,
     /// Newest first, at most the limit asked for.
     pub refused: Vec<RefusedEvent>,
     pub seq_gaps: Vec<SeqGap>,
@@ -167,8 +170,8 @@ macro_rules! impl_anomalies {
                 .fetch_all(&self.pool)
                 .await?;
                 let (repeats, second_attempts): (i64, i64) = sqlx::query_as(
-                    "SELECT CAST(COALESCE(SUM(CASE WHEN is_repeat THEN 1 ELSE 0 END), 0) AS BIGINT),
-                            CAST(COALESCE(SUM(CASE WHEN is_repeat THEN 0 ELSE 1 END), 0) AS BIGINT)
+                    "SELECT CAST(COALESCE(SUM(CASE WHEN is_repeat THEN count ELSE 0 END), 0) AS BIGINT),
+                            CAST(COALESCE(SUM(CASE WHEN is_repeat THEN 0 ELSE count END), 0) AS BIGINT)
                      FROM terminal_events
                      WHERE school_code = $1 AND service_day >= $2 AND service_day <= $3
                        AND verdict = 'already_served'",
@@ -178,7 +181,18 @@ macro_rules! impl_anomalies {
                 .bind(to)
                 .fetch_one(&self.pool)
                 .await?;
+                let (capped_rejections,): (i64,) = sqlx::query_as(
+                    "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM terminal_events
+                     WHERE school_code = $1 AND service_day >= $2 AND service_day <= $3
+                       AND capped = TRUE",
+                )
+                .bind(school_code)
+                .bind(from)
+                .bind(to)
+                .fetch_one(&self.pool)
+                .await?;
                 Ok(Anomalies {
+                    capped_rejections,
                     refused_by_reason,
                     refused,
                     seq_gaps,

@@ -280,7 +280,8 @@ macro_rules! impl_nobd {
                 };
                 let rejected = {
                     let sql = format!(
-                        "SELECT school_code, verdict, COUNT(*) AS scans FROM terminal_events
+                        "SELECT school_code, verdict, CAST(SUM(count) AS BIGINT) AS scans
+                         FROM terminal_events
                          WHERE service_day = $1 AND verdict <> 'ok' AND is_repeat = FALSE {}
                          GROUP BY school_code, verdict",
                         school_clause("school_code", school, 2)

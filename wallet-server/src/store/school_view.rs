@@ -125,6 +125,10 @@ pub struct RejectedScan {
     pub terminal_label: Option<String>,
     /// `already_served` scans of this voucher in the range: more than one is worth a look.
     pub already_served_count: i64,
+    /// Scans this event stands for: the same input repeated within a second at the terminal,
+    /// or every rejection of its kind over the terminal's per-minute cap (`capped`).
+    pub count: i64,
+    pub capped: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
@@ -369,9 +373,9 @@ macro_rules! impl_school_view {
                 let sql = format!(
                     "WITH r AS (
                         SELECT e.terminal_id, e.seq, e.service_day, e.scanned_at, e.verdict,
-                               e.meal_kind, e.voucher_id,
+                               e.meal_kind, e.voucher_id, e.count, e.capped,
                                CAST(SUM(CASE WHEN e.verdict = 'already_served' AND e.voucher_id IS NOT NULL
-                                             THEN 1 ELSE 0 END)
+                                             THEN e.count ELSE 0 END)
                                     OVER (PARTITION BY COALESCE(e.voucher_id, e.event_id)) AS BIGINT)
                                    AS already_served_count
                         FROM terminal_events e
@@ -380,7 +384,7 @@ macro_rules! impl_school_view {
                      )
                      SELECT r.service_day, r.scanned_at, r.verdict, r.meal_kind, r.voucher_id,
                             p.last_name, p.first_name, p.grade, p.class_letter,
-                            t.label AS terminal_label, r.already_served_count
+                            t.label AS terminal_label, r.already_served_count, r.count, r.capped
                      FROM r
                      LEFT JOIN vouchers v ON v.id = r.voucher_id
                      LEFT JOIN pupils p ON p.id = v.pupil_id
@@ -398,7 +402,7 @@ macro_rules! impl_school_view {
             async fn verdict_counts(&self, f: &MealFilter) -> StoreResult<Vec<VerdictCount>> {
                 let clauses = class_clauses(f, 3).replace("ev.voucher_id", "e.voucher_id");
                 let sql = format!(
-                    "SELECT e.verdict, COUNT(*) AS scans
+                    "SELECT e.verdict, CAST(SUM(e.count) AS BIGINT) AS scans
                      FROM terminal_events e
                      LEFT JOIN vouchers v ON v.id = e.voucher_id
                      LEFT JOIN pupils p ON p.id = v.pupil_id
@@ -422,7 +426,7 @@ macro_rules! impl_school_view {
                 let sql = format!(
                     "SELECT e.voucher_id, MIN(p.last_name) AS last_name, MIN(p.first_name) AS first_name,
                             MIN(p.grade) AS grade, MIN(p.class_letter) AS class_letter,
-                            COUNT(*) AS scans, COUNT(DISTINCT e.service_day) AS days,
+                            CAST(SUM(e.count) AS BIGINT) AS scans, COUNT(DISTINCT e.service_day) AS days,
                             MAX(e.scanned_at) AS last_at
                      FROM terminal_events e
                      LEFT JOIN vouchers v ON v.id = e.voucher_id
@@ -431,8 +435,8 @@ macro_rules! impl_school_view {
                        AND e.verdict = 'already_served' AND e.is_repeat = FALSE
                        AND e.voucher_id IS NOT NULL {clauses}
                      GROUP BY e.voucher_id
-                     HAVING COUNT(*) >= ${min_param}
-                     ORDER BY COUNT(*) DESC, e.voucher_id"
+                     HAVING SUM(e.count) >= ${min_param}
+                     ORDER BY SUM(e.count) DESC, e.voucher_id"
                 );
                 Ok(bind_filter!(sqlx::query_as(&sql), f)
                     .bind(min_scans)

@@ -158,12 +158,15 @@ pub struct StoredEvent {
     pub proof_class: Option<String>,
     pub refusal: Option<String>,
     pub is_repeat: bool,
+    /// Scans this event stands for (a rejection repeated, or over the terminal's cap).
+    pub count: i64,
+    pub capped: bool,
 }
 
 const EVENT_COLUMNS: &str =
     "terminal_id, seq, event_id, school_code, voucher_id, verdict, source, \
     meal_kind, service_day, scanned_at, key_id, received_at, duplicate, foreign_voucher, \
-    proof_class, refusal, is_repeat";
+    proof_class, refusal, is_repeat, count, capped";
 
 /// What the voucher named by an uploaded event was, read in the upload's transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +208,24 @@ pub struct EventBatch<'a> {
 pub type Classifier<'a> =
     &'a (dyn Fn(&TerminalEvent, Option<&VoucherFacts>) -> EventClass + Send + Sync);
 
+/// Asked just before an upload's COMMIT whether the classes it was given still stand; `false`
+/// rolls the upload back ([`EventsOutcome::Reclassify`]). It lets the slow part of a check
+/// (the token signatures) run on another core while the transaction does its work.
+#[async_trait]
+pub trait BeforeCommit: Send + Sync {
+    async fn classes_stand(&self) -> bool;
+}
+
+/// For a classifier that decided everything itself.
+pub struct ClassesFinal;
+
+#[async_trait]
+impl BeforeCommit for ClassesFinal {
+    async fn classes_stand(&self) -> bool {
+        true
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventsStored {
     pub stored: u64,
@@ -233,6 +254,8 @@ pub enum EventsOutcome {
     },
     /// Revoked (or removed) since it authenticated.
     TerminalGone,
+    /// The classes assumed did not stand at COMMIT: class again with the full check.
+    Reclassify,
 }
 
 #[async_trait]
@@ -271,11 +294,12 @@ pub trait TerminalStore {
     /// Stores a validated batch in one transaction: new seqs inserted, known ones counted as
     /// already had, duplicates marked (module docs), `last_seq` advanced over contiguous seqs.
     /// Each event is classed by `classify` inside the transaction, with its voucher's facts
-    /// as they are then.
+    /// as they are then; nothing commits unless `before_commit` says the classes stand.
     async fn store_events(
         &self,
         batch: &EventBatch<'_>,
         classify: Classifier<'_>,
+        before_commit: &dyn BeforeCommit,
     ) -> StoreResult<EventsOutcome>;
     /// Records that the terminal's upload was refused because its version sends no proofs.
     async fn note_upgrade_required(
@@ -344,9 +368,11 @@ struct EventRow<'a> {
     proof_class: Option<&'static str>,
     refusal: Option<&'static str>,
     is_repeat: bool,
+    count: i64,
+    capped: bool,
 }
 
-const EVENT_ROW_FIELDS: [(&str, &str); 13] = [
+const EVENT_ROW_FIELDS: [(&str, &str); 15] = [
     ("seq", "bigint"),
     ("event_id", "text"),
     ("voucher_id", "text"),
@@ -360,6 +386,8 @@ const EVENT_ROW_FIELDS: [(&str, &str); 13] = [
     ("proof_class", "text"),
     ("refusal", "text"),
     ("is_repeat", "boolean"),
+    ("count", "bigint"),
+    ("capped", "boolean"),
 ];
 
 /// `$1` terminal id, `$2` school code, `$3` received at, `$4` the JSON array of `EventRow`s.
@@ -536,6 +564,7 @@ macro_rules! impl_terminals {
                 &self,
                 batch: &EventBatch<'_>,
                 classify: Classifier<'_>,
+                before_commit: &dyn BeforeCommit,
             ) -> StoreResult<EventsOutcome> {
                 let terminal_id = &batch.terminal_id.to_string();
                 let EventBatch {
@@ -739,6 +768,8 @@ macro_rules! impl_terminals {
                                 _ => None,
                             },
                             is_repeat: e.repeat,
+                            count: e.count,
+                            capped: e.capped,
                         }
                     })
                     .collect();
@@ -791,6 +822,10 @@ macro_rules! impl_terminals {
                     .bind(terminal_id)
                     .execute(&mut *tx)
                     .await?;
+                if !before_commit.classes_stand().await {
+                    tx.rollback().await?;
+                    return Ok(EventsOutcome::Reclassify);
+                }
                 tx.commit().await?;
                 let count = |f: &dyn Fn(&EventClass) -> bool| classes.iter().filter(|c| f(c)).count() as u64;
                 Ok(EventsOutcome::Stored(EventsStored {
@@ -979,6 +1014,7 @@ macro_rules! impl_terminals {
                 &self,
                 batch: &EventBatch<'_>,
                 classify: Classifier<'_>,
+                before_commit: &dyn BeforeCommit,
             ) -> StoreResult<EventsOutcome> {
                 let id = batch.terminal_id.to_string();
                 let events = batch.events;
@@ -986,7 +1022,7 @@ macro_rules! impl_terminals {
                 loop {
                     attempt += 1;
                     match self
-                        .terminals_store_events_once(batch, classify)
+                        .terminals_store_events_once(batch, classify, before_commit)
                         .await
                     {
                         Err(e) if attempt < UPLOAD_ATTEMPTS && worth_retrying(&e) => {
@@ -1155,6 +1191,8 @@ mod tests {
             key_id: None,
             proof: None,
             repeat: false,
+            count: 1,
+            capped: false,
         }
     }
 

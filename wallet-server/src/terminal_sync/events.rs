@@ -3,20 +3,25 @@
 //! A batch is refused whole (nothing written) only for what a correct terminal never sends:
 //! seq below 1, a seq or event id twice in one batch, an `ok`/`already_served` without a
 //! voucher, a service day that is not the scan's local day (±1 for terminals that correct their
-//! clock), a key id that is not 8 hex digits, or more than `MAX_BATCH` events. Anything a
+//! clock), a key id that is not 8 hex digits, a `count` below 1 or above `MAX_EVENT_COUNT`, an
+//! `ok` that counts more than one scan or is capped, or more than `MAX_BATCH` events. Anything a
 //! terminal may legitimately record is stored, including events naming vouchers of another
 //! school (a `wrong_school` scan); those are flagged `foreign_voucher`.
 
-use super::proof::{check_tokens, sends_proofs, ProofClass, ProofRules};
+use super::proof::{assume_signed, check_tokens, sends_proofs, ProofClass, ProofRules, Refusal};
 use crate::store::terminals::{
-    EventBatch, EventClass, EventsOutcome, EventsStored, TerminalRecord, VoucherFacts,
+    BeforeCommit, ClassesFinal, EventBatch, EventClass, EventsOutcome, EventsStored,
+    TerminalRecord, VoucherFacts,
 };
 use crate::store::{Store, StoreError};
+use futures::future::{BoxFuture, FutureExt, Shared};
 use shared::calendar::{MealWindow, SchoolYears, ServiceDay};
 use shared::keys::KeyId;
 use shared::trust::KeyRing;
-use shared::wire::{EventAck, ScanSource, TerminalEvent, PROOF_REQUIRED_SINCE};
+use shared::wire::{EventAck, ScanSource, TerminalEvent, MAX_EVENT_COUNT, PROOF_REQUIRED_SINCE};
+use std::collections::HashMap;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// Events per upload; the terminal sends 500 at a time.
 pub const MAX_BATCH: usize = 1000;
@@ -78,6 +83,16 @@ pub fn validate(events: &[TerminalEvent]) -> Result<(), BatchError> {
         ) && e.voucher_id.is_none()
         {
             return Err(bad(format!("a {} event must name its voucher", e.verdict)));
+        }
+        if !(1..=MAX_EVENT_COUNT).contains(&e.count) {
+            return Err(bad(format!(
+                "count {} is not between 1 and {MAX_EVENT_COUNT}",
+                e.count
+            )));
+        }
+        // A meal is one scan: only rejections are counted up or capped.
+        if e.verdict == shared::Verdict::Ok && (e.count != 1 || e.capped) {
+            return Err(bad("an ok event stands for exactly one scan".into()));
         }
         if let Some(k) = &e.key_id {
             if k.parse::<KeyId>().is_err() || k.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -151,20 +166,33 @@ pub async fn upload(
         tracing::warn!(terminal = %terminal.id, version = version.unwrap_or("-"), "upload refused: terminal must be upgraded");
         return Err(UploadError::UpgradeRequired(version.map(str::to_owned)));
     }
-    // Signatures checked off the async threads and before the transaction; not for events the
-    // server already holds (a retry stores nothing new, so it verifies nothing).
-    let tokens = {
+    // The events the server may not hold yet: a retry stores nothing new, so it verifies
+    // nothing.
+    let unheld: Vec<TerminalEvent> = events
+        .iter()
+        .filter(|e| e.seq > terminal.last_seq)
+        .cloned()
+        .collect();
+    // Classes first by what the tokens' claims say, each signature taken as good, while the
+    // signatures are checked off the async threads on the other cores; the upload commits only
+    // if the signatures agree, and is classed again from the full check if one does not.
+    let assumed = assume_signed(terminal.school_code, checks.skew, &unheld);
+    let signatures = {
         let (ring, school, skew) = (checks.ring.clone(), terminal.school_code, checks.skew);
-        let events: Vec<TerminalEvent> = events
-            .iter()
-            .filter(|e| e.seq > terminal.last_seq)
-            .cloned()
-            .collect();
-        tokio::task::spawn_blocking(move || check_tokens(&ring, school, skew, &events))
-            .await
-            .map_err(|e| StoreError::Db(sqlx::Error::Protocol(format!("token checks: {e}"))))?
+        let task = tokio::task::spawn_blocking(move || check_tokens(&ring, school, skew, &unheld));
+        async move { task.await.map(Arc::new).map_err(|e| e.to_string()) }
+            .boxed()
+            .shared()
     };
-    let rules = ProofRules {
+    let batch = EventBatch {
+        terminal_id: terminal.uuid(),
+        school_code: terminal.school_code,
+        events,
+        now,
+        clock_offset,
+        version,
+    };
+    let rules = |tokens| ProofRules {
         ring: checks.ring,
         school_code: terminal.school_code,
         years: checks.years,
@@ -174,27 +202,33 @@ pub async fn upload(
         clock_offset,
         // Terminals that send proofs also date meals by trusted time.
         trusted_time: sends_proofs,
-        tokens: &tokens,
+        tokens,
     };
-    let classify = |e: &TerminalEvent, v: Option<&VoucherFacts>| match rules.classify(e, v) {
+    let class_of = |rules: &ProofRules<'_>, e: &TerminalEvent, v: Option<&VoucherFacts>| match rules
+        .classify(e, v)
+    {
         None => EventClass::NotServed,
         Some(ProofClass::Refused(r)) => EventClass::Refused(r.code()),
         Some(class) => EventClass::Counts(class.code()),
     };
-    match store
-        .store_events(
-            &EventBatch {
-                terminal_id: terminal.uuid(),
-                school_code: terminal.school_code,
-                events,
-                now,
-                clock_offset,
-                version,
-            },
-            &classify,
-        )
-        .await?
-    {
+    let optimistic = rules(&assumed);
+    let gate = SignaturesAgree {
+        assumed: &assumed,
+        checked: signatures.clone(),
+    };
+    let mut outcome = store
+        .store_events(&batch, &|e, v| class_of(&optimistic, e, v), &gate)
+        .await?;
+    if outcome == EventsOutcome::Reclassify {
+        let checked = signatures
+            .await
+            .map_err(|e| StoreError::Db(sqlx::Error::Protocol(format!("token checks: {e}"))))?;
+        let full = rules(&checked);
+        outcome = store
+            .store_events(&batch, &|e, v| class_of(&full, e, v), &ClassesFinal)
+            .await?;
+    }
+    match outcome {
         EventsOutcome::Stored(EventsStored {
             stored,
             already_had,
@@ -226,6 +260,22 @@ pub async fn upload(
         EventsOutcome::SeqTaken { seq, event_id } => Err(UploadError::SeqTaken { seq, event_id }),
         EventsOutcome::EventIdTaken { event_id } => Err(UploadError::EventIdTaken(event_id)),
         EventsOutcome::TerminalGone => Err(UploadError::TerminalGone),
+        EventsOutcome::Reclassify => unreachable!("a final classification always stands"),
+    }
+}
+
+type TokenRefusals = HashMap<i64, Option<Refusal>>;
+
+/// The upload's classes stand if every signature checked gives what was assumed.
+struct SignaturesAgree<'a> {
+    assumed: &'a TokenRefusals,
+    checked: Shared<BoxFuture<'static, Result<Arc<TokenRefusals>, String>>>,
+}
+
+#[async_trait::async_trait]
+impl BeforeCommit for SignaturesAgree<'_> {
+    async fn classes_stand(&self) -> bool {
+        matches!(self.checked.clone().await, Ok(checked) if *checked == *self.assumed)
     }
 }
 
@@ -253,6 +303,8 @@ mod tests {
             key_id: Some("0a1b2c3d".into()),
             proof: None,
             repeat: false,
+            count: 1,
+            capped: false,
         }
     }
 
@@ -264,6 +316,10 @@ mod tests {
         rejected.verdict = Verdict::BadFormat;
         rejected.voucher_id = None;
         rejected.key_id = None;
+        validate(&[rejected.clone()]).unwrap();
+        // A rejection repeated, or over the terminal's cap, counts several scans.
+        rejected.count = 10_000;
+        rejected.capped = true;
         validate(&[rejected]).unwrap();
     }
 
@@ -325,6 +381,40 @@ mod tests {
                     vec![e]
                 },
                 "nil",
+            ),
+            (
+                {
+                    let mut e = ev(1);
+                    e.count = 2;
+                    vec![e]
+                },
+                "exactly one scan",
+            ),
+            (
+                {
+                    let mut e = ev(1);
+                    e.capped = true;
+                    vec![e]
+                },
+                "exactly one scan",
+            ),
+            (
+                {
+                    let mut e = ev(1);
+                    e.verdict = Verdict::BadFormat;
+                    e.count = 0;
+                    vec![e]
+                },
+                "count 0",
+            ),
+            (
+                {
+                    let mut e = ev(1);
+                    e.verdict = Verdict::BadFormat;
+                    e.count = MAX_EVENT_COUNT + 1;
+                    vec![e]
+                },
+                "is not between",
             ),
         ];
         for (batch, needle) in cases {

@@ -287,6 +287,8 @@ pub fn ev(seq: i64, scanned_at: i64, voucher: Option<Uuid>, verdict: Verdict) ->
         key_id: Some("0a1b2c3d".into()),
         proof: None,
         repeat: false,
+        count: 1,
+        capped: false,
     }
 }
 

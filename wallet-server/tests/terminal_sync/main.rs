@@ -7,6 +7,7 @@ mod concurrency;
 mod counting;
 mod enroll;
 mod events;
+mod floods;
 mod proof;
 mod properties;
 mod snapshot;

@@ -148,9 +148,23 @@ pub async fn page(State(state): State<AppState>, page: SchoolPage) -> Result<Pag
         for r in rejected.iter().take(PAGE_ROWS) {
             let repeated =
                 r.verdict == "already_served" && r.already_served_count >= REPEATED_ALREADY_SERVED;
+            // One row may stand for many scans: the same input repeated within a second, or
+            // every rejection of its kind over the terminal's per-minute cap.
+            let times = match (r.count, r.capped) {
+                (n, true) => format!(
+                    " — {n} {}",
+                    t("(минуттық шектен тыс)", "(сверх лимита в минуту)")
+                ),
+                (1, false) => String::new(),
+                (n, false) => format!(" — {n} {}", t("рет", "раз")),
+            };
             body.push_str(&format!(
-                "<tr{}><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                if repeated { " class=\"warn\"" } else { "" },
+                "<tr{}><td>{}</td><td>{}</td><td>{}{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                if repeated || r.capped {
+                    " class=\"warn\""
+                } else {
+                    ""
+                },
                 esc(&r.service_day),
                 local_clock(r.scanned_at),
                 esc(&verdict_label(lang, &r.verdict)),
@@ -159,6 +173,7 @@ pub async fn page(State(state): State<AppState>, page: SchoolPage) -> Result<Pag
                 } else {
                     String::new()
                 },
+                times,
                 esc(&pupil_name(r.last_name.as_deref(), r.first_name.as_deref())),
                 esc(&class_name(r.grade, r.class_letter.as_deref())),
                 esc(r.terminal_label.as_deref().unwrap_or("—"))
