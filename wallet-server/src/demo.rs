@@ -254,9 +254,15 @@ mod tests {
         let d = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
         let mut s = Settings::default();
         ensure_school_year(&mut s, d("2026-11-23"));
-        assert!(s.school_years.configured().is_empty(), "the default calendar holds it");
+        assert!(
+            s.school_years.configured().is_empty(),
+            "the default calendar holds it"
+        );
         ensure_school_year(&mut s, d("2027-07-01"));
-        let year = s.school_years.year_for(d("2027-07-01")).expect("a year in summer");
+        let year = s
+            .school_years
+            .year_for(d("2027-07-01"))
+            .expect("a year in summer");
         assert_eq!((year.start, year.end), (d("2027-06-01"), d("2027-08-30")));
     }
 }
