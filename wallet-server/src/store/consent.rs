@@ -11,6 +11,7 @@
 //! earlier year) is `consented` gets this year's row as `consented` at once, with
 //! `carried_from` naming that year, instead of a new request (DESIGN §10).
 
+use super::roster::full_name;
 use super::sms::{insert_sms_sql, NewSms};
 use super::sql::{begin_write, bulk, placeholders, skip_locked};
 use super::{StoreError, StoreResult};
@@ -140,16 +141,6 @@ impl OwedVoucher {
             self.middle_name.as_deref(),
         )
     }
-}
-
-/// Surname, name, patronymic (where known), as the SMS texts name a child.
-pub fn full_name(last: &str, first: &str, middle: Option<&str>) -> String {
-    [Some(last), Some(first), middle]
-        .into_iter()
-        .flatten()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 const TARGET_SELECT: &str = "SELECT c.id AS consent_id, c.pupil_id, p.school_code, c.phone, \
