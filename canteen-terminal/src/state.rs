@@ -76,6 +76,8 @@ pub struct State {
     pub vouchers: HashMap<Uuid, VoucherEntry>,
     pub cards: HashMap<String, Uuid>,
     pub school_year: Option<SchoolYear>,
+    /// The year after `school_year`, once the server configured it.
+    pub next_school_year: Option<SchoolYear>,
     pub meal_windows: Vec<MealWindow>,
     pub today: DayMeals,
 }
@@ -108,6 +110,7 @@ impl State {
             vouchers: HashMap::new(),
             cards: HashMap::new(),
             school_year: calendar.as_ref().map(|c| c.school_year.clone()),
+            next_school_year: calendar.as_ref().and_then(|c| c.next_school_year.clone()),
             meal_windows: calendar.map(|c| c.meal_windows).unwrap_or_default(),
             today: DayMeals::default(),
         };
@@ -176,6 +179,14 @@ impl State {
             .unwrap_or(MealKind::Lunch)
     }
 
+    /// Whether `day` is a school day of a year this terminal knows.
+    pub fn is_school_day(&self, day: NaiveDate) -> bool {
+        [&self.school_year, &self.next_school_year]
+            .into_iter()
+            .flatten()
+            .any(|y| y.is_school_day(day))
+    }
+
     pub fn label(&self) -> &str {
         self.identity.label.as_deref().unwrap_or("")
     }
@@ -214,6 +225,7 @@ mod tests {
             vouchers: HashMap::new(),
             cards: HashMap::new(),
             school_year: None,
+            next_school_year: None,
             meal_windows: windows,
             today: DayMeals::default(),
         }
@@ -238,6 +250,19 @@ mod tests {
         assert_eq!(s.default_meal(at(10, 30)), MealKind::Lunch, "next window");
         assert_eq!(s.default_meal(at(20, 0)), MealKind::Snack, "last window");
         assert_eq!(state_with(vec![]).default_meal(at(12, 0)), MealKind::Lunch);
+    }
+
+    #[test]
+    fn school_days_of_this_year_and_the_next() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        let mut s = state_with(vec![]);
+        assert!(!s.is_school_day(d(2026, 11, 23)), "no calendar yet");
+        s.school_year = Some(SchoolYear::kazakh(2026));
+        assert!(s.is_school_day(d(2026, 11, 23)));
+        assert!(!s.is_school_day(d(2027, 9, 1)), "next year not known");
+        s.next_school_year = Some(SchoolYear::kazakh(2027));
+        assert!(s.is_school_day(d(2027, 9, 1)));
+        assert!(!s.is_school_day(d(2027, 7, 1)), "summer");
     }
 
     #[test]

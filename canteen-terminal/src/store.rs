@@ -315,18 +315,27 @@ pub async fn insert_identity(pool: &SqlitePool, id: &Identity, now: i64) -> Resu
 #[derive(Debug, Clone)]
 pub struct StoredCalendar {
     pub school_year: SchoolYear,
+    /// The year after `school_year`, once the server has it.
+    pub next_school_year: Option<SchoolYear>,
     pub meal_windows: Vec<MealWindow>,
 }
 
 pub async fn calendar(pool: &SqlitePool) -> Result<Option<StoredCalendar>, StoreError> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT school_year, meal_windows FROM school_calendar WHERE id = 1")
-            .fetch_optional(pool)
-            .await?;
-    row.map(|(y, w)| {
+    let row: Option<(String, Option<String>, String)> = sqlx::query_as(
+        "SELECT school_year, next_school_year, meal_windows FROM school_calendar WHERE id = 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    row.map(|(y, next, w)| {
         Ok(StoredCalendar {
             school_year: serde_json::from_str(&y)
                 .map_err(|_| corrupt("school_calendar.school_year", y.clone()))?,
+            next_school_year: next
+                .map(|n| {
+                    serde_json::from_str(&n)
+                        .map_err(|_| corrupt("school_calendar.next_school_year", n.clone()))
+                })
+                .transpose()?,
             meal_windows: serde_json::from_str(&w)
                 .map_err(|_| corrupt("school_calendar.meal_windows", w.clone()))?,
         })
@@ -886,11 +895,18 @@ pub async fn apply_snapshot(pool: &SqlitePool, a: &SnapshotApply<'_>) -> Result<
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "INSERT INTO school_calendar (id, school_year, meal_windows, updated_at) VALUES (1, ?, ?, ?) \
+        "INSERT INTO school_calendar (id, school_year, next_school_year, meal_windows, updated_at) \
+         VALUES (1, ?, ?, ?, ?) \
          ON CONFLICT (id) DO UPDATE SET school_year = excluded.school_year, \
+         next_school_year = excluded.next_school_year, \
          meal_windows = excluded.meal_windows, updated_at = excluded.updated_at",
     )
     .bind(serde_json::to_string(&s.calendar).expect("calendar serialises"))
+    .bind(
+        s.next_calendar
+            .as_ref()
+            .map(|y| serde_json::to_string(y).expect("calendar serialises")),
+    )
     .bind(serde_json::to_string(&s.meal_windows).expect("meal windows serialise"))
     .bind(a.local_now)
     .execute(&mut *tx)

@@ -119,9 +119,10 @@ fn check_snapshot(
             have: school_code,
         });
     }
-    snap.calendar
-        .validate()
-        .map_err(|e| SyncError::BadCalendar(e.to_string()))?;
+    for year in std::iter::once(&snap.calendar).chain(&snap.next_calendar) {
+        year.validate()
+            .map_err(|e| SyncError::BadCalendar(format!("{}: {e}", year.label())))?;
+    }
     Ok(payload.version)
 }
 

@@ -100,11 +100,7 @@ pub fn decide(
         d.verdict = Verdict::VoucherInactive;
         return d;
     }
-    let school_day = state
-        .school_year
-        .as_ref()
-        .is_some_and(|y| y.is_school_day(service_day));
-    if !school_day {
+    if !state.is_school_day(service_day) {
         d.verdict = Verdict::NotASchoolDay;
         return d;
     }

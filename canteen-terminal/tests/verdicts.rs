@@ -64,6 +64,47 @@ async fn event_count(t: &Terminal) -> i64 {
     n
 }
 
+/// A terminal that synced before the turn of the year serves on the new year's school days
+/// when the server sent that year's calendar; one that only knows this year refuses them.
+#[tokio::test]
+async fn the_next_years_calendar_from_the_snapshot() {
+    let next = shared::SchoolYear::kazakh(2027);
+    for (sent, expected) in [(true, Verdict::Ok), (false, Verdict::NotASchoolDay)] {
+        let world = World::new();
+        let mut new_year = voucher(1, VoucherStatus::Active);
+        (new_year.valid_from, new_year.valid_to) = (next.start, next.end);
+        let mut state = world.server_state(vec![new_year.clone()]);
+        state.next_calendar = sent.then(|| next.clone());
+        let server = FakeServer::start(state);
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(monday_noon());
+        let t = enrolled_terminal(dir.path(), &server, "CODE-1", "Асхана 1", &clock).await;
+        // Offline from then on; the first school day of the next year, at noon.
+        let first_day = at(2027, 9, 1, 12, 0);
+        clock.set(first_day);
+        let o = t
+            .scan(&world.token(new_year.voucher_id, first_day), None)
+            .await
+            .unwrap();
+        assert_eq!(o.verdict, expected, "next year's calendar sent: {sent}");
+        // The same holds after a restart: the calendar is stored.
+        drop(t);
+        let t = Terminal::open(dir.path(), Settings::default(), Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        let o = t
+            .scan(&world.token(new_year.voucher_id, first_day + 60), None)
+            .await
+            .unwrap();
+        let again = if sent {
+            Verdict::AlreadyServed
+        } else {
+            Verdict::NotASchoolDay
+        };
+        assert_eq!(o.verdict, again, "after a restart, sent: {sent}");
+    }
+}
+
 #[tokio::test]
 async fn every_verdict_is_reachable_in_the_order_of_the_design() {
     let s = setup().await;

@@ -2,6 +2,7 @@
 
 use chrono::{Datelike, NaiveDate, NaiveTime, Weekday};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -152,7 +153,7 @@ pub struct SchoolYear {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BadSchoolYear {
-    #[error("school year ends ({end}) before it starts ({start})")]
+    #[error("ends ({end}) before it starts ({start})")]
     Order { start: NaiveDate, end: NaiveDate },
     #[error("break {0} – {1} is reversed or outside the school year")]
     Break(NaiveDate, NaiveDate),
@@ -179,6 +180,11 @@ impl SchoolYear {
         } else {
             today.year() - 1
         };
+        SchoolYear::kazakh(first)
+    }
+
+    /// The Kazakh school year starting on 1 September of `first`.
+    pub fn kazakh(first: i32) -> SchoolYear {
         let d = |y: i32, m: u32, day: u32| NaiveDate::from_ymd_opt(y, m, day).expect("valid date");
         SchoolYear {
             start: d(first, 9, 1),
@@ -223,6 +229,112 @@ impl SchoolYear {
         self.contains(day)
             && self.school_days.contains(&day.weekday())
             && !self.breaks.iter().any(|&(a, b)| a <= day && day <= b)
+    }
+}
+
+/// The school years a server runs: those configured (`[[school_years]]`, or `[school_year]` as
+/// the only one), sorted and without overlaps; or, when none is configured, the Kazakh default
+/// calendar ([`SchoolYear::kazakh`]) for every year. The year of a day is the one whose
+/// `start..=end` holds it; between two years there is none.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SchoolYears {
+    /// Sorted by start; empty: the default calendar.
+    configured: Vec<SchoolYear>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadSchoolYears {
+    #[error("school year {label}: {error}")]
+    Year { label: String, error: BadSchoolYear },
+    #[error("school year {0} is listed twice (a label names one year)")]
+    Duplicate(String),
+    #[error("school years {first} and {second} overlap: {day} is in both")]
+    Overlap {
+        first: String,
+        second: String,
+        day: NaiveDate,
+    },
+}
+
+impl SchoolYears {
+    /// Checks each year and that no two share a day or a label; the order given does not
+    /// matter. An empty list means the default calendar.
+    pub fn new(mut years: Vec<SchoolYear>) -> Result<SchoolYears, BadSchoolYears> {
+        for y in &years {
+            y.validate().map_err(|error| BadSchoolYears::Year {
+                label: y.label(),
+                error,
+            })?;
+        }
+        let mut labels: Vec<String> = years.iter().map(SchoolYear::label).collect();
+        labels.sort();
+        if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
+            return Err(BadSchoolYears::Duplicate(w[0].clone()));
+        }
+        years.sort_by_key(|y| y.start);
+        if let Some(w) = years.windows(2).find(|w| w[1].start <= w[0].end) {
+            return Err(BadSchoolYears::Overlap {
+                first: w[0].label(),
+                second: w[1].label(),
+                day: w[1].start,
+            });
+        }
+        Ok(SchoolYears { configured: years })
+    }
+
+    /// The configured years, sorted; empty when the default calendar applies.
+    pub fn configured(&self) -> &[SchoolYear] {
+        &self.configured
+    }
+
+    /// The school year holding `day`, if any.
+    pub fn year_for(&self, day: NaiveDate) -> Option<Cow<'_, SchoolYear>> {
+        if self.configured.is_empty() {
+            let y = SchoolYear::default_for(day);
+            return y.contains(day).then_some(Cow::Owned(y));
+        }
+        self.configured
+            .iter()
+            .find(|y| y.contains(day))
+            .map(Cow::Borrowed)
+    }
+
+    /// The first school year that starts after `day`, if one is configured.
+    pub fn next_after(&self, day: NaiveDate) -> Option<Cow<'_, SchoolYear>> {
+        if self.configured.is_empty() {
+            let y = SchoolYear::default_for(day);
+            return Some(Cow::Owned(if y.start > day {
+                y
+            } else {
+                SchoolYear::kazakh(y.start.year() + 1)
+            }));
+        }
+        self.configured
+            .iter()
+            .find(|y| y.start > day)
+            .map(Cow::Borrowed)
+    }
+
+    /// The last school year that ended before `day`, if any.
+    pub fn last_before(&self, day: NaiveDate) -> Option<Cow<'_, SchoolYear>> {
+        if self.configured.is_empty() {
+            let y = SchoolYear::default_for(day);
+            return Some(Cow::Owned(if y.end < day {
+                y
+            } else {
+                SchoolYear::kazakh(y.start.year() - 1)
+            }));
+        }
+        self.configured
+            .iter()
+            .rev()
+            .find(|y| y.end < day)
+            .map(Cow::Borrowed)
+    }
+
+    /// Whether `day` is a school day of its year (false between years).
+    pub fn is_school_day(&self, day: NaiveDate) -> bool {
+        self.year_for(day).is_some_and(|y| y.is_school_day(day))
     }
 }
 
@@ -322,6 +434,99 @@ mod tests {
         let mut bad = y.clone();
         bad.breaks.push((d(2027, 6, 1), d(2027, 6, 2)));
         assert!(bad.validate().is_err());
+    }
+
+    fn year(start: NaiveDate, end: NaiveDate) -> SchoolYear {
+        SchoolYear {
+            start,
+            end,
+            breaks: vec![],
+            school_days: default_school_days(),
+        }
+    }
+
+    #[test]
+    fn the_year_of_a_day_among_configured_years() {
+        let y1 = year(d(2026, 9, 1), d(2027, 5, 25));
+        let y2 = year(d(2027, 9, 1), d(2028, 5, 25));
+        // Given in any order, kept sorted.
+        let years = SchoolYears::new(vec![y2.clone(), y1.clone()]).unwrap();
+        assert_eq!(years.configured(), [y1.clone(), y2.clone()]);
+        assert_eq!(years.year_for(d(2026, 9, 1)).as_deref(), Some(&y1));
+        assert_eq!(years.year_for(d(2027, 5, 25)).as_deref(), Some(&y1));
+        assert_eq!(years.year_for(d(2027, 7, 1)), None, "summer: no year");
+        assert_eq!(years.year_for(d(2027, 9, 1)).as_deref(), Some(&y2));
+        assert_eq!(years.year_for(d(2028, 9, 1)), None, "after the last");
+        assert_eq!(years.next_after(d(2026, 12, 1)).as_deref(), Some(&y2));
+        assert_eq!(years.next_after(d(2027, 7, 1)).as_deref(), Some(&y2));
+        assert_eq!(years.next_after(d(2027, 9, 1)), None);
+        assert_eq!(years.last_before(d(2027, 7, 1)).as_deref(), Some(&y1));
+        assert_eq!(years.last_before(d(2026, 12, 1)), None);
+        assert!(years.is_school_day(d(2027, 9, 1)));
+        assert!(!years.is_school_day(d(2027, 8, 31)));
+    }
+
+    #[test]
+    fn without_configured_years_every_year_is_a_kazakh_one() {
+        let years = SchoolYears::default();
+        assert_eq!(
+            years.year_for(d(2031, 2, 3)).map(|y| y.label()).as_deref(),
+            Some("2030-2031")
+        );
+        assert_eq!(years.year_for(d(2031, 5, 28)), None);
+        assert_eq!(
+            years
+                .next_after(d(2031, 5, 28))
+                .map(|y| y.label())
+                .as_deref(),
+            Some("2031-2032")
+        );
+        assert_eq!(
+            years
+                .next_after(d(2031, 2, 3))
+                .map(|y| y.label())
+                .as_deref(),
+            Some("2031-2032")
+        );
+        assert_eq!(
+            years
+                .last_before(d(2031, 7, 1))
+                .map(|y| y.label())
+                .as_deref(),
+            Some("2030-2031")
+        );
+        assert_eq!(
+            years
+                .last_before(d(2031, 2, 3))
+                .map(|y| y.label())
+                .as_deref(),
+            Some("2029-2030")
+        );
+        assert!(years.is_school_day(d(2031, 2, 3)));
+    }
+
+    #[test]
+    fn bad_lists_name_the_year() {
+        let y1 = year(d(2026, 9, 1), d(2027, 5, 25));
+        let err = |years: Vec<SchoolYear>| SchoolYears::new(years).unwrap_err().to_string();
+        assert_eq!(
+            err(vec![y1.clone(), year(d(2027, 5, 25), d(2028, 5, 25))]),
+            "school years 2026-2027 and 2027-2028 overlap: 2027-05-25 is in both"
+        );
+        assert_eq!(
+            err(vec![y1.clone(), y1.clone()]),
+            "school year 2026-2027 is listed twice (a label names one year)"
+        );
+        assert_eq!(
+            err(vec![y1.clone(), year(d(2028, 9, 1), d(2027, 5, 25))]),
+            "school year 2028-2027: ends (2027-05-25) before it starts (2028-09-01)"
+        );
+        let mut with_break = year(d(2027, 9, 1), d(2028, 5, 25));
+        with_break.breaks.push((d(2028, 6, 1), d(2028, 6, 5)));
+        assert_eq!(
+            err(vec![y1, with_break]),
+            "school year 2027-2028: break 2028-06-01 – 2028-06-05 is reversed or outside the school year"
+        );
     }
 
     #[test]

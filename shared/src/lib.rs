@@ -16,7 +16,7 @@ pub mod trust;
 pub mod verdict;
 pub mod wire;
 
-pub use calendar::{MealKind, MealWindow, SchoolYear, ServiceDay, KZ_OFFSET_SECONDS};
+pub use calendar::{MealKind, MealWindow, SchoolYear, SchoolYears, ServiceDay, KZ_OFFSET_SECONDS};
 pub use error::{ErrorBody, ErrorDetail};
 pub use ids::{Bin, IdError, Iin};
 pub use keys::{KeyId, KeyPair};

@@ -162,7 +162,13 @@ pub struct Snapshot {
     pub server_time: i64,
     pub trust_list: SignedTrustList,
     pub school_code: u32,
+    /// The school year in force; between years, the next one (or, when none is configured,
+    /// the last). Terminals older than `next_calendar` know only this one.
     pub calendar: SchoolYear,
+    /// The school year after `calendar`, once it is configured: a terminal offline at the turn
+    /// of the year still knows the new year's school days. Absent from older servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_calendar: Option<SchoolYear>,
     pub meal_windows: Vec<MealWindow>,
     pub vouchers: Vec<SnapshotVoucher>,
     pub served_today: Vec<ServedMeal>,

@@ -453,7 +453,7 @@ fn offline_days(settings: &Settings, n: usize) -> Vec<(NaiveDate, i64)> {
     let today = shared::ServiceDay::from_unix(chrono::Utc::now().timestamp()).date();
     let mut days: Vec<(NaiveDate, i64)> = (1..60)
         .map(|back| today - Duration::days(back))
-        .filter(|d| settings.school_year.is_school_day(*d))
+        .filter(|d| settings.school_years.is_school_day(*d))
         .take(n)
         .map(|d| {
             (
@@ -521,7 +521,7 @@ mod tests {
         assert!(days.len() <= 3);
         assert!(days.windows(2).all(|w| w[0].0 < w[1].0));
         for (d, noon) in days {
-            assert!(d < today && settings.school_year.is_school_day(d));
+            assert!(d < today && settings.school_years.is_school_day(d));
             assert_eq!(shared::ServiceDay::from_unix(noon).date(), d);
         }
     }

@@ -110,16 +110,10 @@ async fn seed(state: &AppState, http: &reqwest::Client, base: &str) -> Vec<Termi
                 .upsert_pupil(&pupil(format!("{n}-{i}"), school.code), 1)
                 .await
                 .unwrap();
-            let v = state
-                .store
-                .create_voucher(id, school.code, &state.settings.school_year, 1)
-                .await
-                .unwrap();
-            state
-                .store
-                .set_voucher_status(v.uuid(), shared::wire::VoucherStatus::Active, 2, None)
-                .await
-                .unwrap();
+            let store = state.store.as_ref();
+            let year = state.settings.year_at(state.now()).expect("a school year");
+            let v = wallet_server::testkit::issue_voucher(store, id, school.code, &year, 1).await;
+            wallet_server::testkit::activate_voucher(store, &v, 2).await;
             vouchers.push(v.uuid());
         }
         let code = wallet_server::terminal_sync::enroll::create_code(state, bin, "bench")

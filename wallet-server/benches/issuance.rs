@@ -61,7 +61,10 @@ async fn seed(dir: &std::path::Path, n: usize) -> Vec<Client> {
         .upsert_school("000140000007", "Bench school", now)
         .await
         .unwrap();
-    let year = state.settings.school_year.clone();
+    let year = state
+        .settings
+        .year_at(now)
+        .expect("the bench runs in a school year");
     let mut clients = Vec::with_capacity(n);
     for i in 0..n {
         let phone = format!("+7701{:07}", i);
@@ -89,14 +92,9 @@ async fn seed(dir: &std::path::Path, n: usize) -> Vec<Client> {
             contact_name: None,
         };
         let id = store.upsert_pupil(&pupil, now).await.unwrap();
-        let v = store
-            .create_voucher(id, school.code, &year, now)
-            .await
-            .unwrap();
-        store
-            .set_voucher_status(v.uuid(), shared::wire::VoucherStatus::Active, now, None)
-            .await
-            .unwrap();
+        let v = wallet_server::testkit::issue_voucher(store.as_ref(), id, school.code, &year, now)
+            .await;
+        wallet_server::testkit::activate_voucher(store.as_ref(), &v, now).await;
         // A session as `login/verify` would store it (the login flow itself is tested
         // elsewhere and is rate-limited per address, which a benchmark on loopback would hit).
         let token = session::new_token();

@@ -154,6 +154,8 @@ async fn run_demo(global: &Global, listen: Option<String>) -> anyhow::Result<()>
     let base = format!("http://{}", listener.local_addr()?);
     // The consent SMS links to the wallet of this very server.
     settings.server.public_url = base.clone();
+    let today = shared::ServiceDay::from_unix(crate::demo::clock().now()).date();
+    crate::demo::ensure_school_year(&mut settings, today);
     let paths = Paths::new(global.data_dir.clone(), global.database_url.clone());
     // The database, keys and outboxes hold personal data, login codes and secrets: owner only.
     shared::private_fs::create_private_dir_all(&paths.data_dir)

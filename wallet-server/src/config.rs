@@ -3,7 +3,7 @@
 
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use shared::calendar::{MealKind, MealWindow, SchoolYear};
+use shared::calendar::{MealKind, MealWindow, SchoolYear, SchoolYears};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -59,8 +59,10 @@ impl Lang {
 pub struct Settings {
     #[serde(default)]
     pub server: ServerSettings,
-    #[serde(default = "default_school_year")]
-    pub school_year: SchoolYear,
+    /// `[[school_years]]`, or `[school_year]` as the only year; none: the Kazakh calendar of
+    /// every year. Read apart from the other keys (see [`Settings::build`]).
+    #[serde(skip)]
+    pub school_years: SchoolYears,
     /// Meal kind → `"HH:MM-HH:MM"` local time.
     #[serde(default = "default_meals")]
     pub meals: BTreeMap<MealKind, String>,
@@ -451,27 +453,24 @@ impl Settings {
                 _ => return Err(invalid(&name, format!("[{section}] is not a table"))),
             }
         }
-        // A partly given school year takes its missing dates from the default one; its breaks
-        // are only those it lists (default breaks may fall outside a year given by hand).
-        if let Some(toml::Value::Table(year)) = root.get_mut("school_year") {
-            let default = toml::Value::try_from(default_school_year()).expect("serialisable");
-            if let toml::Value::Table(d) = default {
-                for (k, v) in d.into_iter().filter(|(k, _)| k != "breaks") {
-                    year.entry(k).or_insert(v);
-                }
-            }
-        }
-        let settings: Settings = toml::Value::Table(root)
+        let years = school_years(root.remove("school_year"), root.remove("school_years"))
+            .map_err(|m| invalid(origin, m))?;
+        let mut settings: Settings = toml::Value::Table(root)
             .try_into()
             .map_err(|e: toml::de::Error| invalid(origin, e.message().to_owned()))?;
+        settings.school_years = years;
         settings.validate().map_err(|m| invalid(origin, m))?;
         Ok(settings)
     }
 
+    /// The school year holding the service day of `now`; `None` between years.
+    pub fn year_at(&self, now: i64) -> Option<SchoolYear> {
+        self.school_years
+            .year_for(shared::ServiceDay::from_unix(now).date())
+            .map(std::borrow::Cow::into_owned)
+    }
+
     fn validate(&self) -> Result<(), String> {
-        self.school_year
-            .validate()
-            .map_err(|e| format!("[school_year]: {e}"))?;
         self.meal_windows()?;
         self.server
             .front_door()
@@ -526,6 +525,75 @@ impl Settings {
     pub fn windows(&self) -> Vec<MealWindow> {
         self.meal_windows().expect("validated at load")
     }
+}
+
+/// The school years of `[school_year]` (the only year) or `[[school_years]]` (several); neither:
+/// the default calendar.
+fn school_years(
+    single: Option<toml::Value>,
+    list: Option<toml::Value>,
+) -> Result<SchoolYears, String> {
+    let years = match (single, list) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "give the school years either as one [school_year] table or as \
+                 [[school_years]] tables, not both"
+                    .into(),
+            )
+        }
+        (None, None) => Vec::new(),
+        (Some(mut year), None) => {
+            // A partly given school year takes its missing dates from the default one; its
+            // breaks are only those it lists (default breaks may fall outside a year given by
+            // hand).
+            if let toml::Value::Table(year) = &mut year {
+                let default = toml::Value::try_from(default_school_year()).expect("serialisable");
+                if let toml::Value::Table(d) = default {
+                    for (k, v) in d.into_iter().filter(|(k, _)| k != "breaks") {
+                        year.entry(k).or_insert(v);
+                    }
+                }
+            }
+            vec![school_year(year).map_err(|e| format!("[school_year]: {e}"))?]
+        }
+        (None, Some(toml::Value::Array(tables))) => tables
+            .into_iter()
+            .enumerate()
+            .map(|(i, table)| {
+                // Each of several years says when it starts and ends: no default fits them all.
+                let named = |key: &str| table.get(key).is_some();
+                if !named("start") || !named("end") {
+                    return Err(format!(
+                        "[[school_years]] number {}: start and end are required",
+                        i + 1
+                    ));
+                }
+                school_year(table).map_err(|e| format!("[[school_years]] number {}: {e}", i + 1))
+            })
+            .collect::<Result<_, _>>()?,
+        (None, Some(_)) => {
+            return Err("school_years must be [[school_years]] tables (an array of tables)".into())
+        }
+    };
+    SchoolYears::new(years).map_err(|e| e.to_string())
+}
+
+/// One school year's table. Its keys are checked here: the type is also the terminals' wire
+/// format, which must take fields a later server adds.
+fn school_year(table: toml::Value) -> Result<SchoolYear, String> {
+    const KEYS: [&str; 4] = ["start", "end", "breaks", "school_days"];
+    if let Some(unknown) = table
+        .as_table()
+        .and_then(|t| t.keys().find(|k| !KEYS.contains(&k.as_str())))
+    {
+        return Err(format!(
+            "unknown field `{unknown}`, expected one of {}",
+            KEYS.map(|k| format!("`{k}`")).join(", ")
+        ));
+    }
+    table
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().to_owned())
 }
 
 /// Where a command keeps its files, and the database it uses.
@@ -588,8 +656,11 @@ inbound_secret = "s3cret"
 "#,
         )
         .unwrap();
-        assert_eq!(s.school_year.label(), "2026-2027");
-        assert_eq!(s.school_year.breaks.len(), 3);
+        let [year] = s.school_years.configured() else {
+            panic!("one year: {:?}", s.school_years)
+        };
+        assert_eq!(year.label(), "2026-2027");
+        assert_eq!(year.breaks.len(), 3);
         assert_eq!(s.sms.inbound_secret.as_ref().unwrap().expose(), "s3cret");
         assert!(!format!("{s:?}").contains("s3cret"));
     }
@@ -631,6 +702,123 @@ inbound_secret = "s3cret"
         assert!(Settings::default().trusted_proxies().is_empty());
     }
 
+    const TWO_YEARS: &str = r#"
+[[school_years]]
+start = "2026-09-01"
+end = "2027-05-25"
+breaks = [["2026-10-26", "2026-11-01"], ["2026-12-29", "2027-01-07"]]
+
+[[school_years]]
+start = "2027-09-01"
+end = "2028-05-25"
+breaks = [["2027-12-29", "2028-01-07"]]
+school_days = ["mon", "tue", "wed", "thu", "fri", "sat"]
+"#;
+
+    fn at(date: &str) -> i64 {
+        let day = shared::ServiceDay(date.parse().unwrap());
+        day.unix_at(chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap())
+    }
+
+    #[test]
+    fn several_school_years_and_the_year_of_a_day() {
+        let s = Settings::from_toml(TWO_YEARS).unwrap();
+        let labels: Vec<String> = s
+            .school_years
+            .configured()
+            .iter()
+            .map(|y| y.label())
+            .collect();
+        assert_eq!(labels, ["2026-2027", "2027-2028"]);
+        let label = |date: &str| s.year_at(at(date)).map(|y| y.label());
+        assert_eq!(label("2026-11-23").as_deref(), Some("2026-2027"));
+        assert_eq!(label("2027-07-01"), None, "between years: none");
+        assert_eq!(label("2027-09-01").as_deref(), Some("2027-2028"));
+        assert_eq!(label("2028-06-01"), None, "after the last year");
+        let second = s.year_at(at("2027-09-04")).unwrap();
+        assert!(
+            second.is_school_day("2027-09-04".parse().unwrap()),
+            "a Saturday"
+        );
+        // The default calendar goes on year after year.
+        let d = Settings::from_toml("").unwrap();
+        assert!(d.school_years.configured().is_empty());
+        assert_eq!(
+            d.year_at(at("2031-02-03")).map(|y| y.label()).as_deref(),
+            Some("2030-2031")
+        );
+        // `[school_year]` alone is still the only year.
+        let one =
+            Settings::from_toml("[school_year]\nstart = \"2026-09-01\"\nend = \"2027-05-25\"")
+                .unwrap();
+        assert_eq!(one.school_years.configured().len(), 1);
+        assert_eq!(one.year_at(at("2027-09-01")), None);
+    }
+
+    #[test]
+    fn bad_school_years_name_the_year() {
+        let second = |extra: &str| {
+            let text = format!("{TWO_YEARS}\n[[school_years]]\n{extra}");
+            Settings::from_toml(&text).unwrap_err().to_string()
+        };
+        for (extra, needle) in [
+            (
+                "start = \"2028-05-01\"\nend = \"2029-05-25\"",
+                "school years 2027-2028 and 2028-2029 overlap: 2028-05-01 is in both",
+            ),
+            (
+                "start = \"2029-09-01\"\nend = \"2029-05-25\"",
+                "school year 2029-2029: ends (2029-05-25) before it starts (2029-09-01)",
+            ),
+            (
+                "start = \"2028-09-01\"\nend = \"2029-05-25\"\nbreaks = [[\"2029-06-01\", \"2029-06-03\"]]",
+                "school year 2028-2029: break 2029-06-01 – 2029-06-03 is reversed or outside",
+            ),
+            ("start = \"2028-09-01\"", "[[school_years]] number 3: start and end are required"),
+            (
+                "start = \"2028-09-01\"\nend = \"2029-05-25\"\nschool_days = []",
+                "school year 2028-2029: school_days is empty",
+            ),
+            (
+                "start = \"2028-09-01\"\nend = \"2029-05-25\"\nholidays = 3",
+                "[[school_years]] number 3: unknown field `holidays`",
+            ),
+        ] {
+            let err = second(extra);
+            assert!(err.contains(needle), "{extra}: {err}");
+        }
+        // The same year twice.
+        let text =
+            format!("{TWO_YEARS}\n[[school_years]]\nstart = \"2026-09-01\"\nend = \"2027-05-25\"");
+        let err = Settings::from_toml(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("school year 2026-2027 is listed twice"),
+            "{err}"
+        );
+        // Two years within one calendar year would share the label vouchers are issued under.
+        let text = "[[school_years]]\nstart = \"2027-01-10\"\nend = \"2027-03-01\"\n\
+                    [[school_years]]\nstart = \"2027-04-01\"\nend = \"2027-05-01\"";
+        let err = Settings::from_toml(text).unwrap_err().to_string();
+        assert!(
+            err.contains("school year 2027-2027 is listed twice"),
+            "{err}"
+        );
+        let err = Settings::from_toml("school_years = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[[school_years]] tables"), "{err}");
+        // An environment override of [school_year] next to [[school_years]] is refused too.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tamaq.toml");
+        std::fs::write(&file, TWO_YEARS).unwrap();
+        let env = vec![(
+            "TAMAQ_SCHOOL_YEAR_START".to_owned(),
+            "2026-09-02".to_owned(),
+        )];
+        let err = Settings::load(Some(&file), env).unwrap_err().to_string();
+        assert!(err.contains("not both"), "{err}");
+    }
+
     #[test]
     fn bad_values_are_refused_clearly() {
         for (text, needle) in [
@@ -649,6 +837,10 @@ inbound_secret = "s3cret"
             ("[metrics]\ntoken = \"short\"", "16 characters"),
             ("[metrics]\nlisten = \"everywhere\"", "everywhere"),
             ("[school_year]\nschool_days = [\"funday\"]", "funday"),
+            (
+                "[school_year]\nstart = \"2026-09-01\"\n[[school_years]]\nstart = \"2027-09-01\"\nend = \"2028-05-25\"",
+                "not both",
+            ),
         ] {
             let err = Settings::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");

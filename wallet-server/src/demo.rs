@@ -15,7 +15,6 @@ use crate::terminal_sync::enroll;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use shared::phone::Phone;
-use shared::wire::VoucherStatus;
 use std::path::Path;
 
 const DAY: i64 = 86_400;
@@ -130,15 +129,15 @@ async fn build(state: &AppState) -> anyhow::Result<DemoInfo> {
         .iter()
         .filter(|p| Some(*p) != walk_through.as_ref())
         .collect();
-    let year = settings.school_year.label();
+    let year = settings
+        .year_at(now)
+        .map(|y| y.label())
+        .context("no school year holds today: configure one ([[school_years]])")?;
     for &phone in &others {
+        let actor = format!("parent:{phone}");
         for pupil in store.pupils_by_phone(phone).await? {
             if let Some(v) = store.voucher_for_pupil(pupil.id, &year).await? {
-                if v.status() == VoucherStatus::Issued {
-                    store
-                        .set_voucher_status(v.uuid(), VoucherStatus::Active, now, None)
-                        .await?;
-                }
+                crate::lifecycle::activate(store, &v.id, &actor, now).await?;
             }
         }
     }
@@ -224,7 +223,46 @@ pub async fn enroll_code(state: &AppState, info: &DemoInfo) -> anyhow::Result<St
     Ok(enroll::create_code(state, bin, "demo").await?.code)
 }
 
+/// The demo runs in a school year: when none holds `today` (the summer of the default calendar,
+/// or configured years that do not cover today), it uses one from 30 days ago to 60 days on,
+/// Monday to Friday, so that every step of the walk-through works whenever it is run.
+pub fn ensure_school_year(settings: &mut Settings, today: chrono::NaiveDate) {
+    if settings.school_years.year_for(today).is_some() {
+        return;
+    }
+    let year = shared::SchoolYear {
+        start: today - chrono::Days::new(30),
+        end: today + chrono::Days::new(60),
+        breaks: Vec::new(),
+        school_days: shared::SchoolYear::kazakh(2026).school_days,
+    };
+    tracing::info!(start = %year.start, end = %year.end, "no school year holds today: the demo runs in one around it");
+    settings.school_years = shared::SchoolYears::new(vec![year]).expect("a valid year");
+}
+
 /// The demo's clock is the real one: what it seeds is dated relative to now.
 pub fn clock() -> Clock {
     Clock::System
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_always_has_a_school_year() {
+        let d = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+        let mut s = Settings::default();
+        ensure_school_year(&mut s, d("2026-11-23"));
+        assert!(
+            s.school_years.configured().is_empty(),
+            "the default calendar holds it"
+        );
+        ensure_school_year(&mut s, d("2027-07-01"));
+        let year = s
+            .school_years
+            .year_for(d("2027-07-01"))
+            .expect("a year in summer");
+        assert_eq!((year.start, year.end), (d("2027-06-01"), d("2027-08-30")));
+    }
 }

@@ -17,6 +17,7 @@ pub mod eligibility;
 pub mod error;
 pub mod jobs;
 pub mod lease;
+pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod nobd;

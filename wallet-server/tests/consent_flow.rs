@@ -10,9 +10,11 @@ use std::sync::Arc;
 use wallet_server::backend_test;
 use wallet_server::config::{Lang, Settings};
 use wallet_server::consent::{self, texts, ConsentStatus, ReplyOutcome, TickReport};
+use wallet_server::lifecycle::{self, IssueReason};
 use wallet_server::roster::{Column, ImportOptions};
 use wallet_server::sms::file::{read_outbox, FileGateway};
 use wallet_server::sms::{self, OutgoingSms};
+use wallet_server::store::vouchers::NewVoucher;
 use wallet_server::store::Store;
 
 const M1: &str = "+77010000001"; // mother of pupils 1 and 2 (siblings)
@@ -166,7 +168,8 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
             no_phone: 1,
             repeated: 0,
             expired: 0,
-            vouchers_issued: 0
+            vouchers_issued: 0,
+            ..TickReport::default()
         }
     );
     let sent = w.new_sms();
@@ -474,31 +477,41 @@ backend_test!(
             .collect();
         import(&store, &csv(&rows), ImportOptions::default()).await;
         w.tick(MONDAY_9AM).await;
-        let year = w.settings.school_year.clone();
+        let year = w.settings.year_at(MONDAY_9AM).unwrap();
         let mut due = Vec::new();
         for n in 1..=40 {
             let p = store.pupil_by_iin(&iin(n)).await.unwrap().unwrap();
             due.push((p.id, p.school_code));
         }
         // Pupil 1 already got its voucher (say, from its parent's reply).
-        let first = store
-            .create_voucher(due[0].0, due[0].1, &year, MONDAY_9AM)
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .create_vouchers(&due, &year, MONDAY_9AM + 1)
-                .await
-                .unwrap(),
-            39
-        );
-        assert_eq!(
-            store
-                .create_vouchers(&due, &year, MONDAY_9AM + 2)
-                .await
-                .unwrap(),
-            0
-        );
+        let first = wallet_server::testkit::issue_voucher(
+            store.as_ref(),
+            due[0].0,
+            due[0].1,
+            &year,
+            MONDAY_9AM,
+        )
+        .await;
+        let rows: Vec<NewVoucher> = due
+            .iter()
+            .map(|&(pupil_id, school_code)| NewVoucher {
+                pupil_id,
+                school_code,
+                sms: None,
+            })
+            .collect();
+        let issue = |at| {
+            lifecycle::issue(
+                store.as_ref(),
+                &year,
+                &rows,
+                IssueReason::Consented,
+                "t",
+                at,
+            )
+        };
+        assert_eq!(issue(MONDAY_9AM + 1).await.unwrap().len(), 39);
+        assert_eq!(issue(MONDAY_9AM + 2).await.unwrap().len(), 0);
         let mut seqs = Vec::new();
         for &(pupil, school) in &due {
             let v = store
@@ -543,7 +556,7 @@ backend_test!(
         .await;
         let w = World::new(store.clone()).await;
         let report = w.tick(MONDAY_9AM).await;
-        let year = w.settings.school_year.label();
+        let year = w.settings.year_at(MONDAY_9AM).unwrap().label();
 
         let mut rows = csv::Reader::from_reader(text.as_bytes());
         let iin_at = Column::StudentIin.index();

@@ -10,6 +10,7 @@ use wallet_server::backend_test;
 use wallet_server::eligibility::Category;
 use wallet_server::roster::{Column, Format, ImportOptions, Mode};
 use wallet_server::store::Store;
+use wallet_server::testkit;
 
 const SKIP: ImportOptions = ImportOptions {
     mode: Mode::Incremental,
@@ -352,15 +353,23 @@ backend_test!(
         let rows = [row(1, 0, ""), row(2, 0, ""), row(3, 0, ""), row(4, 1, "")];
         import(&store, &csv(&rows), ImportOptions::default()).await;
         let p1 = store.pupil_by_iin(&iin(1)).await.unwrap().unwrap();
-        let v1 = store
-            .create_voucher(p1.id, p1.school_code, &s.school_year, 10)
-            .await
-            .unwrap();
+        let v1 = testkit::issue_voucher(
+            store.as_ref(),
+            p1.id,
+            p1.school_code,
+            &s.year_at(MONDAY_9AM).unwrap(),
+            10,
+        )
+        .await;
         let p2 = store.pupil_by_iin(&iin(2)).await.unwrap().unwrap();
-        let v2 = store
-            .create_voucher(p2.id, p2.school_code, &s.school_year, 10)
-            .await
-            .unwrap();
+        let v2 = testkit::issue_voucher(
+            store.as_ref(),
+            p2.id,
+            p2.school_code,
+            &s.year_at(MONDAY_9AM).unwrap(),
+            10,
+        )
+        .await;
 
         // Incremental never removes.
         let r = import(&store, &csv(&rows[1..3]), ImportOptions::default()).await;
@@ -387,10 +396,7 @@ backend_test!(
             .is_none());
         let v1 = store.voucher(v1.uuid()).await.unwrap().unwrap();
         assert_eq!(v1.status(), VoucherStatus::Revoked);
-        assert_eq!(
-            v1.revoke_reason.as_deref(),
-            Some("no longer listed in the roster (snapshot import)")
-        );
+        assert_eq!(v1.revoke_reason.as_deref(), Some("removed"));
         assert!(
             v1.change_seq > v2.change_seq,
             "terminals see the revocation"
@@ -406,6 +412,10 @@ backend_test!(
             .expect("revocation audited");
         assert_eq!(revoke.subject.as_deref(), Some(v1.id.as_str()));
         assert_eq!(revoke.actor, "test");
+        assert_eq!(
+            revoke.detail.as_deref(),
+            Some("removed: no longer listed in roster.csv")
+        );
         assert_eq!(
             audit.iter().filter(|a| a.action == "roster.import").count(),
             3
@@ -535,10 +545,14 @@ backend_test!(
         let mut vouchers = Vec::new();
         for n in [1, 2] {
             let p = store.pupil_by_iin(&iin(n)).await.unwrap().unwrap();
-            let v = store
-                .create_voucher(p.id, p.school_code, &s.school_year, 10)
-                .await
-                .unwrap();
+            let v = testkit::issue_voucher(
+                store.as_ref(),
+                p.id,
+                p.school_code,
+                &s.year_at(MONDAY_9AM).unwrap(),
+                10,
+            )
+            .await;
             vouchers.push(v);
         }
         let seq = |i: usize| {

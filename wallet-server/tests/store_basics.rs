@@ -5,9 +5,12 @@ use shared::wire::VoucherStatus;
 use std::sync::Arc;
 use wallet_server::backend_test;
 use wallet_server::eligibility::Category;
+use wallet_server::lifecycle::{self, IssueReason, RevokeReason};
 use wallet_server::signing::Keys;
 use wallet_server::store::roster::NewPupil;
-use wallet_server::store::{Store, StoreError};
+use wallet_server::store::vouchers::NewVoucher;
+use wallet_server::store::Store;
+use wallet_server::testkit;
 
 fn pupil(iin: &str, school_code: i64, phone: &str) -> NewPupil {
     NewPupil {
@@ -80,26 +83,115 @@ backend_test!(
 
         let year: SchoolYear =
             SchoolYear::default_for(chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap());
-        let v = store.create_voucher(id, s.code, &year, 500).await.unwrap();
+        let store = store.as_ref();
+        let v = testkit::issue_voucher(store, id, s.code, &year, 500).await;
         assert_eq!(v.status(), VoucherStatus::Issued);
         assert_eq!(v.school_year, "2026-2027");
-        assert!(matches!(
-            store.create_voucher(id, s.code, &year, 501).await,
-            Err(StoreError::Conflict(_))
-        ));
-        let active = store
-            .set_voucher_status(v.uuid(), VoucherStatus::Active, 600, None)
+        assert_eq!(
+            (v.valid_from.as_str(), v.valid_to.as_str()),
+            ("2026-09-01", "2027-05-25")
+        );
+        // One voucher per pupil per school year: a second issue makes nothing.
+        let row = NewVoucher {
+            pupil_id: id,
+            school_code: s.code,
+            sms: None,
+        };
+        let twice = lifecycle::issue(store, &year, &[row], IssueReason::Consented, "t", 501)
             .await
             .unwrap();
+        assert!(twice.is_empty());
+        let active = testkit::activate_voucher(store, &v, 600).await;
         assert_eq!(active.activated_at, Some(600));
         assert!(active.change_seq > v.change_seq);
-        let revoked = store
-            .set_voucher_status(v.uuid(), VoucherStatus::Revoked, 700, Some("left school"))
+        assert!(
+            lifecycle::activate(store, &v.id, "t", 650)
+                .await
+                .unwrap()
+                .is_none(),
+            "already active"
+        );
+        let revoked = testkit::revoke_voucher(store, &v, RevokeReason::NotEligible, 700).await;
+        assert_eq!(revoked.revoked_at, Some(700));
+        assert_eq!(revoked.revoke_reason.as_deref(), Some("not_eligible"));
+        assert_eq!(revoked.activated_at, Some(600));
+        assert!(revoked.change_seq > active.change_seq);
+
+        // Restored in the same year: active again, as before the revocation.
+        let day = |d: &str| d.parse::<chrono::NaiveDate>().unwrap();
+        let ids = [v.id.clone()];
+        let restored = lifecycle::restore(store, &ids, "t", day("2027-01-10"), 800)
             .await
             .unwrap();
-        assert_eq!(revoked.revoked_at, Some(700));
-        assert_eq!(revoked.revoke_reason.as_deref(), Some("left school"));
-        assert_eq!(revoked.activated_at, Some(600));
+        assert_eq!(restored.len(), 1);
+        assert_eq!(restored[0].status(), VoucherStatus::Active);
+        assert_eq!(
+            (restored[0].revoked_at, restored[0].revoke_reason.as_deref()),
+            (None, None)
+        );
+
+        // The year ends: a live voucher expires, once; a revoked one keeps its reason.
+        let other_pupil = store
+            .upsert_pupil(&pupil("000101500002", s.code, "+77010000003"), 300)
+            .await
+            .unwrap();
+        let other = testkit::issue_voucher(store, other_pupil, s.code, &year, 500).await;
+        testkit::revoke_voucher(store, &other, RevokeReason::Removed, 900).await;
+        assert_eq!(
+            lifecycle::expire_ended(store, day("2027-05-25"), 950)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            lifecycle::expire_ended(store, day("2027-05-26"), 1_000)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            lifecycle::expire_ended(store, day("2027-05-27"), 1_100)
+                .await
+                .unwrap(),
+            0
+        );
+        let expired = store.voucher(v.uuid()).await.unwrap().unwrap();
+        assert_eq!(expired.status(), VoucherStatus::Expired);
+        let other = store.voucher(other.uuid()).await.unwrap().unwrap();
+        assert_eq!(other.status(), VoucherStatus::Revoked);
+        // Nor does an expired voucher come back.
+        let ids = [v.id.clone(), other.id.clone()];
+        assert!(
+            lifecycle::restore(store, &ids, "t", day("2027-05-26"), 1_200)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // Every change is in the audit log with its reason.
+        let audit: Vec<(String, String)> = store
+            .audit_entries(20)
+            .await
+            .unwrap()
+            .into_iter()
+            .rev()
+            .filter(|a| a.subject.as_deref() == Some(v.id.as_str()))
+            .map(|a| (a.action, a.detail.unwrap_or_default()))
+            .collect();
+        let audit: Vec<(&str, &str)> = audit
+            .iter()
+            .map(|(a, d)| (a.as_str(), d.as_str()))
+            .collect();
+        assert_eq!(
+            audit,
+            [
+                ("voucher.issue", "consented"),
+                ("voucher.activate", "activated"),
+                ("voucher.revoke", "not_eligible"),
+                ("voucher.restore", "restored"),
+                ("voucher.expire", "year_ended"),
+            ]
+        );
     }
 );
 

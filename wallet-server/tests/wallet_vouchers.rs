@@ -10,6 +10,7 @@ use shared::trust::{KeyRing, SignedTrustList};
 use shared::wire::VoucherStatus;
 use shared::KeyPair;
 use std::sync::Arc;
+use wallet_server::testkit;
 use wallet_server::wallet::qr::Matrix;
 use wallet_server::wallet::WalletRuntime;
 use wallet_support::*;
@@ -89,16 +90,7 @@ wallet_test!(activation, |w: World| async move {
     assert_eq!(again.change_seq, after.change_seq);
 
     // Revoked: refused, and stays revoked.
-    w.state()
-        .store
-        .set_voucher_status(
-            w.own_b.uuid(),
-            VoucherStatus::Revoked,
-            w.state().now(),
-            Some("left"),
-        )
-        .await
-        .unwrap();
+    w.revoke(&w.own_b).await;
     let r = w
         .call(
             Method::POST,
@@ -234,27 +226,21 @@ wallet_test!(
         // A voucher for next year, already active: not valid yet.
         let next_year =
             shared::SchoolYear::default_for(chrono::NaiveDate::from_ymd_opt(2027, 9, 1).unwrap());
-        let v = w
-            .state()
-            .store
-            .create_voucher(w.own_a.pupil_id, w.school_a.0, &next_year, 5)
-            .await
-            .unwrap();
+        let store = w.state().store.clone();
+        let v = testkit::issue_voucher(
+            store.as_ref(),
+            w.own_a.pupil_id,
+            w.school_a.0,
+            &next_year,
+            5,
+        )
+        .await;
         w.activate(&v).await;
         assert_eq!(
             qr(&w, &token, &v.id, "short").await.error_code(),
             "voucher_not_yet_valid"
         );
-        w.state()
-            .store
-            .set_voucher_status(
-                w.own_a.uuid(),
-                VoucherStatus::Revoked,
-                w.state().now(),
-                None,
-            )
-            .await
-            .unwrap();
+        w.revoke(&w.own_a).await;
         assert_eq!(
             qr(&w, &token, &w.own_a.id, "short").await.error_code(),
             "voucher_revoked"
@@ -271,16 +257,7 @@ wallet_test!(
             qr(&w, &token, &w.own_a.id, "short").await.status,
             StatusCode::OK
         );
-        w.state()
-            .store
-            .set_voucher_status(
-                w.own_a.uuid(),
-                VoucherStatus::Revoked,
-                w.state().now(),
-                None,
-            )
-            .await
-            .unwrap();
+        w.revoke(&w.own_a).await;
         // The signing read is reused for at most five seconds per session.
         w.state()
             .clock

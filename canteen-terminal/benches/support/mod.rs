@@ -78,6 +78,7 @@ pub async fn seed(dir: &Path, vouchers: usize, past_events: usize) -> Vec<Uuid> 
         trust_list: trust,
         school_code: SCHOOL_CODE,
         calendar: SchoolYear::default_for(day0()),
+        next_calendar: None,
         meal_windows: vec![MealWindow::parse(MealKind::Lunch, "11:00-15:00").unwrap()],
         vouchers: ids
             .iter()

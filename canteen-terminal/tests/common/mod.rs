@@ -97,6 +97,7 @@ pub struct ServerState {
     pub root: KeyPair,
     pub trust_list: SignedTrustList,
     pub calendar: SchoolYear,
+    pub next_calendar: Option<SchoolYear>,
     pub meal_windows: Vec<MealWindow>,
     vouchers: Vec<StoredVoucher>,
     pub version: i64,
@@ -206,6 +207,7 @@ impl ServerState {
             trust_list: self.trust_list.clone(),
             school_code: SCHOOL_CODE,
             calendar: self.calendar.clone(),
+            next_calendar: self.next_calendar.clone(),
             meal_windows: self.meal_windows.clone(),
             vouchers: self
                 .vouchers
@@ -462,6 +464,7 @@ impl World {
             root: self.root.clone(),
             trust_list: SignedTrustList::sign(&payload, &self.root),
             calendar: SchoolYear::default_for(NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()),
+            next_calendar: None,
             meal_windows: standard_windows(),
             vouchers: vec![],
             version: 0,

@@ -303,7 +303,7 @@ async fn upload_events(
     let windows = state.settings.windows();
     let checks = events::Checks {
         ring: &keys.ring,
-        year: &state.settings.school_year,
+        years: &state.settings.school_years,
         windows: &windows,
         skew: shared::token::DEFAULT_SKEW,
     };

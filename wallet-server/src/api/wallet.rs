@@ -146,31 +146,15 @@ async fn activate(
                 "This voucher has been revoked and cannot be activated.".into(),
             ))
         }
-        VoucherStatus::Expired => {
-            return Err(AppError::Invalid(
-                "voucher_expired",
-                "This voucher's school year is over.".into(),
-            ))
-        }
+        VoucherStatus::Expired => return Err(issuance::year_over(&state.settings, today)),
         VoucherStatus::Issued => {}
     }
     let now = state.now();
-    if state
-        .store
-        .activate_issued_voucher(&v.id, now)
+    let actor = format!("parent:{}", parent.phone);
+    if crate::lifecycle::activate(state.store.as_ref(), &v.id, &actor, now)
         .await?
         .is_some()
     {
-        state
-            .store
-            .audit(&crate::store::audit::AuditEntry {
-                at: now,
-                actor: format!("parent:{}", parent.phone),
-                action: "voucher.activate".into(),
-                subject: Some(v.id.clone()),
-                detail: None,
-            })
-            .await?;
         tracing::info!(voucher = %v.id, "voucher activated by parent");
     }
     // Read again: activated now, by a parallel request, or revoked meanwhile.

@@ -108,12 +108,22 @@ pub async fn consent_tick(global: &Global, now: Option<&str>) -> anyhow::Result<
     println!(
         "consent tick at {} (school year {}): requested {}, no_phone {}, repeated {}, expired {}, vouchers issued {}",
         sms::gateway::rfc3339(now),
-        state.settings.school_year.label(),
+        state
+            .settings
+            .year_at(now)
+            .map_or_else(|| "none: between school years".to_owned(), |y| y.label()),
         report.requested,
         report.no_phone,
         report.repeated,
         report.expired,
         report.vouchers_issued
+    );
+    println!(
+        "school years: consents carried over {}, new vouchers announced {}, vouchers expired {}, requests closed {}",
+        report.consents_carried,
+        report.vouchers_announced,
+        report.vouchers_expired,
+        report.requests_closed
     );
     println!(
         "SMS: sent {}, failed {} ({})",

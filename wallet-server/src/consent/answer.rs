@@ -13,10 +13,12 @@ use super::reply::{parse_reply, Reply};
 use super::texts;
 use super::tick::lang_of;
 use crate::config::{Lang, Settings};
+use crate::lifecycle::{self, IssueReason};
 use crate::sms::SmsKind;
 use crate::store::consent::{ConsentStatus, ConsentTarget};
 use crate::store::sms::NewSms;
-use crate::store::{Store, StoreError, StoreResult};
+use crate::store::vouchers::NewVoucher;
+use crate::store::{Store, StoreResult};
 use serde::Serialize;
 use shared::phone::Phone;
 
@@ -81,7 +83,9 @@ pub async fn handle_reply(
         let answered = answer_help(store, from, texts::help(lang), now).await?;
         return Ok(ReplyOutcome::Help { answered });
     };
-    let year = settings.school_year.label();
+    // Between school years nothing awaits an answer.
+    let year = settings.year_at(now);
+    let label = year.as_ref().map(|y| y.label()).unwrap_or_default();
     let default = settings.server.default_lang;
     let link = texts::wallet_link(&settings.server.public_url);
     let (status, kind) = match reply {
@@ -104,30 +108,33 @@ pub async fn handle_reply(
     };
     let detail = format!("reply {}", reply.as_str());
     let changed = store
-        .answer_consents(&year, from.as_str(), status, now, &detail, &answer)
+        .answer_consents(&label, from.as_str(), status, now, &detail, &answer)
         .await?;
-    if changed.is_empty() {
+    let (Some(year), false) = (year, changed.is_empty()) else {
         let lang = lang_for(store, from).await?;
         let answered = answer_help(store, from, texts::nothing_pending(lang), now).await?;
         return Ok(ReplyOutcome::NothingPending { answered });
-    }
+    };
     crate::sms::wake();
     match reply {
         Reply::Refuse => Ok(ReplyOutcome::Refused {
             consents: changed.len(),
         }),
         Reply::Agree => {
-            let mut vouchers = 0;
-            for t in &changed {
-                match store
-                    .create_voucher(t.pupil_id, t.school_code, &settings.school_year, now)
-                    .await
-                {
-                    Ok(_) => vouchers += 1,
-                    Err(StoreError::Conflict(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            // The confirmation went out with the answer; the vouchers need no SMS of their own.
+            let rows: Vec<NewVoucher> = changed
+                .iter()
+                .map(|t| NewVoucher {
+                    pupil_id: t.pupil_id,
+                    school_code: t.school_code,
+                    sms: None,
+                })
+                .collect();
+            let actor = format!("sms:{}", from.as_str());
+            let why = IssueReason::Consented;
+            let vouchers = lifecycle::issue(store, &year, &rows, why, &actor, now)
+                .await?
+                .len();
             Ok(ReplyOutcome::Consented {
                 consents: changed.len(),
                 vouchers,

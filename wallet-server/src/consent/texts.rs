@@ -72,6 +72,26 @@ pub fn confirmed(lang: Lang, wallet_link: &str) -> String {
     }
 }
 
+/// The SMS of a new school year's voucher for a pupil whose consent stands (DESIGN §10), in
+/// the manner of text 3: the child, the school year and the wallet link to activate it.
+pub fn voucher_issued(lang: Lang, child: &str, school_year: &str, wallet_link: &str) -> String {
+    match lang {
+        Lang::Ru => format!(
+            "Вашему ребенку {child} выдан цифровой ваучер на бесплатное питание на {school_year} \
+             учебный год: Ваше согласие продолжает действовать. Для получения питания активируйте \
+             ваучер в приложении \"Социальный кошелек\" по ссылке {wallet_link}. В случае \
+             возникновения вопросов можете обратиться в Call-центр по номеру 1414. Звонок \
+             бесплатный."
+        ),
+        Lang::Kk => format!(
+            "Сіздің балаңыз {child} үшін {school_year} оқу жылына тегін тамақтануға цифрлық \
+             ваучер берілді: Сіздің келісіміңіз күшінде. Тамақ алу үшін ваучерді {wallet_link} \
+             сілтемесі арқылы \"Әлеуметтік әмиян\" қосымшасында белсендіріңіз. Сұрақтар \
+             туындаса, 1414 нөмірі бойынша Call-орталыққа хабарласа аласыз. Қоңырау тегін."
+        ),
+    }
+}
+
 fn one_or_both(lang: Option<Lang>, text: fn(Lang) -> &'static str) -> String {
     match lang {
         Some(l) => text(l).to_owned(),
@@ -144,6 +164,19 @@ mod tests {
             "no doubled spaces from line continuations"
         );
         assert!(!RU_REQUEST.contains("  "));
+    }
+
+    #[test]
+    fn the_new_years_voucher_names_child_year_and_link() {
+        for lang in [Lang::Ru, Lang::Kk] {
+            let text = voucher_issued(lang, "Сапаров Алихан", "2027-2028", "https://t.kz/wallet");
+            for needle in ["Сапаров Алихан", "2027-2028", "https://t.kz/wallet", "1414"]
+            {
+                assert!(text.contains(needle), "{lang:?}: {needle}");
+            }
+            assert!(!text.contains("  "), "no doubled spaces");
+        }
+        assert!(voucher_issued(Lang::Ru, "А", "2027-2028", "l").starts_with("Вашему ребенку А "));
     }
 
     #[test]

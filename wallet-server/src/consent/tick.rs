@@ -1,14 +1,20 @@
-//! One run of the consent process: open new requests, repeat unanswered ones after 3 days, end
-//! those still unanswered 3 days after the repeat, and issue vouchers to consented pupils.
+//! One run of the consent process: the turn of the school year (vouchers of a year that ended
+//! expire, its unanswered requests end, standing consents carry over), then open new requests,
+//! repeat unanswered ones after 3 days, end those still unanswered 3 days after the repeat, and
+//! issue vouchers to consented pupils.
 
 use super::texts;
 use crate::config::{Lang, Settings};
+use crate::lifecycle::{self, IssueReason};
 use crate::sms::SmsKind;
-use crate::store::consent::{ConsentTarget, Page, TimedStep};
+use crate::store::consent::{ConsentTarget, OwedVoucher, Page, TimedStep};
 use crate::store::sms::NewSms;
+use crate::store::vouchers::NewVoucher;
 use crate::store::{Store, StoreResult};
 use serde::Serialize;
+use shared::calendar::SchoolYear;
 use shared::ServiceDay;
+use std::collections::HashSet;
 
 /// 3 calendar days, counted in hours: a request sent Monday 09:00 is repeated from Thursday
 /// 09:00 (at the first tick after), and the process expires 72 hours after the repeat.
@@ -26,11 +32,20 @@ pub struct TickReport {
     pub repeated: usize,
     pub expired: usize,
     pub vouchers_issued: usize,
+    /// Consents of an earlier school year that stand for this one (no request sent).
+    pub consents_carried: usize,
+    /// Of the vouchers issued, those announced by SMS (`voucher_issued`): the new year's
+    /// vouchers of pupils whose consent stands.
+    pub vouchers_announced: usize,
+    /// Vouchers whose school year ended, now `expired`.
+    pub vouchers_expired: usize,
+    /// Requests of a school year that ended while they awaited an answer, now `expired`.
+    pub requests_closed: usize,
 }
 
 impl TickReport {
     pub fn sms_queued(&self) -> usize {
-        self.requested + self.repeated
+        self.requested + self.repeated + self.vouchers_announced
     }
 }
 
@@ -59,38 +74,59 @@ fn pupil_windows(first: Option<i64>, last: i64) -> impl Iterator<Item = (i64, i6
         .map(|from| (from, from + PUPIL_WINDOW))
 }
 
-/// Runs every step once for the configured school year, as of `now`.
+/// Runs every step once for the school year of `now`'s service day, as of `now`.
 pub async fn tick(store: &dyn Store, settings: &Settings, now: i64) -> StoreResult<TickReport> {
     tick_with_progress(store, settings, now, &mut |_| {}).await
 }
 
 /// [`tick`], calling `progress` with the counts so far after every batch (a first mailing at
 /// pilot scale is a million SMS; the operator's command shows how far it got).
+///
+/// Between school years only the end of the last one is done (its vouchers expire, its open
+/// requests end): nothing is asked and nothing issued until the next year begins.
 pub async fn tick_with_progress(
     store: &dyn Store,
     settings: &Settings,
     now: i64,
     progress: &mut (dyn FnMut(&TickReport) + Send),
 ) -> StoreResult<TickReport> {
-    let year = settings.school_year.label();
+    let today = ServiceDay::from_unix(now).date();
+    let current = settings.year_at(now);
+    let mut report = TickReport {
+        vouchers_expired: lifecycle::expire_ended(store, today, now).await?,
+        ..TickReport::default()
+    };
+    let label = current.as_ref().map(SchoolYear::label);
+    loop {
+        let closed = store
+            .close_open_consents(label.as_deref(), now, BATCH)
+            .await?;
+        report.requests_closed += closed.len();
+        if (closed.len() as i64) < BATCH {
+            break;
+        }
+        progress(&report);
+    }
+    let (Some(year), Some(label)) = (current, label) else {
+        return Ok(report);
+    };
     let lang = settings.server.default_lang;
-    let mut report = TickReport::default();
 
-    // No new requests once the school year is over: the voucher would be worth nothing.
-    if ServiceDay::from_unix(now).date() <= settings.school_year.end {
-        let request = |t: &ConsentTarget| request_sms(t, SmsKind::ConsentRequest, lang);
-        let first = store.first_pupil_to_ask(&year).await?;
-        for window in pupil_windows(first, store.last_pupil_id().await?) {
-            let opened = store.open_consents(&year, now, window, &request).await?;
-            for t in &opened {
-                match t.phone {
-                    Some(_) => report.requested += 1,
-                    None => report.no_phone += 1,
-                }
+    // Standing consents first, window by window, so that those pupils are not asked again.
+    let request = |t: &ConsentTarget| request_sms(t, SmsKind::ConsentRequest, lang);
+    let first = store.first_pupil_to_ask(&label).await?;
+    for window in pupil_windows(first, store.last_pupil_id().await?) {
+        let carried = store.carry_consents(&label, now, window).await?;
+        report.consents_carried += carried.len();
+        let opened = store.open_consents(&label, now, window, &request).await?;
+        for t in &opened {
+            match t.phone {
+                Some(_) => report.requested += 1,
+                None => report.no_phone += 1,
             }
-            if !opened.is_empty() {
-                progress(&report);
-            }
+        }
+        if !opened.is_empty() || !carried.is_empty() {
+            progress(&report);
         }
     }
 
@@ -108,7 +144,7 @@ pub async fn tick_with_progress(
         loop {
             let moved = store
                 .advance_consents(
-                    &year,
+                    &label,
                     step,
                     due,
                     now,
@@ -131,13 +167,16 @@ pub async fn tick_with_progress(
         }
     }
 
-    report.vouchers_issued = issue_vouchers_with_progress(store, settings, now, &mut |n| {
+    let issued = issue_owed(store, settings, &year, now, &mut |n| {
         progress(&TickReport {
-            vouchers_issued: n,
+            vouchers_issued: n.issued,
+            vouchers_announced: n.announced,
             ..report
         })
     })
     .await?;
+    report.vouchers_issued = issued.issued;
+    report.vouchers_announced = issued.announced;
     if report.sms_queued() > 0 {
         crate::sms::wake();
     }
@@ -145,37 +184,80 @@ pub async fn tick_with_progress(
 }
 
 /// Issues the school year's voucher to every consented pupil still without one. The answer to
-/// `3#1` does this at once; the tick catches up after a crash between the two.
+/// `3#1` does this at once; the tick catches up after a crash between the two, and issues the
+/// new year's vouchers of pupils whose consent stands. Returns how many were issued.
 pub async fn issue_vouchers(
     store: &dyn Store,
     settings: &Settings,
     now: i64,
 ) -> StoreResult<usize> {
-    issue_vouchers_with_progress(store, settings, now, &mut |_| {}).await
+    let Some(year) = settings.year_at(now) else {
+        return Ok(0);
+    };
+    Ok(issue_owed(store, settings, &year, now, &mut |_| {})
+        .await?
+        .issued)
 }
 
-async fn issue_vouchers_with_progress(
+#[derive(Debug, Default, Clone, Copy)]
+struct Issued {
+    issued: usize,
+    announced: usize,
+}
+
+async fn issue_owed(
     store: &dyn Store,
     settings: &Settings,
+    year: &SchoolYear,
     now: i64,
-    progress: &mut (dyn FnMut(usize) + Send),
-) -> StoreResult<usize> {
-    let year = settings.school_year.label();
-    let mut issued = 0;
-    let first = store.first_pupil_owed_voucher(&year).await?;
+    progress: &mut (dyn FnMut(Issued) + Send),
+) -> StoreResult<Issued> {
+    let label = year.label();
+    let link = texts::wallet_link(&settings.server.public_url);
+    let announce = |o: &OwedVoucher| {
+        let lang = Lang::parse(&o.lang).unwrap_or(settings.server.default_lang);
+        Some(NewSms {
+            to: o.contact_phone.clone()?,
+            text: texts::voucher_issued(lang, &o.child_name(), &label, &link),
+            kind: SmsKind::VoucherIssued,
+        })
+    };
+    let mut done = Issued::default();
+    let first = store.first_pupil_owed_voucher(&label).await?;
     for window in pupil_windows(first, store.last_pupil_id().await?) {
-        let due = store.consented_without_voucher(&year, window).await?;
+        let due = store.consented_without_voucher(&label, window).await?;
         if due.is_empty() {
             continue;
         }
+        // A consent given this year was answered with its confirmation (and the wallet link)
+        // already; a consent that stands from an earlier year is told of the new voucher.
+        let (stands, given): (Vec<&OwedVoucher>, Vec<&OwedVoucher>) =
+            due.iter().partition(|o| o.carried_from.is_some());
+        let row = |o: &OwedVoucher, sms: Option<NewSms>| NewVoucher {
+            pupil_id: o.pupil_id,
+            school_code: o.school_code,
+            sms,
+        };
+        let given: Vec<NewVoucher> = given.into_iter().map(|o| row(o, None)).collect();
+        let stands: Vec<NewVoucher> = stands.into_iter().map(|o| row(o, announce(o))).collect();
         // Pupils another instance (or the reply handler) served meanwhile are skipped: one
         // voucher per pupil per year.
-        issued += store
-            .create_vouchers(&due, &settings.school_year, now)
-            .await?;
-        progress(issued);
+        let why = IssueReason::Consented;
+        done.issued += lifecycle::issue(store, year, &given, why, lifecycle::SYSTEM, now)
+            .await?
+            .len();
+        let why = IssueReason::ConsentStands;
+        let made = lifecycle::issue(store, year, &stands, why, lifecycle::SYSTEM, now).await?;
+        done.issued += made.len();
+        let told: HashSet<i64> = stands
+            .iter()
+            .filter(|r| r.sms.is_some())
+            .map(|r| r.pupil_id)
+            .collect();
+        done.announced += made.iter().filter(|v| told.contains(&v.pupil_id)).count();
+        progress(done);
     }
-    Ok(issued)
+    Ok(done)
 }
 
 #[cfg(test)]

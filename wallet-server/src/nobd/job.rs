@@ -34,7 +34,7 @@ pub fn daily_at(state: &AppState) -> NaiveTime {
 }
 
 fn coverage(state: &AppState, date: NaiveDate) -> Coverage {
-    if state.settings.school_year.is_school_day(date) {
+    if state.settings.school_years.is_school_day(date) {
         Coverage::AllSchools
     } else {
         Coverage::ActiveSchools

@@ -305,11 +305,13 @@ pub async fn import(
         return Ok(report);
     }
     let total = prepared.pupils.len();
+    let removal_detail = format!("removed: no longer listed in {}", request.name);
     let batch = RosterBatch {
         schools: &prepared.schools,
         pupils: &prepared.pupils,
         snapshot: request.options.mode == Mode::Snapshot,
         listed_iins: &prepared.listed_iins,
+        removal: crate::lifecycle::removal(request.actor, &removal_detail),
         actor: request.actor,
         source: request.name,
         rejected: report.rejected_rows,

@@ -54,16 +54,19 @@ pub enum SmsKind {
     ConsentRefused,
     Help,
     LoginCode,
+    /// A new school year's voucher for a pupil whose consent stands (DESIGN §10).
+    VoucherIssued,
 }
 
 impl SmsKind {
-    pub const ALL: [SmsKind; 6] = [
+    pub const ALL: [SmsKind; 7] = [
         SmsKind::ConsentRequest,
         SmsKind::ConsentRepeat,
         SmsKind::ConsentConfirmed,
         SmsKind::ConsentRefused,
         SmsKind::Help,
         SmsKind::LoginCode,
+        SmsKind::VoucherIssued,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +77,7 @@ impl SmsKind {
             SmsKind::ConsentRefused => "consent_refused",
             SmsKind::Help => "help",
             SmsKind::LoginCode => "login_code",
+            SmsKind::VoucherIssued => "voucher_issued",
         }
     }
 

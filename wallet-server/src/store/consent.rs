@@ -6,7 +6,12 @@
 //! `(pupil_id, school_year)` key with `ON CONFLICT DO NOTHING`, the timed steps lock rows with
 //! `FOR UPDATE SKIP LOCKED` and re-check the status in the `UPDATE`. On SQLite every step runs
 //! in a `BEGIN IMMEDIATE` transaction: one writer at a time.
+//!
+//! A consent stands from one school year to the next: a pupil whose latest consent (of an
+//! earlier year) is `consented` gets this year's row as `consented` at once, with
+//! `carried_from` naming that year, instead of a new request (DESIGN §10).
 
+use super::roster::full_name;
 use super::sms::{insert_sms_sql, NewSms};
 use super::sql::{begin_write, bulk, placeholders, skip_locked};
 use super::{StoreError, StoreResult};
@@ -76,10 +81,12 @@ pub struct Consent {
     pub repeated_at: Option<i64>,
     pub ended_at: Option<i64>,
     pub updated_at: i64,
+    /// The earlier school year whose consent stands for this one (no request was sent).
+    pub carried_from: Option<String>,
 }
 
-const CONSENT_COLUMNS: &str =
-    "id, pupil_id, school_year, phone, status, requested_at, repeated_at, ended_at, updated_at";
+const CONSENT_COLUMNS: &str = "id, pupil_id, school_year, phone, status, requested_at, \
+    repeated_at, ended_at, updated_at, carried_from";
 
 /// A consent that just changed, with what its SMS needs: the pupil's names and language.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -101,16 +108,38 @@ pub struct ConsentTarget {
 impl ConsentTarget {
     /// Surname, name, patronymic (where known).
     pub fn child_name(&self) -> String {
-        [
-            Some(self.last_name.as_str()),
-            Some(self.first_name.as_str()),
+        full_name(
+            &self.last_name,
+            &self.first_name,
             self.middle_name.as_deref(),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+        )
+    }
+}
+
+/// A consented pupil still without the school year's voucher, with what its SMS needs.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct OwedVoucher {
+    pub pupil_id: i64,
+    pub school_code: i64,
+    /// Set when the consent stands from an earlier year: the parent was not asked this year
+    /// and learns of the new voucher by SMS.
+    pub carried_from: Option<String>,
+    /// The parent to tell: the pupil's priority guardian now.
+    pub contact_phone: Option<String>,
+    pub lang: String,
+    pub last_name: String,
+    pub first_name: String,
+    pub middle_name: Option<String>,
+}
+
+impl OwedVoucher {
+    /// Surname, name, patronymic (where known).
+    pub fn child_name(&self) -> String {
+        full_name(
+            &self.last_name,
+            &self.first_name,
+            self.middle_name.as_deref(),
+        )
     }
 }
 
@@ -161,6 +190,28 @@ pub trait ConsentStore {
         sms: SmsFor<'_>,
     ) -> StoreResult<Vec<ConsentTarget>>;
 
+    /// Carries standing consents over into `school_year` for the eligible, listed pupils
+    /// without a consent this year whose id is in `pupils` (`(from, to]`) and whose latest
+    /// consent of an earlier year is `consented`: their row of this year is `consented` at once
+    /// (`carried_from` names the earlier year). Run before [`ConsentStore::open_consents`] on
+    /// the same window, so that they are not asked again. Returns the consents carried.
+    async fn carry_consents(
+        &self,
+        school_year: &str,
+        now: i64,
+        pupils: (i64, i64),
+    ) -> StoreResult<Vec<ConsentTarget>>;
+
+    /// Ends as `expired` up to `limit` processes still awaiting an answer of a school year
+    /// before `current` (labels sort as the years do; `None` between years: every one), without
+    /// an SMS: their year is over.
+    async fn close_open_consents(
+        &self,
+        current: Option<&str>,
+        now: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ConsentTarget>>;
+
     /// Takes `step` for up to `page.limit` consents whose clock started at `due_before` or
     /// earlier and whose id is above `page.after` (the highest id of the caller's last batch).
     async fn advance_consents(
@@ -186,12 +237,12 @@ pub trait ConsentStore {
     ) -> StoreResult<Vec<ConsentTarget>>;
 
     /// Consented pupils (still listed) of the school year without a voucher for it whose id is
-    /// in `pupils` (`(from, to]`), by id: `(pupil_id, school_code)`.
+    /// in `pupils` (`(from, to]`), by id.
     async fn consented_without_voucher(
         &self,
         school_year: &str,
         pupils: (i64, i64),
-    ) -> StoreResult<Vec<(i64, i64)>>;
+    ) -> StoreResult<Vec<OwedVoucher>>;
 
     /// The highest pupil id (0 without pupils): where a walk over the pupils in id windows ends.
     ///
@@ -359,6 +410,82 @@ macro_rules! impl_consent {
                 Ok(targets)
             }
 
+            async fn carry_consents(
+                &self,
+                school_year: &str,
+                now: i64,
+                (from, to): (i64, i64),
+            ) -> StoreResult<Vec<ConsentTarget>> {
+                let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
+                // The latest earlier consent decides: one refused or expired since the
+                // agreement means it no longer stands. Labels ("2026-2027") sort as years do.
+                let ids: Vec<i64> = sqlx::query_scalar(&format!(
+                    "INSERT INTO consents (pupil_id, school_year, phone, status, ended_at,
+                        updated_at, carried_from)
+                     SELECT p.id, $1, p.contact_phone, 'consented', $2, $2, earlier.school_year
+                     FROM pupils p JOIN consents earlier ON earlier.pupil_id = p.id
+                     WHERE {} AND earlier.pupil_id > $3 AND earlier.pupil_id <= $4
+                       AND earlier.status = 'consented'
+                       AND earlier.school_year = (SELECT MAX(e.school_year) FROM consents e
+                                                  WHERE e.pupil_id = p.id AND e.school_year < $1)
+                     ORDER BY p.id{}
+                     ON CONFLICT (pupil_id, school_year) DO NOTHING
+                     RETURNING id",
+                    to_ask(Some(("$3", "$4"))),
+                    skip_locked(Self::BACKEND, "p")
+                ))
+                .persistent(KEEP_PLAN)
+                .bind(school_year)
+                .bind(now)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&mut *tx)
+                .await?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let detail = "a consent of an earlier school year stands";
+                let targets = Self::record_changes(&mut tx, &ids, now, Some(detail)).await?;
+                tx.commit().await?;
+                Ok(targets)
+            }
+
+            async fn close_open_consents(
+                &self,
+                current: Option<&str>,
+                now: i64,
+                limit: i64,
+            ) -> StoreResult<Vec<ConsentTarget>> {
+                let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
+                // The status condition as the partial index `consents_open_year` states it; the
+                // year's as a range on it.
+                let (year, n) = match current {
+                    Some(_) => ("AND c.school_year < $2", 3),
+                    None => ("", 2),
+                };
+                let sql = format!(
+                    "UPDATE consents SET status = 'expired', ended_at = $1, updated_at = $1
+                     WHERE status IN ('requested', 'repeated') AND id IN (
+                        SELECT c.id FROM consents c
+                        WHERE status IN ('requested', 'repeated') {year}
+                        ORDER BY c.id LIMIT ${n}{})
+                     RETURNING id",
+                    skip_locked(Self::BACKEND, "c")
+                );
+                let mut q = sqlx::query_scalar(&sql).bind(now);
+                if let Some(label) = current {
+                    q = q.bind(label);
+                }
+                let ids: Vec<i64> = q.bind(limit).fetch_all(&mut *tx).await?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let detail = "the school year ended before an answer";
+                let targets = Self::record_changes(&mut tx, &ids, now, Some(detail)).await?;
+                tx.commit().await?;
+                Ok(targets)
+            }
+
             async fn advance_consents(
                 &self,
                 school_year: &str,
@@ -442,14 +569,13 @@ macro_rules! impl_consent {
                 &self,
                 school_year: &str,
                 (from, to): (i64, i64),
-            ) -> StoreResult<Vec<(i64, i64)>> {
+            ) -> StoreResult<Vec<OwedVoucher>> {
                 Ok(sqlx::query_as(
-                    "SELECT p.id, p.school_code FROM pupils p
+                    "SELECT p.id AS pupil_id, p.school_code, c.carried_from, p.contact_phone,
+                        p.lang, p.last_name, p.first_name, p.middle_name
+                     FROM pupils p JOIN consents c ON c.pupil_id = p.id AND c.school_year = $1
                      WHERE p.id > $2 AND p.id <= $3 AND p.removed_at IS NULL
-                       AND EXISTS (SELECT 1 FROM consents c
-                                   WHERE c.pupil_id = p.id AND c.school_year = $1
-                                     AND c.pupil_id > $2 AND c.pupil_id <= $3
-                                     AND c.status = 'consented')
+                       AND c.pupil_id > $2 AND c.pupil_id <= $3 AND c.status = 'consented'
                        AND NOT EXISTS (SELECT 1 FROM vouchers v
                                        WHERE v.pupil_id = p.id AND v.school_year = $1
                                          AND v.pupil_id > $2 AND v.pupil_id <= $3)

@@ -1,9 +1,10 @@
 //! Applying a validated roster in one transaction: schools, pupils (multi-row upserts; rows that
 //! did not change are not written), and in snapshot mode the removal of pupils the file no
-//! longer lists, with their vouchers revoked and audited.
+//! longer lists, with the change of their vouchers the lifecycle decided (revoked, audited).
 
 use super::roster::{NewPupil, Pupil, PUPIL_COLUMNS};
 use super::sql::{begin_write, bulk, placeholders, values_list, CHUNK};
+use super::vouchers::{StateChange, Which};
 use super::StoreResult;
 use async_trait::async_trait;
 use serde::Serialize;
@@ -36,8 +37,11 @@ pub struct CardConflict {
 pub struct RosterBatch<'a> {
     pub schools: &'a [ImportSchool],
     pub pupils: &'a [ImportPupil],
-    /// Also remove the listed schools' pupils missing from the file, revoking their vouchers.
+    /// Also remove the listed schools' pupils missing from the file, applying `removal` to
+    /// their vouchers.
     pub snapshot: bool,
+    /// What a removal does to the pupil's vouchers ([`crate::lifecycle::removal`]).
+    pub removal: StateChange<'a>,
     /// Every IIN the file mentions, rejected rows included: a snapshot never removes a pupil
     /// whose row was only refused for a typo elsewhere.
     pub listed_iins: &'a HashSet<String>,
@@ -65,8 +69,6 @@ pub type Progress<'a> = &'a (dyn Fn(usize) + Send + Sync);
 
 const IMPORT_CACHE: &str = "PRAGMA cache_size = -32768";
 const DEFAULT_CACHE: &str = "PRAGMA cache_size = -2000";
-
-pub const SNAPSHOT_REVOKE_REASON: &str = "no longer listed in the roster (snapshot import)";
 
 #[async_trait]
 pub trait ImportStore {
@@ -380,40 +382,15 @@ macro_rules! impl_import {
                         }
                         q.execute(&mut *tx).await?;
 
-                        let sql = bulk(
-                            Self::BACKEND,
-                            format!(
-                                "UPDATE vouchers SET status = 'revoked', revoked_at = $1,
-                                    revoke_reason = $2, change_seq = $3
-                                 WHERE status IN ('issued', 'active') AND pupil_id IN ({})
-                                 RETURNING id",
-                                placeholders(chunk.len(), 4)
-                            ),
-                        );
-                        let mut q = sqlx::query_scalar::<_, String>(&sql)
-                            .bind(now)
-                            .bind(SNAPSHOT_REVOKE_REASON)
-                            .bind(seq.unwrap_or(0));
-                        for id in chunk {
-                            q = q.bind(id);
-                        }
-                        let revoked = q.fetch_all(&mut *tx).await?;
+                        let revoked = Self::change_vouchers_in(
+                            &mut tx,
+                            Which::OfPupils(chunk),
+                            &batch.removal,
+                            seq.unwrap_or(0),
+                            now,
+                        )
+                        .await?;
                         counts.vouchers_revoked += revoked.len();
-                        let detail = format!("{SNAPSHOT_REVOKE_REASON}: {}", batch.source);
-                        if !revoked.is_empty() {
-                            let sql = bulk(
-                                Self::BACKEND,
-                                format!(
-                                    "INSERT INTO audit_log (at, actor, action, detail, subject) VALUES {}",
-                                    values_list(revoked.len(), 5, 1)
-                                ),
-                            );
-                            let mut q = sqlx::query(&sql);
-                            for id in &revoked {
-                                q = q.bind(now).bind(batch.actor).bind("voucher.revoke").bind(&detail).bind(id);
-                            }
-                            q.execute(&mut *tx).await?;
-                        }
                     }
                 }
 

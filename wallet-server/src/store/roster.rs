@@ -70,17 +70,11 @@ pub struct Pupil {
 impl Pupil {
     /// "Surname Name Patronymic", as the consent SMS addresses the child.
     pub fn full_name(&self) -> String {
-        [
-            Some(&self.last_name),
-            Some(&self.first_name),
-            self.middle_name.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|s| !s.is_empty())
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ")
+        full_name(
+            &self.last_name,
+            &self.first_name,
+            self.middle_name.as_deref(),
+        )
     }
 
     /// First name and last initial: all a terminal ever shows.
@@ -96,6 +90,16 @@ impl Pupil {
             .into_iter()
             .filter_map(|p| p.as_deref())
     }
+}
+
+/// Surname, name, patronymic (where known): how the wallet and the SMS texts name a child.
+pub fn full_name(last: &str, first: &str, middle: Option<&str>) -> String {
+    [Some(last), Some(first), middle]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub const PUPIL_COLUMNS: &str = "id, iin, school_code, last_name, first_name, middle_name, grade, \

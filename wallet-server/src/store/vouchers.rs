@@ -1,12 +1,19 @@
 //! Vouchers: one per pupil per school year (a unique constraint), with a change sequence that
 //! terminals follow with their snapshot cursor.
+//!
+//! The writes here are primitives without rules: which vouchers are made, from which states a
+//! change applies and what it leads to are decided by [`crate::lifecycle`], the one caller.
+//! Each write reserves its change numbers and writes an audit row per voucher it changed, in
+//! the same transaction as the change.
 
-use super::sql::{begin_write, bulk, values_list, CHUNK};
+use super::sms::{insert_sms_sql, NewSms};
+use super::sql::{begin_write, bulk, placeholders, values_list, CHUNK};
 use super::StoreResult;
 use async_trait::async_trait;
-use shared::calendar::SchoolYear;
+use chrono::NaiveDate;
 use shared::wire::VoucherStatus;
 use sqlx::FromRow;
+use std::collections::HashMap;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -41,39 +48,135 @@ pub const VOUCHER_COLUMNS: &str = "id, pupil_id, school_code, school_year, statu
 /// Counter name behind `vouchers.change_seq`.
 pub const VOUCHER_CHANGE: &str = "voucher_change";
 
+/// The audit row written for each voucher a write changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditNote<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub detail: &'a str,
+}
+
+/// New vouchers of one school year, as the lifecycle makes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Issue<'a> {
+    pub school_year: &'a str,
+    pub valid_from: NaiveDate,
+    pub valid_to: NaiveDate,
+    pub status: VoucherStatus,
+    pub audit: AuditNote<'a>,
+}
+
+/// A voucher to make for a pupil, and the SMS that goes out only if it is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVoucher {
+    pub pupil_id: i64,
+    pub school_code: i64,
+    pub sms: Option<NewSms>,
+}
+
+/// The state a change leads to (the columns that go with it follow from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewState {
+    /// `active`; `activated_at` set the first time.
+    Active,
+    /// `revoked`, with `revoked_at` and the reason.
+    Revoked,
+    /// `expired`.
+    Expired,
+    /// The state before the revocation: `active` if the voucher was ever activated (activation
+    /// is the only way to `active`, and `activated_at` is never cleared), else `issued`;
+    /// `revoked_at` and the reason cleared.
+    BeforeRevocation,
+}
+
+/// A change of state as the lifecycle decided it; applied to the vouchers still in `from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateChange<'a> {
+    pub from: &'a [VoucherStatus],
+    pub to: NewState,
+    /// Stored as `revoke_reason` by [`NewState::Revoked`].
+    pub reason: &'a str,
+    pub audit: AuditNote<'a>,
+}
+
+/// Which vouchers a change looks at (at most [`CHUNK`] per call inside a transaction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which<'a> {
+    Ids(&'a [String]),
+    /// Every voucher of these pupils.
+    OfPupils(&'a [i64]),
+}
+
+fn status_list(states: &[VoucherStatus]) -> String {
+    states
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `UPDATE` of a change: `SET` with its parameters first, then `change_seq`, then the ids.
+fn change_sql(change: &StateChange<'_>, which: Which<'_>) -> String {
+    let (set, params) = match change.to {
+        NewState::Active => (
+            "status = 'active', activated_at = COALESCE(activated_at, $1)",
+            1,
+        ),
+        NewState::Revoked => ("status = 'revoked', revoked_at = $1, revoke_reason = $2", 2),
+        NewState::Expired => ("status = 'expired'", 0),
+        NewState::BeforeRevocation => (
+            "status = CASE WHEN activated_at IS NULL THEN 'issued' ELSE 'active' END,
+             revoked_at = NULL, revoke_reason = NULL",
+            0,
+        ),
+    };
+    let (column, n) = match which {
+        Which::Ids(ids) => ("id", ids.len()),
+        Which::OfPupils(pupils) => ("pupil_id", pupils.len()),
+    };
+    format!(
+        "UPDATE vouchers SET {set}, change_seq = ${seq}
+         WHERE {column} IN ({ids}) AND status IN ({from})
+         RETURNING {VOUCHER_COLUMNS}",
+        seq = params + 1,
+        ids = placeholders(n, params + 2),
+        from = status_list(change.from),
+    )
+}
+
 #[async_trait]
 pub trait VoucherStore {
-    /// Issues the pupil's voucher for the school year; `Conflict` if it already has one.
-    async fn create_voucher(
+    /// Makes the vouchers of `issue` for pupils without one that school year (the unique
+    /// `(pupil_id, school_year)` key skips the others, also when another instance made theirs
+    /// meanwhile), with an audit row each and, for each one made, its SMS. One transaction per
+    /// [`CHUNK`] rows. Returns the vouchers made.
+    async fn insert_vouchers(
         &self,
-        pupil_id: i64,
-        school_code: i64,
-        year: &SchoolYear,
+        rows: &[NewVoucher],
+        issue: &Issue<'_>,
         now: i64,
-    ) -> StoreResult<Voucher>;
-    /// Issues the school year's voucher to each `(pupil_id, school_code)` in one transaction,
-    /// skipping pupils that have one; returns how many were issued. The consent tick's path:
-    /// one commit per voucher made a first mailing's catch-up take minutes.
-    async fn create_vouchers(
+    ) -> StoreResult<Vec<Voucher>>;
+    /// Applies `change` to the vouchers of `which` that are in one of its `from` states, with
+    /// an audit row each, in one transaction; returns the vouchers changed.
+    async fn change_vouchers(
         &self,
-        due: &[(i64, i64)],
-        year: &SchoolYear,
+        which: Which<'_>,
+        change: &StateChange<'_>,
         now: i64,
-    ) -> StoreResult<usize>;
+    ) -> StoreResult<Vec<Voucher>>;
+    /// Ids of up to `limit` vouchers in one of `states` whose validity ended before `day`.
+    async fn vouchers_ended_before(
+        &self,
+        day: NaiveDate,
+        states: &[VoucherStatus],
+        limit: i64,
+    ) -> StoreResult<Vec<String>>;
     async fn voucher(&self, id: Uuid) -> StoreResult<Option<Voucher>>;
     async fn voucher_for_pupil(
         &self,
         pupil_id: i64,
         school_year: &str,
     ) -> StoreResult<Option<Voucher>>;
-    /// Changes the status (and bumps the change sequence); sets `activated_at` / `revoked_at`.
-    async fn set_voucher_status(
-        &self,
-        id: Uuid,
-        status: VoucherStatus,
-        now: i64,
-        reason: Option<&str>,
-    ) -> StoreResult<Voucher>;
 }
 
 macro_rules! impl_vouchers {
@@ -96,47 +199,78 @@ macro_rules! impl_vouchers {
                 .fetch_one(&mut **tx)
                 .await?)
             }
+
+            /// One audit row per voucher, with the same note.
+            async fn audit_vouchers(
+                tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
+                ids: &[&str],
+                note: &AuditNote<'_>,
+                now: i64,
+            ) -> StoreResult<()> {
+                for chunk in ids.chunks(CHUNK) {
+                    let sql = bulk(
+                        Self::BACKEND,
+                        format!(
+                            "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES {}",
+                            values_list(chunk.len(), 5, 1)
+                        ),
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for id in chunk {
+                        q = q.bind(now).bind(note.actor).bind(note.action).bind(*id).bind(note.detail);
+                    }
+                    q.execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// [`VoucherStore::change_vouchers`] inside `tx` for at most [`CHUNK`] vouchers,
+            /// all under change number `seq`: for writes that commit with other changes (a
+            /// roster import revoking the vouchers of the pupils it removes).
+            pub(crate) async fn change_vouchers_in(
+                tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
+                which: Which<'_>,
+                change: &StateChange<'_>,
+                seq: i64,
+                now: i64,
+            ) -> StoreResult<Vec<Voucher>> {
+                let sql = bulk(Self::BACKEND, change_sql(change, which));
+                let mut q = sqlx::query_as::<_, Voucher>(&sql);
+                match change.to {
+                    NewState::Active => q = q.bind(now),
+                    NewState::Revoked => q = q.bind(now).bind(change.reason),
+                    NewState::Expired | NewState::BeforeRevocation => {}
+                }
+                q = q.bind(seq);
+                match which {
+                    Which::Ids(ids) => {
+                        for id in ids {
+                            q = q.bind(id);
+                        }
+                    }
+                    Which::OfPupils(pupils) => {
+                        for id in pupils {
+                            q = q.bind(id);
+                        }
+                    }
+                }
+                let changed = q.fetch_all(&mut **tx).await?;
+                let ids: Vec<&str> = changed.iter().map(|v| v.id.as_str()).collect();
+                Self::audit_vouchers(tx, &ids, &change.audit, now).await?;
+                Ok(changed)
+            }
         }
 
         #[async_trait]
         impl VoucherStore for $t {
-            async fn create_voucher(
+            async fn insert_vouchers(
                 &self,
-                pupil_id: i64,
-                school_code: i64,
-                year: &SchoolYear,
+                rows: &[NewVoucher],
+                issue: &Issue<'_>,
                 now: i64,
-            ) -> StoreResult<Voucher> {
-                let mut tx = self.pool.begin().await?;
-                let seq = Self::reserve_voucher_changes(&mut tx, 1).await?;
-                let v: Voucher = sqlx::query_as(&format!(
-                    "INSERT INTO vouchers (id, pupil_id, school_code, school_year, status, valid_from,
-                        valid_to, issued_at, change_seq)
-                     VALUES ($1, $2, $3, $4, 'issued', $5, $6, $7, $8)
-                     RETURNING {VOUCHER_COLUMNS}"
-                ))
-                .bind(Uuid::new_v4().to_string())
-                .bind(pupil_id)
-                .bind(school_code)
-                .bind(year.label())
-                .bind(year.start.to_string())
-                .bind(year.end.to_string())
-                .bind(now)
-                .bind(seq)
-                .fetch_one(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(v)
-            }
-
-            async fn create_vouchers(
-                &self,
-                due: &[(i64, i64)],
-                year: &SchoolYear,
-                now: i64,
-            ) -> StoreResult<usize> {
-                let mut issued = 0;
-                for chunk in due.chunks(CHUNK) {
+            ) -> StoreResult<Vec<Voucher>> {
+                let mut made = Vec::new();
+                for chunk in rows.chunks(CHUNK) {
                     let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
                     // One change number per voucher; numbers of skipped pupils stay unused
                     // (cursors only need them to grow).
@@ -148,27 +282,99 @@ macro_rules! impl_vouchers {
                             "INSERT INTO vouchers (id, pupil_id, school_code, school_year, status,
                                 valid_from, valid_to, issued_at, change_seq)
                              VALUES {}
-                             ON CONFLICT (pupil_id, school_year) DO NOTHING",
+                             ON CONFLICT (pupil_id, school_year) DO NOTHING
+                             RETURNING {VOUCHER_COLUMNS}",
                             values_list(chunk.len(), 9, 1)
                         ),
                     );
-                    let mut q = sqlx::query(&sql);
-                    for (i, &(pupil_id, school_code)) in chunk.iter().enumerate() {
+                    let mut q = sqlx::query_as::<_, Voucher>(&sql);
+                    for (i, row) in chunk.iter().enumerate() {
                         q = q
                             .bind(Uuid::new_v4().to_string())
-                            .bind(pupil_id)
-                            .bind(school_code)
-                            .bind(year.label())
-                            .bind("issued")
-                            .bind(year.start.to_string())
-                            .bind(year.end.to_string())
+                            .bind(row.pupil_id)
+                            .bind(row.school_code)
+                            .bind(issue.school_year)
+                            .bind(issue.status.as_str())
+                            .bind(issue.valid_from.to_string())
+                            .bind(issue.valid_to.to_string())
                             .bind(now)
                             .bind(first + i as i64);
                     }
-                    issued += q.execute(&mut *tx).await?.rows_affected() as usize;
+                    let mut inserted = q.fetch_all(&mut *tx).await?;
+                    inserted.sort_by_key(|v| v.change_seq);
+                    let ids: Vec<&str> = inserted.iter().map(|v| v.id.as_str()).collect();
+                    Self::audit_vouchers(&mut tx, &ids, &issue.audit, now).await?;
+                    let sms_of: HashMap<i64, &NewSms> = chunk
+                        .iter()
+                        .filter_map(|r| r.sms.as_ref().map(|s| (r.pupil_id, s)))
+                        .collect();
+                    let outgoing: Vec<&NewSms> = inserted
+                        .iter()
+                        .filter_map(|v| sms_of.get(&v.pupil_id).copied())
+                        .collect();
+                    for part in outgoing.chunks(CHUNK) {
+                        let sql = bulk(Self::BACKEND, insert_sms_sql(part.len()));
+                        $crate::bind_sms!(sqlx::query(&sql), part.iter().copied(), now)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    made.extend(inserted);
+                }
+                Ok(made)
+            }
+
+            async fn change_vouchers(
+                &self,
+                which: Which<'_>,
+                change: &StateChange<'_>,
+                now: i64,
+            ) -> StoreResult<Vec<Voucher>> {
+                let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
+                let seq = Self::reserve_voucher_changes(&mut tx, 1).await?;
+                let mut changed = Vec::new();
+                match which {
+                    Which::Ids(ids) => {
+                        for chunk in ids.chunks(CHUNK) {
+                            changed.extend(
+                                Self::change_vouchers_in(&mut tx, Which::Ids(chunk), change, seq, now)
+                                    .await?,
+                            );
+                        }
+                    }
+                    Which::OfPupils(pupils) => {
+                        for chunk in pupils.chunks(CHUNK) {
+                            changed.extend(
+                                Self::change_vouchers_in(&mut tx, Which::OfPupils(chunk), change, seq, now)
+                                    .await?,
+                            );
+                        }
+                    }
+                }
+                if changed.is_empty() {
+                    // Nothing to change: leave the counter as it was.
+                    tx.rollback().await?;
+                } else {
                     tx.commit().await?;
                 }
-                Ok(issued)
+                Ok(changed)
+            }
+
+            async fn vouchers_ended_before(
+                &self,
+                day: NaiveDate,
+                states: &[VoucherStatus],
+                limit: i64,
+            ) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(&format!(
+                    "SELECT id FROM vouchers WHERE status IN ({}) AND valid_to < $1
+                     ORDER BY valid_to, id LIMIT $2",
+                    status_list(states)
+                ))
+                .bind(day.to_string())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn voucher(&self, id: Uuid) -> StoreResult<Option<Voucher>> {
@@ -191,35 +397,44 @@ macro_rules! impl_vouchers {
                 .fetch_optional(&self.pool)
                 .await?)
             }
-
-            async fn set_voucher_status(
-                &self,
-                id: Uuid,
-                status: VoucherStatus,
-                now: i64,
-                reason: Option<&str>,
-            ) -> StoreResult<Voucher> {
-                let mut tx = self.pool.begin().await?;
-                let seq = Self::reserve_voucher_changes(&mut tx, 1).await?;
-                let v: Voucher = sqlx::query_as(&format!(
-                    "UPDATE vouchers SET status = $1, change_seq = $2,
-                        activated_at = CASE WHEN $1 = 'active' THEN COALESCE(activated_at, $3) ELSE activated_at END,
-                        revoked_at = CASE WHEN $1 = 'revoked' THEN $3 ELSE revoked_at END,
-                        revoke_reason = CASE WHEN $1 = 'revoked' THEN $4 ELSE revoke_reason END
-                     WHERE id = $5
-                     RETURNING {VOUCHER_COLUMNS}"
-                ))
-                .bind(status.as_str())
-                .bind(seq)
-                .bind(now)
-                .bind(reason)
-                .bind(id.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(v)
-            }
         }
     };
 }
 crate::impl_for_backends!(impl_vouchers);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_parameters_once_in_order() {
+        let note = AuditNote {
+            actor: "a",
+            action: "b",
+            detail: "c",
+        };
+        for (to, first_id) in [
+            (NewState::Active, 3),
+            (NewState::Revoked, 4),
+            (NewState::Expired, 2),
+            (NewState::BeforeRevocation, 2),
+        ] {
+            let change = StateChange {
+                from: &[VoucherStatus::Issued, VoucherStatus::Active],
+                to,
+                reason: "r",
+                audit: note,
+            };
+            let ids = ["x".to_owned(), "y".to_owned()];
+            let sql = change_sql(&change, Which::Ids(&ids));
+            assert!(
+                sql.contains(&format!("id IN (${first_id}, ${})", first_id + 1)),
+                "{sql}"
+            );
+            assert!(sql.contains("status IN ('issued', 'active')"), "{sql}");
+            // Every parameter once, in order (what `bulk` needs on SQLite).
+            let sqlite = bulk(super::super::Backend::Sqlite, sql);
+            assert_eq!(sqlite.matches('?').count(), first_id + 1);
+        }
+    }
+}

@@ -5,7 +5,6 @@
 //! that may see it (a mother's, father's or guardian's phone of a pupil not removed).
 
 use super::sql::{json_array, json_in};
-use super::vouchers::Voucher;
 use super::{Backend, StoreResult};
 use async_trait::async_trait;
 use sqlx::FromRow;
@@ -180,9 +179,6 @@ pub trait WalletStore {
     async fn parent_voucher(&self, id: &str, phone: &str) -> StoreResult<Option<ParentVoucher>>;
     /// The hot-path form of [`WalletStore::parent_voucher`], for signing tokens.
     async fn signing_voucher(&self, id: &str, phone: &str) -> StoreResult<Option<SigningVoucher>>;
-    /// `issued` → `active`, bumping the change sequence so terminals learn it. `None` when the
-    /// voucher was not `issued` any more (a revocation that won the race is not undone).
-    async fn activate_issued_voucher(&self, id: &str, now: i64) -> StoreResult<Option<Voucher>>;
 
     /// Served meals (`ok`, not duplicate), newest first.
     async fn meal_history(&self, voucher_id: &str, limit: i64) -> StoreResult<Vec<MealRow>>;
@@ -448,33 +444,6 @@ macro_rules! impl_wallet {
                 .bind(phone)
                 .fetch_optional(&self.pool)
                 .await?)
-            }
-
-            async fn activate_issued_voucher(
-                &self,
-                id: &str,
-                now: i64,
-            ) -> StoreResult<Option<Voucher>> {
-                let mut tx = self.pool.begin().await?;
-                let seq = Self::reserve_voucher_changes(&mut tx, 1).await?;
-                let v: Option<Voucher> = sqlx::query_as(&format!(
-                    "UPDATE vouchers SET status = 'active', change_seq = $1,
-                        activated_at = COALESCE(activated_at, $2)
-                     WHERE id = $3 AND status = 'issued'
-                     RETURNING {}",
-                    super::vouchers::VOUCHER_COLUMNS
-                ))
-                .bind(seq)
-                .bind(now)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if v.is_some() {
-                    tx.commit().await?;
-                } else {
-                    tx.rollback().await?;
-                }
-                Ok(v)
             }
 
             async fn meal_history(&self, voucher_id: &str, limit: i64) -> StoreResult<Vec<MealRow>> {

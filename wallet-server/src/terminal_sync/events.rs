@@ -15,7 +15,7 @@ use crate::store::terminals::{
 };
 use crate::store::{Store, StoreError};
 use futures::future::{BoxFuture, FutureExt, Shared};
-use shared::calendar::{MealWindow, SchoolYear, ServiceDay};
+use shared::calendar::{MealWindow, SchoolYears, ServiceDay};
 use shared::keys::KeyId;
 use shared::trust::KeyRing;
 use shared::wire::{EventAck, ScanSource, TerminalEvent, MAX_EVENT_COUNT, PROOF_REQUIRED_SINCE};
@@ -124,7 +124,7 @@ pub enum UploadError {
 /// What the server checks served events against, besides each event's voucher.
 pub struct Checks<'a> {
     pub ring: &'a KeyRing,
-    pub year: &'a SchoolYear,
+    pub years: &'a SchoolYears,
     pub windows: &'a [MealWindow],
     pub skew: u32,
 }
@@ -195,7 +195,7 @@ pub async fn upload(
     let rules = |tokens| ProofRules {
         ring: checks.ring,
         school_code: terminal.school_code,
-        year: checks.year,
+        years: checks.years,
         windows: checks.windows,
         skew: checks.skew,
         now,

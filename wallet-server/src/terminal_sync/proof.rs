@@ -12,7 +12,7 @@
 //! transaction and calls [`ProofRules::classify`] per event.
 
 pub use crate::store::terminals::VoucherFacts;
-use shared::calendar::{local_time, MealWindow, SchoolYear, ServiceDay};
+use shared::calendar::{local_time, MealWindow, SchoolYears, ServiceDay};
 use shared::token;
 use shared::trust::KeyRing;
 use shared::verdict::Verdict;
@@ -128,7 +128,8 @@ pub struct ProofRules<'a> {
     pub ring: &'a KeyRing,
     /// The uploading terminal's school.
     pub school_code: i64,
-    pub year: &'a SchoolYear,
+    /// The school years: each event is checked against the year of its day.
+    pub years: &'a SchoolYears,
     pub windows: &'a [MealWindow],
     pub skew: u32,
     /// The server's clock at the upload.
@@ -290,10 +291,10 @@ impl ProofRules<'_> {
         if !active {
             return Some(Refusal::VoucherInactive);
         }
-        if !self.year.contains(e.service_day) {
+        let Some(year) = self.years.year_for(e.service_day) else {
             return Some(Refusal::OutsideSchoolYear);
-        }
-        if !self.year.is_school_day(e.service_day) {
+        };
+        if !year.is_school_day(e.service_day) {
             return Some(Refusal::NotASchoolDay);
         }
         let at = local_time(e.scanned_at);

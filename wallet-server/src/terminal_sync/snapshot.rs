@@ -7,8 +7,9 @@ use crate::state::AppState;
 use crate::store::roster::School;
 use crate::store::terminals::{ServedRow, SnapshotRow};
 use chrono::NaiveDate;
-use shared::calendar::{MealKind, ServiceDay};
+use shared::calendar::{MealKind, SchoolYear, SchoolYears, ServiceDay};
 use shared::wire::{ServedMeal, Snapshot, SnapshotVoucher, VoucherStatus};
+use std::borrow::Cow;
 use uuid::Uuid;
 
 /// First name and last initial — all a counter screen shows of a child.
@@ -68,6 +69,22 @@ pub fn served(row: &ServedRow) -> AppResult<ServedMeal> {
     })
 }
 
+/// The calendars a terminal gets on `day`: the school year in force and, once configured, the
+/// one after it. Between years the first is the coming year (old terminals read only that one,
+/// and refuse the summer's days as outside it), or, after the last configured year, that last
+/// year.
+pub fn calendars(years: &SchoolYears, day: NaiveDate) -> (SchoolYear, Option<SchoolYear>) {
+    if let Some(current) = years.year_for(day) {
+        let next = years.next_after(current.end).map(Cow::into_owned);
+        return (current.into_owned(), next);
+    }
+    let year = years
+        .next_after(day)
+        .or_else(|| years.last_before(day))
+        .map_or_else(|| SchoolYear::default_for(day), Cow::into_owned);
+    (year, None)
+}
+
 /// The snapshot for a terminal of `school` (`me`: its id, left out of `served_today`).
 /// Cursor 0 — or a cursor the server never handed out — gives a full snapshot.
 pub async fn build(
@@ -77,7 +94,9 @@ pub async fn build(
     cursor: i64,
 ) -> AppResult<Snapshot> {
     let now = state.now();
-    let today = ServiceDay::from_unix(now).to_string();
+    let day = ServiceDay::from_unix(now);
+    let today = day.to_string();
+    let (calendar, next_calendar) = calendars(&state.settings.school_years, day.date());
     let rows = state
         .store
         .snapshot_vouchers(school.code, cursor, &today)
@@ -90,7 +109,8 @@ pub async fn build(
         trust_list: state.keys.active().trust.clone(),
         school_code: u32::try_from(school.code)
             .map_err(|_| corrupt(format!("school code {}", school.code)))?,
-        calendar: state.settings.school_year.clone(),
+        calendar,
+        next_calendar,
         meal_windows: state.settings.windows(),
         vouchers: rows.rows.iter().map(voucher).collect::<AppResult<_>>()?,
         served_today: served_rows.iter().map(served).collect::<AppResult<_>>()?,
@@ -138,6 +158,40 @@ mod tests {
         let v = voucher(&row("active", None)).unwrap();
         assert_eq!(v.display_name, "Айгерим С.");
         assert_eq!(v.valid_to.to_string(), "2027-05-25");
+    }
+
+    #[test]
+    fn terminals_get_the_year_in_force_and_the_next_once_configured() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let year = |start: &str, end: &str| SchoolYear {
+            start: d(start),
+            end: d(end),
+            breaks: vec![],
+            school_days: SchoolYear::kazakh(2026).school_days,
+        };
+        let y1 = year("2026-09-01", "2027-05-25");
+        let y2 = year("2027-09-01", "2028-05-25");
+        let one = SchoolYears::new(vec![y1.clone()]).unwrap();
+        assert_eq!(calendars(&one, d("2026-11-23")), (y1.clone(), None));
+        assert_eq!(
+            calendars(&one, d("2027-07-01")),
+            (y1.clone(), None),
+            "the last year"
+        );
+        let two = SchoolYears::new(vec![y1.clone(), y2.clone()]).unwrap();
+        assert_eq!(
+            calendars(&two, d("2026-11-23")),
+            (y1.clone(), Some(y2.clone()))
+        );
+        assert_eq!(
+            calendars(&two, d("2027-07-01")),
+            (y2.clone(), None),
+            "summer"
+        );
+        assert_eq!(calendars(&two, d("2027-09-01")), (y2.clone(), None));
+        let (default, next) = calendars(&SchoolYears::default(), d("2026-11-23"));
+        assert_eq!(default.label(), "2026-2027");
+        assert_eq!(next.map(|y| y.label()).as_deref(), Some("2027-2028"));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub fn expiry(settings: &Settings, now: i64, validity: Validity) -> AppResult<i6
         Validity::Short => Ok(now + 60 * i64::from(settings.tokens.short_ttl_minutes)),
         Validity::Today => {
             let day = ServiceDay::from_unix(now);
-            if !settings.school_year.is_school_day(day.date()) {
+            if !settings.school_years.is_school_day(day.date()) {
                 return Err(AppError::Invalid(
                     "no_meals_today",
                     "There are no school meals today; a code for today cannot be made.".into(),
@@ -53,8 +53,21 @@ pub fn expiry(settings: &Settings, now: i64, validity: Validity) -> AppResult<i6
     }
 }
 
+/// The refusal for a voucher whose school year is over: it says when the next school year
+/// starts, once one is configured (between years no voucher is valid, so no token is signed).
+pub fn year_over(settings: &Settings, today: NaiveDate) -> AppError {
+    let message = match settings.school_years.next_after(today) {
+        Some(next) => format!(
+            "This voucher's school year is over; the next school year starts on {}.",
+            next.start
+        ),
+        None => "This voucher's school year is over.".into(),
+    };
+    AppError::Invalid("voucher_expired", message)
+}
+
 /// A token may be signed only for an active voucher on a day of its validity.
-pub fn check_usable(v: &SigningVoucher, today: NaiveDate) -> AppResult<()> {
+pub fn check_usable(v: &SigningVoucher, settings: &Settings, today: NaiveDate) -> AppResult<()> {
     match v.status_on(today)? {
         VoucherStatus::Active => {}
         VoucherStatus::Issued => {
@@ -69,12 +82,7 @@ pub fn check_usable(v: &SigningVoucher, today: NaiveDate) -> AppResult<()> {
                 "This voucher has been revoked.".into(),
             ))
         }
-        VoucherStatus::Expired => {
-            return Err(AppError::Invalid(
-                "voucher_expired",
-                "This voucher's school year is over.".into(),
-            ))
-        }
+        VoucherStatus::Expired => return Err(year_over(settings, today)),
     }
     if today < v.valid_from_date()? {
         return Err(AppError::Invalid(
@@ -89,7 +97,7 @@ pub fn check_usable(v: &SigningVoucher, today: NaiveDate) -> AppResult<()> {
 pub async fn issue(state: &AppState, v: &SigningVoucher, validity: Validity) -> AppResult<Issued> {
     let now = state.now();
     let today = ServiceDay::from_unix(now).date();
-    check_usable(v, today)?;
+    check_usable(v, &state.settings, today)?;
     let expires_at = expiry(&state.settings, now, validity)?;
     let voucher_id = v.uuid()?;
     let limit = state.settings.tokens.daily_limit_per_voucher;

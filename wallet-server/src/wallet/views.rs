@@ -198,16 +198,11 @@ impl ParentVoucher {
     }
 
     pub fn pupil_name(&self) -> String {
-        [
-            Some(self.last_name.as_str()),
-            Some(self.first_name.as_str()),
+        crate::store::roster::full_name(
+            &self.last_name,
+            &self.first_name,
             self.middle_name.as_deref(),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+        )
     }
 
     pub fn to_wire(&self, today: NaiveDate) -> Result<WalletVoucher, AppError> {

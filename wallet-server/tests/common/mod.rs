@@ -6,7 +6,6 @@
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use shared::calendar::SchoolYear;
-use shared::wire::VoucherStatus;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -173,14 +172,9 @@ impl Fx {
         };
         let id = store.upsert_pupil(&p, activated_at - 86_400).await.unwrap();
         let year = SchoolYear::default_for(chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap());
-        let v = store
-            .create_voucher(id, school.code, &year, activated_at - 3600)
-            .await
-            .unwrap();
-        store
-            .set_voucher_status(v.uuid(), VoucherStatus::Active, activated_at, None)
-            .await
-            .unwrap();
+        let v = testkit::issue_voucher(store.as_ref(), id, school.code, &year, activated_at - 3600)
+            .await;
+        testkit::activate_voucher(store.as_ref(), &v, activated_at).await;
         (id, v.id)
     }
 

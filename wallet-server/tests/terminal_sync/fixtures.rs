@@ -6,12 +6,13 @@ use axum::Router;
 use serde_json::Value;
 use shared::calendar::{MealKind, ServiceDay};
 use shared::verdict::Verdict;
-use shared::wire::{EnrollResponse, ScanSource, TerminalEvent, VoucherStatus};
+use shared::wire::{EnrollResponse, ScanSource, TerminalEvent};
 use tower::ServiceExt;
 use uuid::Uuid;
 use wallet_server::eligibility::Category;
 use wallet_server::store::roster::{NewPupil, School};
 use wallet_server::store::vouchers::Voucher;
+use wallet_server::testkit;
 use wallet_server::AppState;
 
 pub use wallet_server::testkit::MONDAY_9AM;
@@ -93,17 +94,11 @@ pub async fn voucher(
         .upsert_pupil(&new_pupil(iin, school.code, first, last), 200)
         .await
         .unwrap();
-    let v = state
-        .store
-        .create_voucher(id, school.code, &state.settings.school_year, 300)
-        .await
-        .unwrap();
+    let store = state.store.as_ref();
+    let year = state.settings.year_at(MONDAY_9AM).unwrap();
+    let v = testkit::issue_voucher(store, id, school.code, &year, 300).await;
     if active {
-        state
-            .store
-            .set_voucher_status(v.uuid(), VoucherStatus::Active, 400, None)
-            .await
-            .unwrap()
+        testkit::activate_voucher(store, &v, 400).await
     } else {
         v
     }

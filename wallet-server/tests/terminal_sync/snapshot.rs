@@ -6,6 +6,8 @@ use crate::state_test;
 use axum::http::StatusCode;
 use shared::verdict::Verdict;
 use shared::wire::VoucherStatus;
+use wallet_server::lifecycle::RevokeReason;
+use wallet_server::testkit;
 use wallet_server::AppState;
 
 state_test!(full_then_incremental, |state: AppState| async move {
@@ -21,7 +23,13 @@ state_test!(full_then_incremental, |state: AppState| async move {
     assert_eq!(full.school_code as i64, s.code);
     assert_eq!(full.server_time, MONDAY_9AM);
     assert_eq!(full.trust_list, state.keys.active().trust);
-    assert_eq!(full.calendar, state.settings.school_year);
+    let year = state.settings.year_at(MONDAY_9AM).unwrap();
+    assert_eq!(full.calendar, year);
+    assert_eq!(
+        full.next_calendar.as_ref().map(|y| y.label()).as_deref(),
+        Some("2027-2028"),
+        "the default calendar goes on"
+    );
     assert_eq!(full.meal_windows, state.settings.windows());
     assert_eq!(full.vouchers.len(), 2);
     let a = full
@@ -34,8 +42,8 @@ state_test!(full_then_incremental, |state: AppState| async move {
     assert_eq!(a.grade, 3);
     assert_eq!(a.class_letter, "Б");
     assert_eq!(a.card_number.as_deref(), Some("card-1"));
-    assert_eq!(a.valid_from, state.settings.school_year.start);
-    assert_eq!(a.valid_to, state.settings.school_year.end);
+    assert_eq!(a.valid_from, year.start);
+    assert_eq!(a.valid_to, year.end);
     // Issued but not activated: sent, so the terminal can say voucher_inactive.
     let i = full
         .vouchers
@@ -58,11 +66,7 @@ state_test!(full_then_incremental, |state: AppState| async move {
     assert_eq!(same.cursor, full.cursor);
 
     // Activation shows up after the cursor, alone.
-    state
-        .store
-        .set_voucher_status(issued.uuid(), VoucherStatus::Active, MONDAY_9AM, None)
-        .await
-        .unwrap();
+    testkit::activate_voucher(state.store.as_ref(), &issued, MONDAY_9AM).await;
     let next = snapshot(&app, &t, full.cursor).await;
     assert!(!next.full);
     assert_eq!(next.vouchers.len(), 1);
@@ -70,16 +74,8 @@ state_test!(full_then_incremental, |state: AppState| async move {
     assert_eq!(next.vouchers[0].status, VoucherStatus::Active);
     assert!(next.cursor > full.cursor);
     // Revocation too.
-    state
-        .store
-        .set_voucher_status(
-            active.uuid(),
-            VoucherStatus::Revoked,
-            MONDAY_9AM,
-            Some("left"),
-        )
-        .await
-        .unwrap();
+    let why = RevokeReason::Removed;
+    testkit::revoke_voucher(state.store.as_ref(), &active, why, MONDAY_9AM).await;
     let after = snapshot(&app, &t, next.cursor).await;
     assert_eq!(after.vouchers.len(), 1);
     assert_eq!(after.vouchers[0].status, VoucherStatus::Revoked);
@@ -148,11 +144,8 @@ state_test!(
 
         // A change at school B is not in school A's incremental snapshot.
         let cursor = snapshot(&app, &ta, 0).await.cursor;
-        state
-            .store
-            .set_voucher_status(vb.uuid(), VoucherStatus::Revoked, MONDAY_9AM, None)
-            .await
-            .unwrap();
+        let why = RevokeReason::Operator;
+        testkit::revoke_voucher(state.store.as_ref(), &vb, why, MONDAY_9AM).await;
         let next = snapshot(&app, &ta, cursor).await;
         assert!(next.vouchers.is_empty());
         assert!(next.cursor > cursor);

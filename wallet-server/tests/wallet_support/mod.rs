@@ -109,7 +109,7 @@ impl World {
         let t = testkit::state_with(pg, settings).await;
         let s = &t.state;
         let store = &s.store;
-        let year = s.settings.school_year.clone();
+        let year = s.settings.year_at(testkit::MONDAY_9AM).unwrap();
         let a = store
             .upsert_school(&id12(true), "№1 мектеп-гимназия", 1)
             .await
@@ -122,10 +122,7 @@ impl World {
             let store = store.clone();
             async move {
                 let id = store.upsert_pupil(&p, 1).await.unwrap();
-                store
-                    .create_voucher(id, p.school_code, &year, 2)
-                    .await
-                    .unwrap()
+                testkit::issue_voucher(store.as_ref(), id, p.school_code, &year, 2).await
             }
         };
         let own_a = voucher(
@@ -279,17 +276,14 @@ impl World {
         r.json()["session_token"].as_str().unwrap().to_owned()
     }
 
+    pub async fn revoke(&self, v: &Voucher) {
+        let store = self.state().store.clone();
+        let why = wallet_server::lifecycle::RevokeReason::Operator;
+        testkit::revoke_voucher(store.as_ref(), v, why, self.state().now()).await;
+    }
+
     pub async fn activate(&self, v: &Voucher) {
-        self.state()
-            .store
-            .set_voucher_status(
-                v.uuid(),
-                shared::wire::VoucherStatus::Active,
-                self.state().now(),
-                None,
-            )
-            .await
-            .unwrap();
+        testkit::activate_voucher(self.state().store.as_ref(), v, self.state().now()).await;
     }
 
     /// Runs SQL directly against the test database (rows other modules would write).
