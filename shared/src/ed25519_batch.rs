@@ -141,10 +141,9 @@ mod tests {
             s[i] = v as u8;
             carry = v >> 8;
         }
-        if carry == 0 {
-            items[1].1[32..].copy_from_slice(&s);
-            assert!(!check(&key, &items));
-        }
+        assert_eq!(carry, 0, "s + ℓ fits in 32 bytes");
+        items[1].1[32..].copy_from_slice(&s);
+        assert!(!check(&key, &items));
         // R the identity (small order), and R with y ≥ p.
         let (key, mut items) = signed(3);
         items[0].1[..32].copy_from_slice(&EdwardsPoint::default().compress().to_bytes());

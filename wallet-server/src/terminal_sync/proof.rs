@@ -154,10 +154,7 @@ pub fn check_tokens(
     skew: u32,
     events: &[TerminalEvent],
 ) -> HashMap<i64, Option<Refusal>> {
-    let served: Vec<&TerminalEvent> = events
-        .iter()
-        .filter(|e| e.verdict == Verdict::Ok && e.source == ScanSource::Qr)
-        .collect();
+    let served: Vec<&TerminalEvent> = events.iter().filter(|e| served_by_qr(e)).collect();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
@@ -191,17 +188,14 @@ pub fn assume_signed(
     skew: u32,
     events: &[TerminalEvent],
 ) -> HashMap<i64, Option<Refusal>> {
-    let school = u32::try_from(school_code).unwrap_or(u32::MAX);
+    let school = token_school(school_code);
     events
         .iter()
-        .filter(|e| e.verdict == Verdict::Ok && e.source == ScanSource::Qr)
+        .filter(|e| served_by_qr(e))
         .map(|e| {
-            let refusal = match e.proof.as_deref().map(token::decode) {
-                None => Some(Refusal::NoProof),
-                Some(Err(_)) => Some(Refusal::BadProof),
-                Some(Ok(d)) => {
-                    refusal_of(e, token::check_claims(d.claims, school, e.scanned_at, skew))
-                }
+            let refusal = match proof_of(e) {
+                Err(r) => Some(r),
+                Ok(d) => refusal_of(e, token::check_claims(d.claims, school, e.scanned_at, skew)),
             };
             (e.seq, refusal)
         })
@@ -219,21 +213,17 @@ fn token_refusals(
     let mut decoded = Vec::with_capacity(served.len());
     let mut of = Vec::with_capacity(served.len());
     for e in served {
-        match e.proof.as_deref().map(token::decode) {
-            None => {
-                out.insert(e.seq, Some(Refusal::NoProof));
+        match proof_of(e) {
+            Err(r) => {
+                out.insert(e.seq, Some(r));
             }
-            Some(Err(_)) => {
-                out.insert(e.seq, Some(Refusal::BadProof));
-            }
-            Some(Ok(d)) => {
+            Ok(d) => {
                 decoded.push((d, e.scanned_at));
                 of.push(*e);
             }
         }
     }
-    let school = u32::try_from(school_code).unwrap_or(u32::MAX);
-    let verdicts = token::verify_many(&decoded, ring, school, skew);
+    let verdicts = token::verify_many(&decoded, ring, token_school(school_code), skew);
     for (e, verdict) in of.into_iter().zip(verdicts) {
         out.insert(e.seq, refusal_of(e, verdict));
     }
@@ -316,17 +306,29 @@ fn token_refusal(
     skew: u32,
     e: &TerminalEvent,
 ) -> Option<Refusal> {
-    let Some(text) = e.proof.as_deref() else {
-        return Some(Refusal::NoProof);
-    };
-    let Ok(decoded) = token::decode(text) else {
-        return Some(Refusal::BadProof);
-    };
-    let school = u32::try_from(school_code).unwrap_or(u32::MAX);
-    refusal_of(
-        e,
-        token::verify_decoded(&decoded, ring, school, e.scanned_at, skew),
-    )
+    match proof_of(e) {
+        Err(r) => Some(r),
+        Ok(d) => refusal_of(
+            e,
+            token::verify_decoded(&d, ring, token_school(school_code), e.scanned_at, skew),
+        ),
+    }
+}
+
+/// The events that carry a token to check: served by QR.
+fn served_by_qr(e: &TerminalEvent) -> bool {
+    e.verdict == Verdict::Ok && e.source == ScanSource::Qr
+}
+
+/// A served QR event's token, decoded (its signature not checked), or why there is none.
+fn proof_of(e: &TerminalEvent) -> Result<token::Decoded, Refusal> {
+    let text = e.proof.as_deref().ok_or(Refusal::NoProof)?;
+    token::decode(text).map_err(|_| Refusal::BadProof)
+}
+
+/// A school code as tokens carry it; one no token can carry matches none.
+fn token_school(school_code: i64) -> u32 {
+    u32::try_from(school_code).unwrap_or(u32::MAX)
 }
 
 /// The signature first: an unsigned token's voucher id says nothing.

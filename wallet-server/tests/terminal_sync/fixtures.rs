@@ -299,3 +299,22 @@ pub fn day(ts: i64) -> String {
 pub fn app(state: &AppState) -> Router {
     wallet_server::app(state.clone())
 }
+
+/// The NOBD report content of one school for one service day, as the daily job would build it.
+pub async fn nobd_content(
+    state: &AppState,
+    school: &School,
+    date: chrono::NaiveDate,
+) -> wallet_server::nobd::report::ReportContent {
+    let window = wallet_server::nobd::build::day_window(date);
+    let data = state
+        .store
+        .nobd_day_data(&window, Some(school.code))
+        .await
+        .unwrap();
+    let mut reports =
+        wallet_server::nobd::report::assemble(&window, date, std::slice::from_ref(school), data);
+    reports
+        .remove(&school.code)
+        .expect("a report for the school")
+}

@@ -9,7 +9,6 @@ use shared::calendar::ServiceDay;
 use shared::verdict::Verdict;
 use shared::wire::EventAck;
 use std::collections::BTreeMap;
-use wallet_server::nobd::build::day_window;
 use wallet_server::store::school_view::MealFilter;
 use wallet_server::AppState;
 
@@ -120,18 +119,7 @@ state_test!(
         assert_eq!(an.card_share.len(), 0);
 
         let day = ServiceDay::from_unix(MONDAY_NOON).0;
-        let data = state
-            .store
-            .nobd_day_data(&day_window(day), Some(a.code))
-            .await
-            .unwrap();
-        let reports = wallet_server::nobd::report::assemble(
-            &day_window(day),
-            day,
-            std::slice::from_ref(&a),
-            data,
-        );
-        let r = &reports[&a.code];
+        let r = &nobd_content(state, &a, day).await;
         assert_eq!(r.meals.served_total, 1);
         assert_eq!(r.rejected_scans.by_verdict["bad_format"], 10_001);
         assert_eq!(r.rejected_scans.by_verdict["already_served"], 3);

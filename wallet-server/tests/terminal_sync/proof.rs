@@ -10,7 +10,6 @@ use shared::verdict::Verdict;
 use shared::wire::{EventAck, ScanSource, TerminalEvent};
 use std::collections::BTreeMap;
 use uuid::Uuid;
-use wallet_server::nobd::build::day_window;
 use wallet_server::store::school_view::MealFilter;
 use wallet_server::AppState;
 
@@ -234,18 +233,7 @@ state_test!(
 
         // NOBD: two meals by class of proof, the refusals apart.
         let monday = ServiceDay::from_unix(MONDAY_NOON).0;
-        let data = state
-            .store
-            .nobd_day_data(&day_window(monday), Some(a.code))
-            .await
-            .unwrap();
-        let reports = wallet_server::nobd::report::assemble(
-            &day_window(monday),
-            monday,
-            std::slice::from_ref(&a),
-            data,
-        );
-        let r = &reports[&a.code];
+        let r = &nobd_content(state, &a, monday).await;
         assert_eq!(r.meals.served_total, 2);
         assert_eq!((r.meals.by_proof.proven, r.meals.by_proof.card), (1, 1));
         let monday_refusals: BTreeMap<String, i64> = cases
