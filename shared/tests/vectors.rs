@@ -73,6 +73,34 @@ fn every_vector_gives_its_expected_verdict() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The server's batch check gives every vector the single check's verdict: alone, and three
+/// times in one batch (so that the strict refusals — small-order R, s ≥ ℓ, colliding key ids —
+/// meet the batch equation, not only the single check).
+#[test]
+fn batch_check_gives_every_vector_its_verdict() {
+    let file = committed();
+    let mut failures = Vec::new();
+    for case in &file.cases {
+        let Ok(decoded) = token::decode(&case.token) else {
+            continue; // `bad_format`: never reaches a signature check.
+        };
+        let ring = ring(case);
+        for copies in [1, 3] {
+            let tokens = vec![(decoded, case.now); copies];
+            for got in token::verify_many(&tokens, &ring, case.school_code, case.skew) {
+                let got = got.map_or_else(|v| v.code().to_owned(), |_| "ok".to_owned());
+                if got != case.expect {
+                    failures.push(format!(
+                        "{} x{copies}: expected {}, got {got}",
+                        case.name, case.expect
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn vectors_cover_every_token_verdict() {
     let expected: BTreeSet<&str> = [
