@@ -423,6 +423,7 @@ fn turn_of_year(
         let carried = number_after(&u.stdout, "consents carried over ").context("tick output")?;
         let expired = number_after(&u.stdout, "vouchers expired ").context("tick output")?;
         let requested = number_after(&u.stdout, "requested ").context("tick output")?;
+        let no_phone = number_after(&u.stdout, "no_phone ").context("tick output")?;
         let sms = number_after(&u.stdout, "SMS: sent ").context("tick output")?;
         if let Some(first) = previous_sms {
             ensure!(
@@ -434,12 +435,12 @@ fn turn_of_year(
         previous_sms = Some(sms);
         run.rows.push(cli_row(
             step,
-            carried + expired + requested,
+            carried + expired + requested + no_phone,
             "pupils",
             &u,
             &format!(
                 "{carried} new vouchers for standing consents, {expired} expired, \
-                 {requested} asked again; {sms} SMS"
+                 {requested} asked again, {no_phone} without a phone; {sms} SMS"
             ),
         ));
     }
