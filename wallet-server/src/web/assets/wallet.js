@@ -199,8 +199,11 @@
       buttons.push(action('share', v, T.send_child, false));
     }
     buttons.push(action('history', v, T.history, false));
-    if (v.status !== 'expired') {
+    // Rating is about today's canteen; a complaint may be about a revoked voucher too.
+    if (v.status === 'issued' || v.status === 'active') {
       buttons.push(action('rate', v, T.rate, false));
+    }
+    if (v.status !== 'expired') {
       buttons.push(action('complain', v, T.complain, false));
     }
     var parts = [
