@@ -366,7 +366,13 @@ mod tests {
         let w = withdrawal("sms:+77010000001", "reply 3#2");
         assert_eq!(
             (w.reason, w.to, w.from, w.audit.action, w.audit.detail),
-            ("withdrawn", NewState::Revoked, LIVE, "voucher.revoke", "reply 3#2")
+            (
+                "withdrawn",
+                NewState::Revoked,
+                LIVE,
+                "voucher.revoke",
+                "reply 3#2"
+            )
         );
         assert_eq!(rule(Event::Expire).2, "voucher.expire");
         assert_eq!(reason(Event::Restore), "restored");

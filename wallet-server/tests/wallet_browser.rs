@@ -468,8 +468,12 @@ fn revoked_and_last_years_vouchers_in_a_browser() {
         1,
     ));
     let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
-    rt.block_on(wallet_server::lifecycle::expire_ended(store.as_ref(), today, 2))
-        .unwrap();
+    rt.block_on(wallet_server::lifecycle::expire_ended(
+        store.as_ref(),
+        today,
+        2,
+    ))
+    .unwrap();
     let why = wallet_server::lifecycle::RevokeReason::Withdrawn;
     rt.block_on(wallet_server::testkit::revoke_voucher(
         store.as_ref(),
@@ -548,8 +552,14 @@ fn revoked_and_last_years_vouchers_in_a_browser() {
             "Array.from(document.querySelectorAll('{} button')).map(e => e.dataset.action)",
             card(id)
         ));
-        assert!(!buttons.as_array().unwrap().contains(&json!("qr")), "{buttons}");
-        assert!(buttons.as_array().unwrap().contains(&json!("history")), "{buttons}");
+        assert!(
+            !buttons.as_array().unwrap().contains(&json!("qr")),
+            "{buttons}"
+        );
+        assert!(
+            buttons.as_array().unwrap().contains(&json!("history")),
+            "{buttons}"
+        );
     }
     b.eval("document.querySelector('#vouchers h3').scrollIntoView({block: 'start'})");
     b.screenshot(&shots.join("wallet-revoked-ru.png"));

@@ -327,7 +327,11 @@ async fn withdraw_by_sms(pg: bool) {
         assert!(now.change_seq > v.change_seq, "terminals learn it");
     }
     let untouched = w.store().voucher(v3.uuid()).await.unwrap().unwrap();
-    assert_eq!(untouched.status(), VoucherStatus::Issued, "another family's");
+    assert_eq!(
+        untouched.status(),
+        VoucherStatus::Issued,
+        "another family's"
+    );
     assert_eq!(w.consent(1, Y1).await, Some(ConsentStatus::Withdrawn));
     assert_eq!(w.consent(2, Y1).await, Some(ConsentStatus::Withdrawn));
     assert_eq!(w.consent(3, Y1).await, Some(ConsentStatus::Consented));
@@ -455,8 +459,12 @@ both_backends!(withdrawal_by_sms, super::withdraw_by_sms);
 async fn pending_requests_first(pg: bool) {
     let mut w = World::new(pg).await;
     let t0 = testkit::MONDAY_9AM;
-    w.import(&[row(1, 0, M1), row(3, 0, M3)], Mode::Incremental, t0 - 3600)
-        .await;
+    w.import(
+        &[row(1, 0, M1), row(3, 0, M3)],
+        Mode::Incremental,
+        t0 - 3600,
+    )
+    .await;
     w.tick(t0).await;
     w.reply(M1, "3#1", t0 + 60).await;
     w.reply(M3, "3#1", t0 + 70).await;
@@ -472,7 +480,11 @@ async fn pending_requests_first(pg: bool) {
     assert_eq!(kinds(&w.new_sms()), vec![(M1, "consent_refused")]);
     assert_eq!(w.consent(2, Y1).await, Some(ConsentStatus::Refused));
     let v1 = w.voucher(1, Y1).await.unwrap();
-    assert_eq!(v1.status(), VoucherStatus::Issued, "the sibling's voucher stays");
+    assert_eq!(
+        v1.status(),
+        VoucherStatus::Issued,
+        "the sibling's voucher stays"
+    );
 
     assert_eq!(
         w.reply(M1, "3#2", t0 + 900).await,
@@ -484,7 +496,10 @@ async fn pending_requests_first(pg: bool) {
     let sent = w.new_sms();
     assert_eq!(kinds(&sent), vec![(M1, "consent_withdrawn")]);
     assert!(sent[0].text.contains("Сапаров Алихан1 Русланович"));
-    assert!(!sent[0].text.contains("Алихан2"), "only the child it applied to");
+    assert!(
+        !sent[0].text.contains("Алихан2"),
+        "only the child it applied to"
+    );
 
     // Pupil 3's voucher is revoked by an operator: a 3#2 finds nothing to withdraw.
     let v3 = w.voucher(3, Y1).await.unwrap();
@@ -500,7 +515,10 @@ async fn pending_requests_first(pg: bool) {
     assert_eq!(v3.revoke_reason.as_deref(), Some("operator"));
 }
 
-both_backends!(pending_requests_before_withdrawal, super::pending_requests_first);
+both_backends!(
+    pending_requests_before_withdrawal,
+    super::pending_requests_first
+);
 
 /// DESIGN §10, "A new phone": from the import on, the wallet shows the pupil to the new
 /// priority phone only; the old number's open session loses it (list, QR, history); the consent
@@ -668,10 +686,7 @@ async fn both_years_and_reasons(pg: bool) {
     // The removed pupil's voucher stays visible to the parent with the reason, never signed.
     let other = w.login(M3).await;
     let list = w.vouchers(&other).await;
-    let now = list
-        .iter()
-        .find(|v| v["voucher_id"] == removed.id)
-        .unwrap();
+    let now = list.iter().find(|v| v["voucher_id"] == removed.id).unwrap();
     assert_eq!(
         (&now["status"], &now["revoke_reason"]),
         (&json!("revoked"), &json!("removed"))
@@ -680,7 +695,10 @@ async fn both_years_and_reasons(pg: bool) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-both_backends!(wallet_shows_both_years_and_reasons, super::both_years_and_reasons);
+both_backends!(
+    wallet_shows_both_years_and_reasons,
+    super::both_years_and_reasons
+);
 
 /// The SQLite migration rebuilds `consents` (and `consent_transitions` with it) to allow the
 /// new status: a database with consents and their transitions keeps every row, and the

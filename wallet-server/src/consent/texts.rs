@@ -218,10 +218,17 @@ mod tests {
 
     #[test]
     fn withdrawal_names_each_child_and_the_way_back() {
-        let children = ["Сапаров Алихан Русланович".to_owned(), "Сапарова Айгерим".to_owned()];
+        let children = [
+            "Сапаров Алихан Русланович".to_owned(),
+            "Сапарова Айгерим".to_owned(),
+        ];
         for lang in [Lang::Ru, Lang::Kk] {
-            for text in [withdrawn(lang, &children), already_withdrawn(lang, &children)] {
-                for needle in ["Сапаров Алихан Русланович, Сапарова Айгерим", "1414"] {
+            for text in [
+                withdrawn(lang, &children),
+                already_withdrawn(lang, &children),
+            ] {
+                for needle in ["Сапаров Алихан Русланович, Сапарова Айгерим", "1414"]
+                {
                     assert!(text.contains(needle), "{lang:?}: {needle} in {text}");
                 }
                 assert!(!text.contains("  "), "no doubled spaces");

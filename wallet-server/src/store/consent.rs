@@ -148,7 +148,8 @@ impl OwedVoucher {
     }
 }
 
-pub(crate) const TARGET_SELECT: &str = "SELECT c.id AS consent_id, c.pupil_id, p.school_code, c.phone, \
+pub(crate) const TARGET_SELECT: &str =
+    "SELECT c.id AS consent_id, c.pupil_id, p.school_code, c.phone, \
     c.status, p.lang, p.last_name, p.first_name, p.middle_name, p.contact_name \
     FROM consents c JOIN pupils p ON p.id = c.pupil_id";
 

@@ -117,7 +117,8 @@ pub struct ReportStatus {
 
 /// Consent statuses that end (or complete) the process and go to NOBD; `withdrawn`: a consent
 /// given, then withdrawn by `3#2` (DESIGN §10).
-pub const CONSENT_OUTCOMES: [&str; 5] = ["no_phone", "refused", "expired", "consented", "withdrawn"];
+pub const CONSENT_OUTCOMES: [&str; 5] =
+    ["no_phone", "refused", "expired", "consented", "withdrawn"];
 
 /// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's parameter limits.
 const INSERT_CHUNK: usize = 500;
