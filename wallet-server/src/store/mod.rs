@@ -25,6 +25,7 @@ pub mod terminals;
 pub mod testing;
 pub mod vouchers;
 pub mod wallet;
+pub mod withdrawal;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -53,6 +54,7 @@ pub use staff::StaffStore;
 pub use terminals::TerminalStore;
 pub use vouchers::VoucherStore;
 pub use wallet::WalletStore;
+pub use withdrawal::WithdrawalStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -109,6 +111,7 @@ pub trait Store:
     + MaintenanceStore
     + LeaseStore
     + OpsStore
+    + WithdrawalStore
     + Send
     + Sync
     + 'static

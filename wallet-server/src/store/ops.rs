@@ -14,6 +14,7 @@ pub const CONSENT_STATES: &[&str] = &[
     "refused",
     "expired",
     "no_phone",
+    "withdrawn",
 ];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
