@@ -15,6 +15,12 @@
 //! stays revoked when its year ends (the reason stays visible); an expired one never changes
 //! again.
 
+use crate::config::Lang;
+use crate::consent::texts;
+use crate::sms::SmsKind;
+use crate::store::import::{ListedChange, VoucherPlan};
+use crate::store::roster::{full_name, NewPupil};
+use crate::store::sms::NewSms;
 use crate::store::vouchers::{AuditNote, Issue, NewState, NewVoucher, StateChange, Voucher, Which};
 use crate::store::{Store, StoreResult};
 use chrono::NaiveDate;
@@ -224,6 +230,77 @@ pub async fn restore(
             now,
         )
         .await
+}
+
+/// What a roster import does with the vouchers of a pupil it lists with changed data (DESIGN
+/// §10), decided per voucher inside the import's transaction:
+///
+/// * a voucher whose school year has not ended follows the pupil to the school the file names
+///   (the import moves it when that school differs; an expired or ended one stays where its
+///   meals were served);
+/// * the pupil is no longer eligible: an `issued` or `active` one is revoked (`not_eligible`);
+/// * the pupil is eligible: one revoked as `not_eligible` or `removed` is restored to its state
+///   before — never one the parent `withdrew` or an operator revoked.
+pub fn listed_plan(v: &Voucher, eligible: bool, today: NaiveDate) -> VoucherPlan {
+    let status = v.status();
+    let ended = v
+        .valid_to
+        .parse::<NaiveDate>()
+        .map_or(true, |end| end < today);
+    if status == VoucherStatus::Expired || ended {
+        return VoucherPlan::default();
+    }
+    let revocable = rule(Event::Revoke(RevokeReason::NotEligible)).0.contains(&status);
+    let restorable = rule(Event::Restore).0.contains(&status)
+        && [RevokeReason::NotEligible, RevokeReason::Removed]
+            .iter()
+            .any(|r| v.revoke_reason.as_deref() == Some(r.as_str()));
+    let change = match (eligible, revocable, restorable) {
+        (false, true, _) => Some(ListedChange::Revoke),
+        (true, _, true) => Some(ListedChange::Restore),
+        _ => None,
+    };
+    VoucherPlan {
+        follows: true,
+        change,
+    }
+}
+
+/// The revocation of a listed pupil's voucher by [`listed_plan`], the audit naming the file.
+pub fn not_eligible<'a>(actor: &'a str, detail: &'a str) -> StateChange<'a> {
+    change(Event::Revoke(RevokeReason::NotEligible), actor, detail)
+}
+
+/// The restoration of a listed pupil's voucher by [`listed_plan`], the audit naming the file.
+pub fn relisted<'a>(actor: &'a str, detail: &'a str) -> StateChange<'a> {
+    change(Event::Restore, actor, detail)
+}
+
+/// The audit of a voucher moved by [`listed_plan`] (not a change of state: the voucher keeps
+/// it), the detail naming the file.
+pub fn moved<'a>(actor: &'a str, detail: &'a str) -> AuditNote<'a> {
+    AuditNote {
+        actor,
+        action: "voucher.move",
+        detail,
+    }
+}
+
+/// The SMS (`voucher_revoked`) to the parent of a pupil whose voucher the import revoked as no
+/// longer eligible: to the pupil's priority phone from the roster, in the pupil's language;
+/// none without a phone.
+pub fn not_eligible_sms(pupil: &NewPupil, school_name: &str) -> Option<NewSms> {
+    let lang = Lang::parse(&pupil.lang).unwrap_or_default();
+    let child = full_name(
+        &pupil.last_name,
+        &pupil.first_name,
+        pupil.middle_name.as_deref(),
+    );
+    Some(NewSms {
+        to: pupil.contact_phone.clone()?,
+        text: texts::voucher_revoked(lang, &child, school_name),
+        kind: SmsKind::VoucherRevoked,
+    })
 }
 
 /// Vouchers expired per transaction at the end of a year.

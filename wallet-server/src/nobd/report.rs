@@ -54,6 +54,18 @@ pub struct VoucherSection {
     pub revoked_total: i64,
     pub activated_on_day: i64,
     pub activations: Vec<Activation>,
+    /// Vouchers of the school revoked during the day, whatever the reason (DESIGN §10).
+    #[serde(default)]
+    pub revocations: Vec<Revocation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub voucher_id: String,
+    pub pupil_iin: String,
+    /// `not_eligible`, `removed`, `withdrawn` or `operator`.
+    pub reason: String,
+    pub revoked_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +155,7 @@ impl ReportContent {
             + self.refused_events.total
             > 0
             || self.vouchers.activated_on_day > 0
+            || !self.vouchers.revocations.is_empty()
             || !self.consent_outcomes.is_empty()
     }
 
@@ -205,6 +218,16 @@ pub fn assemble(
             });
         }
     }
+    for x in data.revocations {
+        if let Some(r) = out.get_mut(&x.school_code) {
+            r.vouchers.revocations.push(Revocation {
+                voucher_id: x.voucher_id,
+                pupil_iin: x.pupil_iin,
+                reason: x.reason,
+                revoked_at: local_rfc3339(x.revoked_at),
+            });
+        }
+    }
     for m in data.meals {
         if let Some(r) = out.get_mut(&m.school_code) {
             r.meals.served_total += m.meals;
@@ -249,6 +272,13 @@ pub fn assemble(
         r.vouchers.activations.sort_by(|a, b| {
             (&a.activated_at, &a.pupil_iin, &a.voucher_id).cmp(&(
                 &b.activated_at,
+                &b.pupil_iin,
+                &b.voucher_id,
+            ))
+        });
+        r.vouchers.revocations.sort_by(|a, b| {
+            (&a.revoked_at, &a.pupil_iin, &a.voucher_id).cmp(&(
+                &b.revoked_at,
                 &b.pupil_iin,
                 &b.voucher_id,
             ))
