@@ -425,6 +425,106 @@ mod tests {
     }
 
     #[test]
+    fn a_listed_pupils_vouchers_follow_lose_and_regain_by_the_rules() {
+        let today: NaiveDate = "2026-11-23".parse().unwrap();
+        let voucher = |status: &str, reason: Option<&str>, valid_to: &str| Voucher {
+            id: uuid::Uuid::nil().to_string(),
+            pupil_id: 1,
+            school_code: 1,
+            school_year: "2026-2027".into(),
+            status: status.into(),
+            valid_from: "2026-09-01".into(),
+            valid_to: valid_to.into(),
+            issued_at: 0,
+            activated_at: None,
+            revoked_at: reason.map(|_| 1),
+            revoke_reason: reason.map(str::to_owned),
+            change_seq: 1,
+        };
+        let plan = |status, reason, eligible| {
+            listed_plan(&voucher(status, reason, "2027-05-25"), eligible, today)
+        };
+        let follows = |change| VoucherPlan {
+            follows: true,
+            change,
+        };
+        for status in ["issued", "active"] {
+            assert_eq!(plan(status, None, true), follows(None));
+            assert_eq!(
+                plan(status, None, false),
+                follows(Some(ListedChange::Revoke))
+            );
+        }
+        for why in RevokeReason::ALL {
+            let r = Some(why.as_str());
+            let undone = matches!(why, RevokeReason::NotEligible | RevokeReason::Removed);
+            assert_eq!(
+                plan("revoked", r, true),
+                follows(undone.then_some(ListedChange::Restore)),
+                "{why:?}"
+            );
+            assert_eq!(plan("revoked", r, false), follows(None), "{why:?}");
+        }
+        // Last year's vouchers stay where they were, as they are.
+        assert_eq!(
+            listed_plan(&voucher("expired", None, "2026-05-25"), false, today),
+            VoucherPlan::default()
+        );
+        assert_eq!(
+            listed_plan(
+                &voucher("revoked", Some("removed"), "2026-05-25"),
+                true,
+                today
+            ),
+            VoucherPlan::default()
+        );
+        assert_eq!(
+            listed_plan(&voucher("active", None, "2026-11-23"), false, today),
+            follows(Some(ListedChange::Revoke)),
+            "its last day is still its year"
+        );
+        let c = not_eligible("office", "not_eligible: by r.csv");
+        assert_eq!((c.reason, c.to), ("not_eligible", NewState::Revoked));
+        assert_eq!(relisted("a", "d").to, NewState::BeforeRevocation);
+        assert_eq!(moved("a", "r.csv").action, "voucher.move");
+    }
+
+    #[test]
+    fn the_revocation_sms_goes_to_the_priority_phone_in_the_pupils_language() {
+        let mut p = NewPupil {
+            iin: "1".into(),
+            school_code: 1,
+            last_name: "Сапаров".into(),
+            first_name: "Алихан".into(),
+            middle_name: Some("Русланович".into()),
+            grade: 3,
+            class_letter: "А".into(),
+            receives_asp: false,
+            per_capita_income_kzt: None,
+            orphan: false,
+            mother_name: None,
+            mother_phone: None,
+            father_name: None,
+            father_phone: Some("+77010000009".into()),
+            guardian_name: None,
+            guardian_phone: None,
+            card_number: None,
+            lang: "kk".into(),
+            category: crate::eligibility::Category::NotEligible,
+            contact_phone: Some("+77010000009".into()),
+            contact_name: None,
+        };
+        let sms = not_eligible_sms(&p, "Мектеп №1").unwrap();
+        assert_eq!((sms.to.as_str(), sms.kind), ("+77010000009", SmsKind::VoucherRevoked));
+        assert_eq!(
+            sms.text,
+            texts::voucher_revoked(Lang::Kk, "Сапаров Алихан Русланович", "Мектеп №1")
+        );
+        p.contact_phone = None;
+        assert_eq!(not_eligible_sms(&p, "Мектеп №1"), None);
+    }
+
+    #[test]
     fn every_change_is_audited_with_its_reason() {
         let c = change(Event::Revoke(RevokeReason::NotEligible), "a", "d");
         assert_eq!(

@@ -293,7 +293,7 @@ pub fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::nobd::{MealAggregate, VerdictAggregate};
+    use crate::store::nobd::{MealAggregate, RevocationRow, VerdictAggregate};
 
     fn school(code: i64) -> School {
         School {
@@ -315,6 +315,42 @@ mod tests {
             local_rfc3339(crate::testkit::MONDAY_9AM),
             "2026-11-23T09:00:00+05:00"
         );
+    }
+
+    #[test]
+    fn revocations_land_in_their_school_sorted_and_count_as_activity() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let day = crate::nobd::build::day_window(date);
+        let rev = |school_code, voucher: &str, at| RevocationRow {
+            school_code,
+            voucher_id: voucher.into(),
+            pupil_iin: format!("iin-{voucher}"),
+            reason: "not_eligible".into(),
+            revoked_at: at,
+        };
+        let data = DayData {
+            revocations: vec![
+                rev(1, "b", day.start + 7200),
+                rev(1, "a", day.start + 3600),
+                rev(2, "c", day.start),
+            ],
+            ..DayData::default()
+        };
+        let out = assemble(&day, date, &[school(1), school(2), school(3)], data);
+        let ids: Vec<&str> = out[&1]
+            .vouchers
+            .revocations
+            .iter()
+            .map(|r| r.voucher_id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(
+            out[&1].vouchers.revocations[0].revoked_at,
+            "2026-11-23T01:00:00+05:00"
+        );
+        assert_eq!(out[&2].vouchers.revocations.len(), 1);
+        assert!(out[&2].has_activity(), "a revocation alone is worth a report");
+        assert!(!out[&3].has_activity());
     }
 
     #[test]
