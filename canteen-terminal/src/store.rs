@@ -936,7 +936,11 @@ pub async fn apply_snapshot(pool: &SqlitePool, a: &SnapshotApply<'_>) -> Result<
         .bind(&v.display_name)
         .bind(i64::from(v.grade))
         .bind(&v.class_letter)
-        .bind(if v.moved_away { None } else { v.card_number.as_deref() })
+        .bind(if v.moved_away {
+            None
+        } else {
+            v.card_number.as_deref()
+        })
         .bind(!v.moved_away)
         .bind(a.local_now)
         .execute(&mut *tx)

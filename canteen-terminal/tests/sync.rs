@@ -490,7 +490,10 @@ async fn a_voucher_that_moved_away_is_dropped_and_its_card_freed() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(monday_noon());
     let t = enrolled_terminal(dir.path(), &server, "C1", "Асхана 1", &clock).await;
-    let ok = t.scan(&world.token(id(1), monday_noon()), None).await.unwrap();
+    let ok = t
+        .scan(&world.token(id(1), monday_noon()), None)
+        .await
+        .unwrap();
     assert_eq!(ok.verdict, Verdict::Ok);
 
     let mut gone = voucher(1, VoucherStatus::Revoked);
@@ -507,22 +510,28 @@ async fn a_voucher_that_moved_away_is_dropped_and_its_card_freed() {
     assert_eq!(o.verdict, Verdict::UnknownVoucher);
     let card = voucher(1, VoucherStatus::Active).card_number.unwrap();
     let o = t.redeem_card(&card, None).await.unwrap();
-    assert_eq!(o.verdict, Verdict::UnknownVoucher, "its card names nobody here");
     assert_eq!(
-        t.redeem_card(&voucher(2, VoucherStatus::Active).card_number.unwrap(), None)
-            .await
-            .unwrap()
-            .verdict,
+        o.verdict,
+        Verdict::UnknownVoucher,
+        "its card names nobody here"
+    );
+    assert_eq!(
+        t.redeem_card(
+            &voucher(2, VoucherStatus::Active).card_number.unwrap(),
+            None
+        )
+        .await
+        .unwrap()
+        .verdict,
         Verdict::Ok,
         "the others are served"
     );
-    let (listed, status, held_card): (i64, String, Option<String>) = sqlx::query_as(
-        "SELECT listed, status, card_number FROM vouchers WHERE voucher_id = ?",
-    )
-    .bind(id(1).to_string())
-    .fetch_one(t.pool())
-    .await
-    .unwrap();
+    let (listed, status, held_card): (i64, String, Option<String>) =
+        sqlx::query_as("SELECT listed, status, card_number FROM vouchers WHERE voucher_id = ?")
+            .bind(id(1).to_string())
+            .fetch_one(t.pool())
+            .await
+            .unwrap();
     assert_eq!((listed, status.as_str(), held_card), (0, "revoked", None));
     let (meals,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM meals WHERE voucher_id = ?")
         .bind(id(1).to_string())
@@ -571,5 +580,8 @@ fn moved_away_is_optional_on_the_wire() {
     gone.moved_away = true;
     let json = serde_json::to_value(&gone).unwrap();
     assert_eq!(json["moved_away"], true);
-    assert_eq!(json["status"], "revoked", "an older terminal refuses it as inactive");
+    assert_eq!(
+        json["status"], "revoked",
+        "an older terminal refuses it as inactive"
+    );
 }

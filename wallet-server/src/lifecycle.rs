@@ -250,7 +250,9 @@ pub fn listed_plan(v: &Voucher, eligible: bool, today: NaiveDate) -> VoucherPlan
     if status == VoucherStatus::Expired || ended {
         return VoucherPlan::default();
     }
-    let revocable = rule(Event::Revoke(RevokeReason::NotEligible)).0.contains(&status);
+    let revocable = rule(Event::Revoke(RevokeReason::NotEligible))
+        .0
+        .contains(&status);
     let restorable = rule(Event::Restore).0.contains(&status)
         && [RevokeReason::NotEligible, RevokeReason::Removed]
             .iter()
@@ -515,7 +517,10 @@ mod tests {
             contact_name: None,
         };
         let sms = not_eligible_sms(&p, "Мектеп №1").unwrap();
-        assert_eq!((sms.to.as_str(), sms.kind), ("+77010000009", SmsKind::VoucherRevoked));
+        assert_eq!(
+            (sms.to.as_str(), sms.kind),
+            ("+77010000009", SmsKind::VoucherRevoked)
+        );
         assert_eq!(
             sms.text,
             texts::voucher_revoked(Lang::Kk, "Сапаров Алихан Русланович", "Мектеп №1")

@@ -20,7 +20,9 @@ use wallet_server::config::Settings;
 use wallet_server::consent;
 use wallet_server::lifecycle::RevokeReason;
 use wallet_server::nobd::build::{build_day, Coverage};
-use wallet_server::roster::{self, Column, Format, ImportOptions, ImportReport, ImportRequest, Mode};
+use wallet_server::roster::{
+    self, Column, Format, ImportOptions, ImportReport, ImportRequest, Mode,
+};
 use wallet_server::store::roster::School;
 use wallet_server::store::vouchers::Voucher;
 use wallet_server::store::Store;
@@ -82,9 +84,15 @@ impl World {
             },
         };
         self.state().clock.set(at);
-        let report = roster::import(self.store(), &self.state().settings, &request, at, &|_, _| {})
-            .await
-            .unwrap();
+        let report = roster::import(
+            self.store(),
+            &self.state().settings,
+            &request,
+            at,
+            &|_, _| {},
+        )
+        .await
+        .unwrap();
         assert!(report.applied, "{:?}", report.errors);
         report
     }
@@ -312,15 +320,27 @@ async fn move_between_schools(pg: bool) {
     let moved = [row(1, 1, M1)];
     let report = w.import(&moved, Mode::Incremental, T0 + 4 * HOUR).await;
     assert_eq!(report.counts.vouchers_moved, 1, "{:?}", report.counts);
-    assert!(report.summary().contains("vouchers moved 1"), "{}", report.summary());
+    assert!(
+        report.summary().contains("vouchers moved 1"),
+        "{}",
+        report.summary()
+    );
     let after = w.fresh(&v).await;
     assert_eq!(after.id, v.id, "the same voucher");
     assert_eq!(after.school_code, b.code);
-    assert_eq!(after.status(), VoucherStatus::Active, "its state goes with it");
+    assert_eq!(
+        after.status(),
+        VoucherStatus::Active,
+        "its state goes with it"
+    );
 
     // The meal served before the move, uploaded after it, counts at school 0.
     let (status, body) = upload(&w.app, &ta, &[meal]).await;
-    assert_eq!((status, &body["refused"]), (StatusCode::OK, &json!(0)), "{body}");
+    assert_eq!(
+        (status, &body["refused"]),
+        (StatusCode::OK, &json!(0)),
+        "{body}"
+    );
 
     // School 0's terminal drops it at its next sync; an older terminal reads `revoked`.
     w.state().clock.set(T0 + 5 * HOUR);
@@ -342,13 +362,20 @@ async fn move_between_schools(pg: bool) {
     assert_eq!(row_of(&wire, &v.id)["status"], "revoked");
     assert_eq!(row_of(&wire, &v.id)["moved_away"], true);
     let full_a = snapshot(&w.app, &ta, 0).await;
-    assert_eq!(status_in(&full_a, v.uuid()), None, "not school 0's any more");
+    assert_eq!(
+        status_in(&full_a, v.uuid()),
+        None,
+        "not school 0's any more"
+    );
     let again = snapshot(&w.app, &ta, da.cursor).await;
     assert_eq!(status_in(&again, v.uuid()), None, "told once");
     // School 1's terminal receives it, without the mark.
     let db = snapshot(&w.app, &tb, sb.cursor).await;
     let here = in_snapshot(&db, v.uuid()).expect("school 1 gets it");
-    assert_eq!((here.status, here.moved_away), (VoucherStatus::Active, false));
+    assert_eq!(
+        (here.status, here.moved_away),
+        (VoucherStatus::Active, false)
+    );
     assert!(row_of(&serde_json::to_value(&db).unwrap(), &v.id)
         .get("moved_away")
         .is_none());
@@ -366,7 +393,14 @@ async fn move_between_schools(pg: bool) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let token = shared::token::decode(body["token"].as_str().unwrap()).unwrap();
     assert_eq!(i64::from(token.claims.school_code), b.code);
-    let (_, list) = call(&w.app, "GET", "/api/v1/wallet/vouchers", Some(&session), None).await;
+    let (_, list) = call(
+        &w.app,
+        "GET",
+        "/api/v1/wallet/vouchers",
+        Some(&session),
+        None,
+    )
+    .await;
     let listed = list
         .as_array()
         .unwrap()
@@ -390,7 +424,10 @@ async fn move_between_schools(pg: bool) {
     assert_eq!(day1_b["meals"]["served_total"], 0, "{day1_b}");
     let day2_a = w.nobd(&a, "2026-11-24", T0 + 2 * DAY).await;
     assert_eq!(day2_a["meals"]["served_total"], 0);
-    assert_eq!(day2_a["refused_events"]["by_reason"]["other_school_voucher"], 1);
+    assert_eq!(
+        day2_a["refused_events"]["by_reason"]["other_school_voucher"],
+        1
+    );
     let day2_b = w.nobd(&b, "2026-11-24", T0 + 2 * DAY).await;
     assert_eq!(day2_b["meals"]["served_total"], 1, "{day2_b}");
 
@@ -423,6 +460,11 @@ async fn move_between_schools(pg: bool) {
     assert_eq!(outs.len(), 1, "{at_a}");
     assert_eq!(outs[0]["other_school_bin"], b.bin.as_str());
     assert!(at_a["transfers_in"].as_array().unwrap().is_empty());
+    let token = staff_b.trim_start_matches("Bearer ");
+    let html = page_html(&w, &format!("/school/s/{}/vouchers?lang=ru", b.bin), token).await;
+    assert!(html.contains("Перешли из другой школы"), "{html}");
+    assert!(html.contains("Сапаров Алихан1 Русланович"), "{html}");
+    assert!(html.contains(&format!("Школа №1 ({})", a.bin)), "{html}");
     // Staff of one school do not read the other's list.
     let (status, _) = call(
         &w.app,
@@ -441,7 +483,10 @@ async fn move_between_schools(pg: bool) {
     assert_eq!(at_b["transfers_in"].as_array().unwrap().len(), 1);
 }
 
-both_backends!(a_pupil_moves_school_with_the_voucher, super::move_between_schools);
+both_backends!(
+    a_pupil_moves_school_with_the_voucher,
+    super::move_between_schools
+);
 
 /// A pupil no longer eligible: revoked `not_eligible`, one SMS (also when the file comes again),
 /// in the day's NOBD report; eligible again the same year: back as it was, nothing asked.
@@ -464,7 +509,11 @@ async fn eligibility_lost_and_regained(pg: bool) {
     let lost = [eligible(row(1, 0, M1), false), row(2, 0, M2)];
     let at = T0 + DAY;
     let report = w.import(&lost, Mode::Incremental, at).await;
-    assert_eq!(report.counts.vouchers_not_eligible, 1, "{:?}", report.counts);
+    assert_eq!(
+        report.counts.vouchers_not_eligible, 1,
+        "{:?}",
+        report.counts
+    );
     let revoked = w.fresh(&v).await;
     assert_eq!(revoked.status(), VoucherStatus::Revoked);
     assert_eq!(revoked.revoke_reason.as_deref(), Some("not_eligible"));
@@ -480,7 +529,11 @@ async fn eligibility_lost_and_regained(pg: bool) {
         })
         .collect();
     assert_eq!(texts.len(), 1, "{texts:?}");
-    for needle in ["Сапаров Алихан1 Русланович", "Школа №1", "больше не относится"] {
+    for needle in [
+        "Сапаров Алихан1 Русланович",
+        "Школа №1",
+        "больше не относится",
+    ] {
         assert!(texts[0].contains(needle), "{needle}: {}", texts[0]);
     }
     // The same file again, and the same file as a snapshot: nothing more.
@@ -513,7 +566,10 @@ async fn eligibility_lost_and_regained(pg: bool) {
     assert_eq!(list[0]["reason"], "not_eligible");
     assert_eq!(list[0]["revoked_at"], "2026-11-24T09:00:00+05:00");
     let before = w.nobd(&school, "2026-11-23", T0 + 2 * DAY).await;
-    assert!(before["vouchers"]["revocations"].as_array().unwrap().is_empty());
+    assert!(before["vouchers"]["revocations"]
+        .as_array()
+        .unwrap()
+        .is_empty());
     // ... and the school page shows it with its reason.
     let staff = w.staff("admin", &[&school]).await;
     let page = w.school_vouchers(&staff, &school).await;
@@ -521,10 +577,23 @@ async fn eligibility_lost_and_regained(pg: bool) {
     assert_eq!(rev.len(), 1, "{page}");
     assert_eq!(rev[0]["reason"], "not_eligible");
     let token = staff.trim_start_matches("Bearer ");
-    let html = page_html(&w, &format!("/school/s/{}/vouchers?lang=ru", school.bin), token).await;
-    assert!(html.contains("Больше не относится к льготным категориям"), "{html}");
+    let html = page_html(
+        &w,
+        &format!("/school/s/{}/vouchers?lang=ru", school.bin),
+        token,
+    )
+    .await;
+    assert!(
+        html.contains("Больше не относится к льготным категориям"),
+        "{html}"
+    );
     assert!(html.contains("Алихан1"), "{html}");
-    let html = page_html(&w, &format!("/school/s/{}/vouchers?lang=kk", school.bin), token).await;
+    let html = page_html(
+        &w,
+        &format!("/school/s/{}/vouchers?lang=kk", school.bin),
+        token,
+    )
+    .await;
     assert!(html.contains("Санаттарға енді жатпайды"), "{html}");
 
     // Eligible again two days later: active as before, no new consent asked, no SMS.
@@ -545,7 +614,10 @@ async fn eligibility_lost_and_regained(pg: bool) {
     assert!(audit_has(&w, "voucher.restore", &v.id).await);
 }
 
-both_backends!(a_pupil_loses_and_regains_eligibility, super::eligibility_lost_and_regained);
+both_backends!(
+    a_pupil_loses_and_regains_eligibility,
+    super::eligibility_lost_and_regained
+);
 
 async fn page_html(w: &World, path: &str, token: &str) -> String {
     use tower::ServiceExt;
@@ -605,7 +677,11 @@ async fn removed_then_listed_again(pg: bool) {
     // Corrected the next day.
     let report = w.import(&all, Mode::Snapshot, T0 + 2 * DAY).await;
     assert_eq!(report.counts.vouchers_restored, 2, "{:?}", report.counts);
-    assert_eq!(w.fresh(&v1).await.status(), VoucherStatus::Active, "active stays active");
+    assert_eq!(
+        w.fresh(&v1).await.status(),
+        VoucherStatus::Active,
+        "active stays active"
+    );
     assert_eq!(w.fresh(&v2).await.status(), VoucherStatus::Issued);
     consent::tick(w.store(), &w.state().settings, T0 + 2 * DAY + 60)
         .await
@@ -634,7 +710,10 @@ async fn removed_then_listed_again(pg: bool) {
     );
 }
 
-both_backends!(a_removal_corrected_restores_the_vouchers, super::removed_then_listed_again);
+both_backends!(
+    a_removal_corrected_restores_the_vouchers,
+    super::removed_then_listed_again
+);
 
 /// Revocations the parent or an operator made are never undone by an import: not by the pupil
 /// listed again after a removal, not by eligibility regained; and a pupil removed while not
@@ -662,7 +741,10 @@ async fn imports_never_undo_withdrawal_or_operator(pg: bool) {
         eligible(row(3, 0, M3), false),
     ];
     let report = w.import(&flip, Mode::Incremental, T0 + 3 * DAY).await;
-    assert_eq!(report.counts.vouchers_not_eligible, 1, "only pupil 3's was live");
+    assert_eq!(
+        report.counts.vouchers_not_eligible, 1,
+        "only pupil 3's was live"
+    );
     let report = w.import(&all, Mode::Incremental, T0 + 4 * DAY).await;
     assert_eq!(report.counts.vouchers_restored, 1, "only pupil 3's");
 
@@ -680,11 +762,19 @@ async fn imports_never_undo_withdrawal_or_operator(pg: bool) {
     assert_eq!(w.sms_count(M3, "voucher_revoked").await, 1);
 
     // Removed while not eligible, listed again still not eligible: stays revoked.
-    w.import(&[row(1, 0, M1), row(2, 0, M2)], Mode::Snapshot, T0 + 5 * DAY)
-        .await;
+    w.import(
+        &[row(1, 0, M1), row(2, 0, M2)],
+        Mode::Snapshot,
+        T0 + 5 * DAY,
+    )
+    .await;
     assert_eq!(w.fresh(&v3).await.revoke_reason.as_deref(), Some("removed"));
     let report = w
-        .import(&[eligible(row(3, 0, M3), false)], Mode::Incremental, T0 + 6 * DAY)
+        .import(
+            &[eligible(row(3, 0, M3), false)],
+            Mode::Incremental,
+            T0 + 6 * DAY,
+        )
         .await;
     assert_eq!(report.counts.vouchers_restored, 0);
     let r = w.fresh(&v3).await;
@@ -695,4 +785,7 @@ async fn imports_never_undo_withdrawal_or_operator(pg: bool) {
     assert_eq!(w.sms_count(M3, "voucher_revoked").await, 1);
 }
 
-both_backends!(imports_never_undo_a_withdrawal, super::imports_never_undo_withdrawal_or_operator);
+both_backends!(
+    imports_never_undo_a_withdrawal,
+    super::imports_never_undo_withdrawal_or_operator
+);

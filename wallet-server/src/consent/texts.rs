@@ -201,9 +201,13 @@ mod tests {
 
     #[test]
     fn a_revoked_voucher_names_child_reason_and_school() {
-        for (lang, reason) in [(Lang::Ru, "больше не относится"), (Lang::Kk, "енді жатпайды")] {
+        for (lang, reason) in [
+            (Lang::Ru, "больше не относится"),
+            (Lang::Kk, "енді жатпайды"),
+        ] {
             let text = voucher_revoked(lang, "Сапаров Алихан Русланович", "Школа №1");
-            for needle in ["Сапаров Алихан Русланович", "Школа №1", reason] {
+            for needle in ["Сапаров Алихан Русланович", "Школа №1", reason]
+            {
                 assert!(text.contains(needle), "{lang:?}: {needle}");
             }
             assert!(!text.contains("  "), "no doubled spaces");

@@ -349,7 +349,10 @@ mod tests {
             "2026-11-23T01:00:00+05:00"
         );
         assert_eq!(out[&2].vouchers.revocations.len(), 1);
-        assert!(out[&2].has_activity(), "a revocation alone is worth a report");
+        assert!(
+            out[&2].has_activity(),
+            "a revocation alone is worth a report"
+        );
         assert!(!out[&3].has_activity());
     }
 

@@ -152,7 +152,8 @@ fn unchanged(old: &Pupil, school_code: i64, new: &NewPupil) -> bool {
 }
 
 /// A change a terminal's snapshot shows: the display name, class, card, the pupil listed again
-/// after removal, or a move to another school (the voucher stays in its school's snapshot).
+/// after removal, or a move to another school (the vouchers that follow the pupil get the
+/// import's change number again when they move).
 fn terminal_visible_change(old: &Pupil, school_code: i64, new: &NewPupil) -> bool {
     old.removed_at.is_some()
         || old.school_code != school_code

@@ -27,10 +27,7 @@ pub async fn page(State(state): State<AppState>, page: SchoolPage) -> Result<Pag
     );
     body.push_str(&format!(
         "<h2>{}</h2>",
-        t(
-            "Басқа мектептен келген оқушылар",
-            "Перешли из другой школы"
-        )
+        t("Басқа мектептен келген оқушылар", "Перешли из другой школы")
     ));
     transfers(
         &mut body,
