@@ -372,6 +372,7 @@ pub async fn listed_vouchers(pool: &SqlitePool) -> Result<Vec<SnapshotVoucher>, 
                 grade: u8::try_from(r.5).map_err(|_| corrupt("vouchers.grade", r.5.to_string()))?,
                 class_letter: r.6,
                 card_number: r.7,
+                moved_away: false,
             })
         })
         .collect()
@@ -917,14 +918,16 @@ pub async fn apply_snapshot(pool: &SqlitePool, a: &SnapshotApply<'_>) -> Result<
             .await?;
     }
     for v in &s.vouchers {
+        // A voucher that moved to another school is kept (rows are never deleted) but unlisted:
+        // the counter refuses it as unknown, and its card names nobody here any more.
         sqlx::query(
             "INSERT INTO vouchers (voucher_id, status, valid_from, valid_to, display_name, grade, \
-             class_letter, card_number, listed, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?) \
+             class_letter, card_number, listed, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (voucher_id) DO UPDATE SET status = excluded.status, \
              valid_from = excluded.valid_from, valid_to = excluded.valid_to, \
              display_name = excluded.display_name, grade = excluded.grade, \
              class_letter = excluded.class_letter, card_number = excluded.card_number, \
-             listed = 1, updated_at = excluded.updated_at",
+             listed = excluded.listed, updated_at = excluded.updated_at",
         )
         .bind(v.voucher_id.to_string())
         .bind(v.status.as_str())
@@ -933,7 +936,12 @@ pub async fn apply_snapshot(pool: &SqlitePool, a: &SnapshotApply<'_>) -> Result<
         .bind(&v.display_name)
         .bind(i64::from(v.grade))
         .bind(&v.class_letter)
-        .bind(&v.card_number)
+        .bind(if v.moved_away {
+            None
+        } else {
+            v.card_number.as_deref()
+        })
+        .bind(!v.moved_away)
         .bind(a.local_now)
         .execute(&mut *tx)
         .await?;

@@ -479,3 +479,109 @@ async fn enrollment_refuses_bad_codes_and_second_enrollment() {
         "the code was not spent"
     );
 }
+
+/// A voucher that moved to another school with its pupil comes in a delta marked `moved_away`
+/// (status `revoked`): the terminal drops it — refused as unknown by token and by card, also
+/// after a restart — keeps the meal it served before, and takes it back if it returns.
+#[tokio::test]
+async fn a_voucher_that_moved_away_is_dropped_and_its_card_freed() {
+    let world = World::new();
+    let server = FakeServer::start(world.server_state(many(3)));
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(monday_noon());
+    let t = enrolled_terminal(dir.path(), &server, "C1", "Асхана 1", &clock).await;
+    let ok = t
+        .scan(&world.token(id(1), monday_noon()), None)
+        .await
+        .unwrap();
+    assert_eq!(ok.verdict, Verdict::Ok);
+
+    let mut gone = voucher(1, VoucherStatus::Revoked);
+    gone.card_number = None;
+    gone.moved_away = true;
+    server.state.lock().unwrap().upsert_voucher(gone);
+    let next_day = monday_noon() + 24 * 3600;
+    clock.set(next_day);
+    world.server_clock.set(next_day);
+    let r = t.sync().await.unwrap();
+    assert!(!r.full_snapshot);
+    assert_eq!(r.vouchers_received, 1);
+    let o = t.scan(&world.token(id(1), next_day), None).await.unwrap();
+    assert_eq!(o.verdict, Verdict::UnknownVoucher);
+    let card = voucher(1, VoucherStatus::Active).card_number.unwrap();
+    let o = t.redeem_card(&card, None).await.unwrap();
+    assert_eq!(
+        o.verdict,
+        Verdict::UnknownVoucher,
+        "its card names nobody here"
+    );
+    assert_eq!(
+        t.redeem_card(
+            &voucher(2, VoucherStatus::Active).card_number.unwrap(),
+            None
+        )
+        .await
+        .unwrap()
+        .verdict,
+        Verdict::Ok,
+        "the others are served"
+    );
+    let (listed, status, held_card): (i64, String, Option<String>) =
+        sqlx::query_as("SELECT listed, status, card_number FROM vouchers WHERE voucher_id = ?")
+            .bind(id(1).to_string())
+            .fetch_one(t.pool())
+            .await
+            .unwrap();
+    assert_eq!((listed, status.as_str(), held_card), (0, "revoked", None));
+    let (meals,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM meals WHERE voucher_id = ?")
+        .bind(id(1).to_string())
+        .fetch_one(t.pool())
+        .await
+        .unwrap();
+    assert_eq!(meals, 1, "the meal served before the move stays");
+    drop(t);
+    let t = Terminal::open(
+        dir.path(),
+        canteen_terminal::Settings::default(),
+        std::sync::Arc::new(clock.clone()),
+    )
+    .await
+    .unwrap();
+    let o = t
+        .scan(&world.token(id(1), next_day + 60), None)
+        .await
+        .unwrap();
+    assert_eq!(o.verdict, Verdict::UnknownVoucher, "after a restart too");
+
+    // The pupil comes back: listed again, served again.
+    server
+        .state
+        .lock()
+        .unwrap()
+        .upsert_voucher(voucher(1, VoucherStatus::Active));
+    t.sync().await.unwrap();
+    let o = t
+        .scan(&world.token(id(1), next_day + 120), None)
+        .await
+        .unwrap();
+    assert_eq!(o.verdict, Verdict::Ok);
+}
+
+/// A snapshot voucher without `moved_away` (an older server) reads as not moved; the field is
+/// left out of the JSON when false, so older terminals see what they always saw.
+#[test]
+fn moved_away_is_optional_on_the_wire() {
+    let v = voucher(1, VoucherStatus::Active);
+    let json = serde_json::to_value(&v).unwrap();
+    assert!(json.get("moved_away").is_none(), "{json}");
+    let back: shared::wire::SnapshotVoucher = serde_json::from_value(json).unwrap();
+    assert!(!back.moved_away);
+    let mut gone = voucher(1, VoucherStatus::Revoked);
+    gone.moved_away = true;
+    let json = serde_json::to_value(&gone).unwrap();
+    assert_eq!(json["moved_away"], true);
+    assert_eq!(
+        json["status"], "revoked",
+        "an older terminal refuses it as inactive"
+    );
+}

@@ -146,6 +146,11 @@ pub struct SnapshotVoucher {
     pub grade: u8,
     pub class_letter: String,
     pub card_number: Option<String>,
+    /// The voucher left this school (it followed its pupil to another one): the terminal drops
+    /// it and refuses it from then on as unknown. Sent in a delta with `status` `revoked`, so
+    /// a terminal that does not know this field refuses it as inactive. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moved_away: bool,
 }
 
 /// A meal already served today at another terminal of the same school.

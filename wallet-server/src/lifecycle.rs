@@ -15,6 +15,12 @@
 //! stays revoked when its year ends (the reason stays visible); an expired one never changes
 //! again.
 
+use crate::config::Lang;
+use crate::consent::texts;
+use crate::sms::SmsKind;
+use crate::store::import::{ListedChange, VoucherPlan};
+use crate::store::roster::{full_name, NewPupil};
+use crate::store::sms::NewSms;
 use crate::store::vouchers::{AuditNote, Issue, NewState, NewVoucher, StateChange, Voucher, Which};
 use crate::store::{Store, StoreResult};
 use chrono::NaiveDate;
@@ -233,6 +239,79 @@ pub async fn restore(
         .await
 }
 
+/// What a roster import does with the vouchers of a pupil it lists with changed data (DESIGN
+/// §10), decided per voucher inside the import's transaction:
+///
+/// * a voucher whose school year has not ended follows the pupil to the school the file names
+///   (the import moves it when that school differs; an expired or ended one stays where its
+///   meals were served);
+/// * the pupil is no longer eligible: an `issued` or `active` one is revoked (`not_eligible`);
+/// * the pupil is eligible: one revoked as `not_eligible` or `removed` is restored to its state
+///   before — never one the parent `withdrew` or an operator revoked.
+pub fn listed_plan(v: &Voucher, eligible: bool, today: NaiveDate) -> VoucherPlan {
+    let status = v.status();
+    let ended = v
+        .valid_to
+        .parse::<NaiveDate>()
+        .map_or(true, |end| end < today);
+    if status == VoucherStatus::Expired || ended {
+        return VoucherPlan::default();
+    }
+    let revocable = rule(Event::Revoke(RevokeReason::NotEligible))
+        .0
+        .contains(&status);
+    let restorable = rule(Event::Restore).0.contains(&status)
+        && [RevokeReason::NotEligible, RevokeReason::Removed]
+            .iter()
+            .any(|r| v.revoke_reason.as_deref() == Some(r.as_str()));
+    let change = match (eligible, revocable, restorable) {
+        (false, true, _) => Some(ListedChange::Revoke),
+        (true, _, true) => Some(ListedChange::Restore),
+        _ => None,
+    };
+    VoucherPlan {
+        follows: true,
+        change,
+    }
+}
+
+/// The revocation of a listed pupil's voucher by [`listed_plan`], the audit naming the file.
+pub fn not_eligible<'a>(actor: &'a str, detail: &'a str) -> StateChange<'a> {
+    change(Event::Revoke(RevokeReason::NotEligible), actor, detail)
+}
+
+/// The restoration of a listed pupil's voucher by [`listed_plan`], the audit naming the file.
+pub fn relisted<'a>(actor: &'a str, detail: &'a str) -> StateChange<'a> {
+    change(Event::Restore, actor, detail)
+}
+
+/// The audit of a voucher moved by [`listed_plan`] (not a change of state: the voucher keeps
+/// it), the detail naming the file.
+pub fn moved<'a>(actor: &'a str, detail: &'a str) -> AuditNote<'a> {
+    AuditNote {
+        actor,
+        action: "voucher.move",
+        detail,
+    }
+}
+
+/// The SMS (`voucher_revoked`) to the parent of a pupil whose voucher the import revoked as no
+/// longer eligible: to the pupil's priority phone from the roster, in the pupil's language;
+/// none without a phone.
+pub fn not_eligible_sms(pupil: &NewPupil, school_name: &str) -> Option<NewSms> {
+    let lang = Lang::parse(&pupil.lang).unwrap_or_default();
+    let child = full_name(
+        &pupil.last_name,
+        &pupil.first_name,
+        pupil.middle_name.as_deref(),
+    );
+    Some(NewSms {
+        to: pupil.contact_phone.clone()?,
+        text: texts::voucher_revoked(lang, &child, school_name),
+        kind: SmsKind::VoucherRevoked,
+    })
+}
+
 /// Vouchers expired per transaction at the end of a year.
 const EXPIRE_BATCH: i64 = 500;
 
@@ -352,6 +431,109 @@ mod tests {
                 assert!(bump, "{rel} writes vouchers: {line}");
             }
         }
+    }
+
+    #[test]
+    fn a_listed_pupils_vouchers_follow_lose_and_regain_by_the_rules() {
+        let today: NaiveDate = "2026-11-23".parse().unwrap();
+        let voucher = |status: &str, reason: Option<&str>, valid_to: &str| Voucher {
+            id: uuid::Uuid::nil().to_string(),
+            pupil_id: 1,
+            school_code: 1,
+            school_year: "2026-2027".into(),
+            status: status.into(),
+            valid_from: "2026-09-01".into(),
+            valid_to: valid_to.into(),
+            issued_at: 0,
+            activated_at: None,
+            revoked_at: reason.map(|_| 1),
+            revoke_reason: reason.map(str::to_owned),
+            change_seq: 1,
+        };
+        let plan = |status, reason, eligible| {
+            listed_plan(&voucher(status, reason, "2027-05-25"), eligible, today)
+        };
+        let follows = |change| VoucherPlan {
+            follows: true,
+            change,
+        };
+        for status in ["issued", "active"] {
+            assert_eq!(plan(status, None, true), follows(None));
+            assert_eq!(
+                plan(status, None, false),
+                follows(Some(ListedChange::Revoke))
+            );
+        }
+        for why in RevokeReason::ALL {
+            let r = Some(why.as_str());
+            let undone = matches!(why, RevokeReason::NotEligible | RevokeReason::Removed);
+            assert_eq!(
+                plan("revoked", r, true),
+                follows(undone.then_some(ListedChange::Restore)),
+                "{why:?}"
+            );
+            assert_eq!(plan("revoked", r, false), follows(None), "{why:?}");
+        }
+        // Last year's vouchers stay where they were, as they are.
+        assert_eq!(
+            listed_plan(&voucher("expired", None, "2026-05-25"), false, today),
+            VoucherPlan::default()
+        );
+        assert_eq!(
+            listed_plan(
+                &voucher("revoked", Some("removed"), "2026-05-25"),
+                true,
+                today
+            ),
+            VoucherPlan::default()
+        );
+        assert_eq!(
+            listed_plan(&voucher("active", None, "2026-11-23"), false, today),
+            follows(Some(ListedChange::Revoke)),
+            "its last day is still its year"
+        );
+        let c = not_eligible("office", "not_eligible: by r.csv");
+        assert_eq!((c.reason, c.to), ("not_eligible", NewState::Revoked));
+        assert_eq!(relisted("a", "d").to, NewState::BeforeRevocation);
+        assert_eq!(moved("a", "r.csv").action, "voucher.move");
+    }
+
+    #[test]
+    fn the_revocation_sms_goes_to_the_priority_phone_in_the_pupils_language() {
+        let mut p = NewPupil {
+            iin: "1".into(),
+            school_code: 1,
+            last_name: "Сапаров".into(),
+            first_name: "Алихан".into(),
+            middle_name: Some("Русланович".into()),
+            grade: 3,
+            class_letter: "А".into(),
+            receives_asp: false,
+            per_capita_income_kzt: None,
+            orphan: false,
+            mother_name: None,
+            mother_phone: None,
+            father_name: None,
+            father_phone: Some("+77010000009".into()),
+            guardian_name: None,
+            guardian_phone: None,
+            card_number: None,
+            lang: "kk".into(),
+            category: crate::eligibility::Category::NotEligible,
+            contact_phone: Some("+77010000009".into()),
+            contact_name: None,
+        };
+        let sms = not_eligible_sms(&p, "Мектеп №1").unwrap();
+        assert_eq!(
+            (sms.to.as_str(), sms.kind),
+            ("+77010000009", SmsKind::VoucherRevoked)
+        );
+        assert_eq!(
+            sms.text,
+            texts::voucher_revoked(Lang::Kk, "Сапаров Алихан Русланович", "Мектеп №1")
+        );
+        p.contact_phone = None;
+        assert_eq!(not_eligible_sms(&p, "Мектеп №1"), None);
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! or two at once) and days passing, no pupil ever holds two vouchers for one school year, a
 //! revoked voucher never gets a QR code signed, and no message of the consent process is
 //! queued twice.
+//! imports (pupils moving between two schools, losing and regaining eligibility, removed and
+//! listed again), parents' replies, consent ticks (one instance or two at once) and days
+//! passing, no pupil ever holds two vouchers for one school year, a voucher of a year not over
+//! is at its pupil's school, and no message is queued twice.
 
 #[path = "core_support/mod.rs"]
 mod common;
@@ -42,11 +46,13 @@ fn phone(n: usize) -> String {
 #[derive(Debug, Clone)]
 enum Op {
     /// A roster with the pupils of `listed` (bit n-1: pupil n); those of `phones` with their
-    /// mother's phone, those of `eligible` receiving АСП (the others in no category).
+    /// mother's phone, those of `eligible` receiving АСП (the others in no category), those of
+    /// `second` at the second school (the others at the first).
     Import {
         listed: u8,
         phones: u8,
         eligible: u8,
+        second: u8,
         snapshot: bool,
     },
     Reply {
@@ -66,14 +72,20 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let mask = 1u8..(1 << PUPILS);
     prop_oneof![
-        2 => (mask, 0u8..(1 << PUPILS), 0u8..(1 << PUPILS), any::<bool>()).prop_map(
-            |(listed, phones, eligible, snapshot)| Op::Import {
+        2 => (
+            mask,
+            0u8..(1 << PUPILS),
+            0u8..(1 << PUPILS),
+            prop_oneof![Just(0u8), 0u8..(1 << PUPILS)],
+            any::<bool>()
+        )
+            .prop_map(|(listed, phones, eligible, second, snapshot)| Op::Import {
                 listed,
                 phones,
                 eligible: eligible | listed & phones, // mostly eligible
+                second,
                 snapshot,
-            }
-        ),
+            }),
         3 => (1..=PUPILS, prop::bool::weighted(0.7))
             .prop_map(|(pupil, agree)| Op::Reply { pupil, agree }),
         3 => Just(Op::Tick),
@@ -136,6 +148,7 @@ fn case() -> impl Strategy<Value = Vec<Op>> {
                     listed: all,
                     phones: all,
                     eligible: all,
+                    second: 0,
                     snapshot: false,
                 },
                 Op::Tick,
@@ -197,6 +210,7 @@ async fn steps(
                 listed,
                 phones,
                 eligible,
+                second,
                 snapshot,
             } => {
                 let rows: Vec<[String; 19]> = (1..=PUPILS)
@@ -204,7 +218,8 @@ async fn steps(
                     .map(|n| {
                         let has_phone = phones & (1 << (n - 1)) != 0;
                         let mother = if has_phone { phone(n) } else { String::new() };
-                        let r = row(n, 0, &mother);
+                        let school = usize::from(second & (1 << (n - 1)) != 0);
+                        let r = row(n, school, &mother);
                         let asp = if eligible & (1 << (n - 1)) != 0 {
                             "да"
                         } else {
@@ -304,6 +319,17 @@ async fn steps(
                 );
             }
         }
+        // ... and a voucher whose year is not over is at its pupil's school.
+        let today = shared::ServiceDay::from_unix(now).to_string();
+        let astray = raw
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM vouchers v JOIN pupils p ON p.id = v.pupil_id
+                 WHERE v.status <> 'expired' AND v.valid_to >= '{today}'
+                   AND v.school_code <> p.school_code"
+            ))
+            .await
+            .unwrap();
+        prop_assert_eq!(astray, 0, "after {:?}", op);
     }
 
     // No message of the process twice: per phone (one pupil each) and school year, at most one
@@ -328,6 +354,31 @@ async fn steps(
     }
     for (key, n) in &seen {
         prop_assert_eq!(*n, 1, "{:?} queued {} times; ops {:?}", key, n, ops);
+    }
+    // A parent hears of a revocation for eligibility at most once per revocation.
+    for n in 1..=PUPILS {
+        let told = outbox
+            .iter()
+            .filter(|s| s.kind == "voucher_revoked" && s.to_phone == phone(n))
+            .count() as i64;
+        let revocations = raw
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM audit_log a JOIN vouchers v ON v.id = a.subject
+                 JOIN pupils p ON p.id = v.pupil_id
+                 WHERE a.action = 'voucher.revoke' AND a.detail LIKE 'not_eligible%'
+                   AND p.iin = '{}'",
+                iin(n)
+            ))
+            .await
+            .unwrap();
+        prop_assert!(
+            told <= revocations,
+            "pupil {}: {} SMS for {} revocations; ops {:?}",
+            n,
+            told,
+            revocations,
+            ops
+        );
     }
     // Every new-year voucher SMS names a voucher of a standing consent.
     for ((to, kind, year), _) in seen.iter().filter(|((_, k, _), _)| k == "voucher_issued") {

@@ -553,6 +553,7 @@ fn documented_example_follows_the_schema_and_the_schema_has_teeth() {
         ("/consent_outcomes/0/status", serde_json::json!("pending")),
         ("/generated_at", serde_json::json!("2026-11-24T04:12:40Z")),
         ("/rejected_scans/by_verdict/ok", serde_json::json!(3)),
+        ("/vouchers/revocations/0/reason", serde_json::json!("moved")),
     ] {
         let mut broken = example.clone();
         match broken.pointer_mut(pointer) {

@@ -92,6 +92,7 @@ pub async fn seed(dir: &Path, vouchers: usize, past_events: usize) -> Vec<Uuid> 
                 grade: (i % 11 + 1) as u8,
                 class_letter: "А".into(),
                 card_number: Some(format!("{:09}", i)),
+                moved_away: false,
             })
             .collect(),
         served_today: vec![],

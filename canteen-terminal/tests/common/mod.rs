@@ -73,6 +73,7 @@ pub fn voucher(n: u32, status: VoucherStatus) -> SnapshotVoucher {
         grade: (n % 11 + 1) as u8,
         class_letter: "Б".to_owned(),
         card_number: Some(format!("0{:08}", n)),
+        moved_away: false,
     }
 }
 

@@ -129,6 +129,26 @@ pub fn already_withdrawn(lang: Lang, children: &[String]) -> String {
     }
 }
 
+/// The SMS of a voucher revoked because the roster no longer puts the pupil in an eligible
+/// category (DESIGN §10, kind `voucher_revoked`): the child, that the free meals stop and why,
+/// and that the school answers questions.
+pub fn voucher_revoked(lang: Lang, child: &str, school: &str) -> String {
+    match lang {
+        Lang::Ru => format!(
+            "Бесплатное питание Вашего ребенка {child} в школе прекращено, цифровой ваучер \
+             отменен: по новым данным НОБД ребенок больше не относится к категориям, которым \
+             полагается бесплатное питание. Если это ошибка или у Вас есть вопросы, обратитесь в \
+             школу: {school}."
+        ),
+        Lang::Kk => format!(
+            "Сіздің балаңыз {child} үшін мектептегі тегін тамақтану тоқтатылды, цифрлық ваучер \
+             жойылды: ҰБДҚ-ның жаңа деректері бойынша бала тегін тамақтану көзделген санаттарға \
+             енді жатпайды. Егер бұл қате болса немесе сұрақтарыңыз болса, мектепке \
+             хабарласыңыз: {school}."
+        ),
+    }
+}
+
 fn one_or_both(lang: Option<Lang>, text: fn(Lang) -> &'static str) -> String {
     match lang {
         Some(l) => text(l).to_owned(),
@@ -241,6 +261,22 @@ mod tests {
             withdrawn(Lang::Ru, &children),
             already_withdrawn(Lang::Ru, &children)
         );
+    }
+
+    #[test]
+    fn a_revoked_voucher_names_child_reason_and_school() {
+        for (lang, reason) in [
+            (Lang::Ru, "больше не относится"),
+            (Lang::Kk, "енді жатпайды"),
+        ] {
+            let text = voucher_revoked(lang, "Сапаров Алихан Русланович", "Школа №1");
+            for needle in ["Сапаров Алихан Русланович", "Школа №1", reason]
+            {
+                assert!(text.contains(needle), "{lang:?}: {needle}");
+            }
+            assert!(!text.contains("  "), "no doubled spaces");
+            assert!(!text.contains("3#"), "nothing to reply");
+        }
     }
 
     #[test]

@@ -54,6 +54,18 @@ pub struct VoucherSection {
     pub revoked_total: i64,
     pub activated_on_day: i64,
     pub activations: Vec<Activation>,
+    /// Vouchers of the school revoked during the day, whatever the reason (DESIGN §10).
+    #[serde(default)]
+    pub revocations: Vec<Revocation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub voucher_id: String,
+    pub pupil_iin: String,
+    /// `not_eligible`, `removed`, `withdrawn` or `operator`.
+    pub reason: String,
+    pub revoked_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +155,7 @@ impl ReportContent {
             + self.refused_events.total
             > 0
             || self.vouchers.activated_on_day > 0
+            || !self.vouchers.revocations.is_empty()
             || !self.consent_outcomes.is_empty()
     }
 
@@ -205,6 +218,16 @@ pub fn assemble(
             });
         }
     }
+    for x in data.revocations {
+        if let Some(r) = out.get_mut(&x.school_code) {
+            r.vouchers.revocations.push(Revocation {
+                voucher_id: x.voucher_id,
+                pupil_iin: x.pupil_iin,
+                reason: x.reason,
+                revoked_at: local_rfc3339(x.revoked_at),
+            });
+        }
+    }
     for m in data.meals {
         if let Some(r) = out.get_mut(&m.school_code) {
             r.meals.served_total += m.meals;
@@ -253,6 +276,13 @@ pub fn assemble(
                 &b.voucher_id,
             ))
         });
+        r.vouchers.revocations.sort_by(|a, b| {
+            (&a.revoked_at, &a.pupil_iin, &a.voucher_id).cmp(&(
+                &b.revoked_at,
+                &b.pupil_iin,
+                &b.voucher_id,
+            ))
+        });
         r.consent_outcomes.sort_by(|a, b| {
             (&a.at, &a.pupil_iin, &a.status).cmp(&(&b.at, &b.pupil_iin, &b.status))
         });
@@ -263,7 +293,7 @@ pub fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::nobd::{MealAggregate, VerdictAggregate};
+    use crate::store::nobd::{MealAggregate, RevocationRow, VerdictAggregate};
 
     fn school(code: i64) -> School {
         School {
@@ -285,6 +315,45 @@ mod tests {
             local_rfc3339(crate::testkit::MONDAY_9AM),
             "2026-11-23T09:00:00+05:00"
         );
+    }
+
+    #[test]
+    fn revocations_land_in_their_school_sorted_and_count_as_activity() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let day = crate::nobd::build::day_window(date);
+        let rev = |school_code, voucher: &str, at| RevocationRow {
+            school_code,
+            voucher_id: voucher.into(),
+            pupil_iin: format!("iin-{voucher}"),
+            reason: "not_eligible".into(),
+            revoked_at: at,
+        };
+        let data = DayData {
+            revocations: vec![
+                rev(1, "b", day.start + 7200),
+                rev(1, "a", day.start + 3600),
+                rev(2, "c", day.start),
+            ],
+            ..DayData::default()
+        };
+        let out = assemble(&day, date, &[school(1), school(2), school(3)], data);
+        let ids: Vec<&str> = out[&1]
+            .vouchers
+            .revocations
+            .iter()
+            .map(|r| r.voucher_id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(
+            out[&1].vouchers.revocations[0].revoked_at,
+            "2026-11-23T01:00:00+05:00"
+        );
+        assert_eq!(out[&2].vouchers.revocations.len(), 1);
+        assert!(
+            out[&2].has_activity(),
+            "a revocation alone is worth a report"
+        );
+        assert!(!out[&3].has_activity());
     }
 
     #[test]

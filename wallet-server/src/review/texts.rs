@@ -90,6 +90,21 @@ pub fn consent_label(lang: Lang, status: &str) -> String {
     tr(lang, kk, ru).to_owned()
 }
 
+/// Why a voucher was revoked, as the school reads it.
+pub fn revoke_reason_label(lang: Lang, reason: &str) -> String {
+    let (kk, ru) = match reason {
+        "not_eligible" => (
+            "Санаттарға енді жатпайды",
+            "Больше не относится к льготным категориям",
+        ),
+        "removed" => ("Тізімнен шығарылды", "Исключён из списка"),
+        "withdrawn" => ("Ата-ана келісімін кері алды", "Родитель отозвал согласие"),
+        "operator" => ("Оператор шешімі", "Решение оператора"),
+        other => return other.to_owned(),
+    };
+    tr(lang, kk, ru).to_owned()
+}
+
 pub fn meal_kind_label(lang: Lang, kind: &str) -> String {
     let (kk, ru) = match kind {
         "breakfast" => ("Таңғы ас", "Завтрак"),

@@ -17,7 +17,9 @@ pub mod sample;
 pub mod validate;
 
 use crate::config::Settings;
-use crate::store::import::{ImportCounts, ImportPupil, ImportSchool, RosterBatch};
+use crate::lifecycle;
+use crate::store::import::{ImportCounts, ImportPupil, ImportSchool, ListedRules, RosterBatch};
+use crate::store::vouchers::Voucher;
 use crate::store::{Store, StoreError};
 use shared::ids::Iin;
 use std::collections::{HashMap, HashSet};
@@ -246,7 +248,7 @@ impl ImportReport {
         let c = &self.counts;
         format!(
             "rows {}: added {}, updated {}, unchanged {}, removed {}, rejected {}; \
-             schools created {}, vouchers revoked {}{}{}",
+             schools created {}, vouchers revoked {}{}{}{}",
             self.rows,
             c.added,
             c.updated,
@@ -255,6 +257,14 @@ impl ImportReport {
             self.rejected_rows,
             c.schools_created,
             c.vouchers_revoked,
+            if c.vouchers_moved + c.vouchers_not_eligible + c.vouchers_restored == 0 {
+                String::new()
+            } else {
+                format!(
+                    "; vouchers moved {}, revoked as not eligible {}, restored {}",
+                    c.vouchers_moved, c.vouchers_not_eligible, c.vouchers_restored
+                )
+            },
             if c.card_conflicts.is_empty() {
                 String::new()
             } else {
@@ -306,12 +316,23 @@ pub async fn import(
     }
     let total = prepared.pupils.len();
     let removal_detail = format!("removed: no longer listed in {}", request.name);
+    let not_eligible_detail = format!("not_eligible: by {}", request.name);
+    let restore_detail = format!("restored: listed again in {}", request.name);
+    let today = shared::ServiceDay::from_unix(now).date();
+    let plan = move |v: &Voucher, eligible: bool| lifecycle::listed_plan(v, eligible, today);
     let batch = RosterBatch {
         schools: &prepared.schools,
         pupils: &prepared.pupils,
+        listed: ListedRules {
+            plan: &plan,
+            revoke: lifecycle::not_eligible(request.actor, &not_eligible_detail),
+            restore: lifecycle::relisted(request.actor, &restore_detail),
+            revoked_sms: &lifecycle::not_eligible_sms,
+            moved: lifecycle::moved(request.actor, request.name),
+        },
         snapshot: request.options.mode == Mode::Snapshot,
         listed_iins: &prepared.listed_iins,
-        removal: crate::lifecycle::removal(request.actor, &removal_detail),
+        removal: lifecycle::removal(request.actor, &removal_detail),
         actor: request.actor,
         source: request.name,
         rejected: report.rejected_rows,
@@ -319,6 +340,9 @@ pub async fn import(
     report.counts = store
         .apply_roster(&batch, now, &|done| progress(done, total))
         .await?;
+    if report.counts.vouchers_not_eligible > 0 {
+        crate::sms::wake();
+    }
     report.applied = true;
     Ok(report)
 }

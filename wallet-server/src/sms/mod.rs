@@ -58,10 +58,12 @@ pub enum SmsKind {
     VoucherIssued,
     /// The answer to a `3#2` that withdrew a consent: the vouchers are revoked (DESIGN §10).
     ConsentWithdrawn,
+    /// The voucher was revoked because the pupil is no longer eligible (DESIGN §10).
+    VoucherRevoked,
 }
 
 impl SmsKind {
-    pub const ALL: [SmsKind; 8] = [
+    pub const ALL: [SmsKind; 9] = [
         SmsKind::ConsentRequest,
         SmsKind::ConsentRepeat,
         SmsKind::ConsentConfirmed,
@@ -70,6 +72,7 @@ impl SmsKind {
         SmsKind::LoginCode,
         SmsKind::VoucherIssued,
         SmsKind::ConsentWithdrawn,
+        SmsKind::VoucherRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +85,7 @@ impl SmsKind {
             SmsKind::LoginCode => "login_code",
             SmsKind::VoucherIssued => "voucher_issued",
             SmsKind::ConsentWithdrawn => "consent_withdrawn",
+            SmsKind::VoucherRevoked => "voucher_revoked",
         }
     }
 

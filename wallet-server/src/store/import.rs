@@ -1,10 +1,13 @@
 //! Applying a validated roster in one transaction: schools, pupils (multi-row upserts; rows that
-//! did not change are not written), and in snapshot mode the removal of pupils the file no
-//! longer lists, with the change of their vouchers the lifecycle decided (revoked, audited).
+//! did not change are not written), what becomes of the vouchers of pupils listed with changed
+//! data (moved to their new school, revoked as no longer eligible, restored; each voucher as
+//! the lifecycle plans it), and in snapshot mode the removal of pupils the file no longer
+//! lists, with the change of their vouchers the lifecycle decided (revoked, audited).
 
 use super::roster::{NewPupil, Pupil, PUPIL_COLUMNS};
+use super::sms::{insert_sms_sql, NewSms};
 use super::sql::{begin_write, bulk, placeholders, values_list, CHUNK};
-use super::vouchers::{StateChange, Which};
+use super::vouchers::{AuditNote, StateChange, Voucher, VoucherMove, Which, VOUCHER_COLUMNS};
 use super::StoreResult;
 use async_trait::async_trait;
 use serde::Serialize;
@@ -34,9 +37,45 @@ pub struct CardConflict {
     pub card_number: String,
 }
 
+/// A change of state a listed pupil's voucher gets from the import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListedChange {
+    /// [`ListedRules::revoke`], with the parent's SMS.
+    Revoke,
+    /// [`ListedRules::restore`].
+    Restore,
+}
+
+/// What the import does with one voucher of a pupil it lists with changed data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VoucherPlan {
+    /// The voucher follows the pupil to the school the file names.
+    pub follows: bool,
+    pub change: Option<ListedChange>,
+}
+
+/// Decides a voucher's plan from the voucher and whether its pupil is eligible by the file.
+pub type PlanFn<'a> = &'a (dyn Fn(&Voucher, bool) -> VoucherPlan + Send + Sync);
+/// The SMS to the parent of a pupil (as the file gives it) at a school (its name) whose
+/// voucher [`ListedRules::revoke`] revoked; `None`: no SMS.
+pub type RevokedSmsFn<'a> = &'a (dyn Fn(&NewPupil, &str) -> Option<NewSms> + Send + Sync);
+
+/// The lifecycle's rules for the vouchers of pupils the file lists with changed data
+/// ([`crate::lifecycle::listed_plan`]).
+pub struct ListedRules<'a> {
+    pub plan: PlanFn<'a>,
+    pub revoke: StateChange<'a>,
+    pub restore: StateChange<'a>,
+    pub revoked_sms: RevokedSmsFn<'a>,
+    /// The audit of each move (`detail`: the file; the schools' BINs are added).
+    pub moved: AuditNote<'a>,
+}
+
 pub struct RosterBatch<'a> {
     pub schools: &'a [ImportSchool],
     pub pupils: &'a [ImportPupil],
+    /// What becomes of the vouchers of the pupils listed with changed data.
+    pub listed: ListedRules<'a>,
     /// Also remove the listed schools' pupils missing from the file, applying `removal` to
     /// their vouchers.
     pub snapshot: bool,
@@ -60,6 +99,12 @@ pub struct ImportCounts {
     pub unchanged: usize,
     pub removed: usize,
     pub vouchers_revoked: usize,
+    /// Vouchers that followed their pupil to another school.
+    pub vouchers_moved: usize,
+    /// Vouchers revoked because the pupil is no longer eligible.
+    pub vouchers_not_eligible: usize,
+    /// Vouchers restored: the pupil listed again, or eligible again.
+    pub vouchers_restored: usize,
     /// Rows imported without their card because another pupil of the school holds it.
     pub card_conflicts: Vec<CardConflict>,
 }
@@ -107,7 +152,8 @@ fn unchanged(old: &Pupil, school_code: i64, new: &NewPupil) -> bool {
 }
 
 /// A change a terminal's snapshot shows: the display name, class, card, the pupil listed again
-/// after removal, or a move to another school (the voucher stays in its school's snapshot).
+/// after removal, or a move to another school (the vouchers that follow the pupil get the
+/// import's change number again when they move).
 fn terminal_visible_change(old: &Pupil, school_code: i64, new: &NewPupil) -> bool {
     old.removed_at.is_some()
         || old.school_code != school_code
@@ -143,8 +189,107 @@ fn upsert_pupils_sql(rows: usize) -> String {
     )
 }
 
+/// A pupil known before and listed with changed data, as the file gives them.
+struct Relisted<'a> {
+    pupil_id: i64,
+    school_code: i64,
+    pupil: &'a NewPupil,
+}
+
 macro_rules! impl_import {
     ($t:ty) => {
+        impl $t {
+            /// Applies the lifecycle's plan to every voucher of the `relisted` pupils (at most
+            /// [`CHUNK`]): moves, then revocations with their SMS, then restorations, all
+            /// under the import's change number (reserved here if it was not yet).
+            async fn follow_vouchers(
+                tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
+                batch: &RosterBatch<'_>,
+                relisted: &[Relisted<'_>],
+                names: &HashMap<i64, &str>,
+                change_seq: &mut Option<i64>,
+                counts: &mut ImportCounts,
+                now: i64,
+            ) -> StoreResult<()> {
+                let lock = if Self::BACKEND == super::Backend::Postgres { " FOR UPDATE" } else { "" };
+                let sql = bulk(
+                    Self::BACKEND,
+                    format!(
+                        "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE pupil_id IN ({})
+                         ORDER BY pupil_id, school_year{lock}",
+                        placeholders(relisted.len(), 1)
+                    ),
+                );
+                let mut q = sqlx::query_as::<_, Voucher>(&sql);
+                for r in relisted {
+                    q = q.bind(r.pupil_id);
+                }
+                let vouchers = q.fetch_all(&mut **tx).await?;
+                let of: HashMap<i64, &Relisted<'_>> =
+                    relisted.iter().map(|r| (r.pupil_id, r)).collect();
+                let mut moves: Vec<VoucherMove> = Vec::new();
+                let mut revoke: Vec<String> = Vec::new();
+                let mut restore: Vec<String> = Vec::new();
+                for v in &vouchers {
+                    let Some(r) = of.get(&v.pupil_id) else { continue };
+                    let plan = (batch.listed.plan)(v, r.pupil.category.is_eligible());
+                    if plan.follows && v.school_code != r.school_code {
+                        moves.push(VoucherMove {
+                            voucher_id: v.id.clone(),
+                            pupil_id: v.pupil_id,
+                            school_year: v.school_year.clone(),
+                            from_school: v.school_code,
+                            to_school: r.school_code,
+                        });
+                    }
+                    match plan.change {
+                        Some(ListedChange::Revoke) => revoke.push(v.id.clone()),
+                        Some(ListedChange::Restore) => restore.push(v.id.clone()),
+                        None => {}
+                    }
+                }
+                if moves.is_empty() && revoke.is_empty() && restore.is_empty() {
+                    return Ok(());
+                }
+                let seq = match *change_seq {
+                    Some(seq) => seq,
+                    None => *change_seq.insert(Self::reserve_voucher_changes(tx, 1).await?),
+                };
+                // Moved first: a voucher revoked in the same import is revoked at its new school.
+                counts.vouchers_moved +=
+                    Self::move_vouchers_in(tx, &moves, &batch.listed.moved, seq, now).await?;
+                for ids in revoke.chunks(CHUNK) {
+                    let revoked =
+                        Self::change_vouchers_in(tx, Which::Ids(ids), &batch.listed.revoke, seq, now)
+                            .await?;
+                    counts.vouchers_not_eligible += revoked.len();
+                    // Only vouchers this import revoked are told of: a second import of the same
+                    // file finds them revoked and sends nothing.
+                    let sms: Vec<NewSms> = revoked
+                        .iter()
+                        .filter_map(|v| {
+                            let r = of.get(&v.pupil_id)?;
+                            let school = names.get(&r.school_code).copied().unwrap_or_default();
+                            (batch.listed.revoked_sms)(r.pupil, school)
+                        })
+                        .collect();
+                    if !sms.is_empty() {
+                        let sql = bulk(Self::BACKEND, insert_sms_sql(sms.len()));
+                        $crate::bind_sms!(sqlx::query(&sql), sms.iter(), now)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                }
+                for ids in restore.chunks(CHUNK) {
+                    counts.vouchers_restored +=
+                        Self::change_vouchers_in(tx, Which::Ids(ids), &batch.listed.restore, seq, now)
+                            .await?
+                            .len();
+                }
+                Ok(())
+            }
+        }
+
         #[async_trait]
         impl ImportStore for $t {
             async fn apply_roster(
@@ -196,6 +341,11 @@ macro_rules! impl_import {
                     codes.push(code);
                 }
 
+                let names: HashMap<i64, &str> = codes
+                    .iter()
+                    .zip(batch.schools)
+                    .map(|(&code, s)| (code, s.name.as_str()))
+                    .collect();
                 let mut done = 0;
                 // One change number for every voucher this import changes as terminals see it.
                 let mut change_seq: Option<i64> = None;
@@ -270,6 +420,9 @@ macro_rules! impl_import {
                     rows.extend(conflicted.iter().map(|&(code, i)| (code, &carded[i])));
                     let mut writes = Vec::with_capacity(chunk.len());
                     let mut seen_changed: Vec<i64> = Vec::new();
+                    // Pupils known before whose data changed: their vouchers may follow them,
+                    // lose or regain their validity. Unchanged rows cannot change a voucher.
+                    let mut relisted: Vec<Relisted<'_>> = Vec::new();
                     for (code, pupil) in rows {
                         match existing.get(&pupil.iin) {
                             None => {
@@ -283,6 +436,11 @@ macro_rules! impl_import {
                                 if terminal_visible_change(old, code, pupil) {
                                     seen_changed.push(old.id);
                                 }
+                                relisted.push(Relisted {
+                                    pupil_id: old.id,
+                                    school_code: code,
+                                    pupil,
+                                });
                             }
                         }
                     }
@@ -339,6 +497,18 @@ macro_rules! impl_import {
                             q = q.bind(id);
                         }
                         q.execute(&mut *tx).await?;
+                    }
+                    if !relisted.is_empty() {
+                        Self::follow_vouchers(
+                            &mut tx,
+                            batch,
+                            &relisted,
+                            &names,
+                            &mut change_seq,
+                            &mut counts,
+                            now,
+                        )
+                        .await?;
                     }
                     done += chunk.len();
                     progress(done);

@@ -60,6 +60,16 @@ pub struct VerdictAggregate {
     pub scans: i64,
 }
 
+/// A voucher revoked during the day (any reason), at the school it belongs to now.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct RevocationRow {
+    pub school_code: i64,
+    pub voucher_id: String,
+    pub pupil_iin: String,
+    pub reason: String,
+    pub revoked_at: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct ConsentOutcomeRow {
     pub school_code: i64,
@@ -73,6 +83,7 @@ pub struct ConsentOutcomeRow {
 pub struct DayData {
     pub vouchers: Vec<VoucherTotals>,
     pub activations: Vec<ActivationRow>,
+    pub revocations: Vec<RevocationRow>,
     pub meals: Vec<MealAggregate>,
     pub rejected: Vec<VerdictAggregate>,
     pub refused: Vec<RefusalAggregate>,
@@ -254,6 +265,22 @@ macro_rules! impl_nobd {
                     }
                     q.fetch_all(&mut *tx).await?
                 };
+                let revocations = {
+                    // A voucher revoked and restored the same day is not revoked any more: it
+                    // has no revocation time, and NOBD is not told of it.
+                    let sql = format!(
+                        "SELECT v.school_code, v.id AS voucher_id, p.iin AS pupil_iin,
+                            COALESCE(v.revoke_reason, 'operator') AS reason, v.revoked_at
+                         FROM vouchers v JOIN pupils p ON p.id = v.pupil_id
+                         WHERE v.revoked_at >= $1 AND v.revoked_at < $2 {}",
+                        school_clause("v.school_code", school, 3)
+                    );
+                    let mut q = sqlx::query_as(&sql).bind(d.start).bind(d.end);
+                    if let Some(s) = school {
+                        q = q.bind(s);
+                    }
+                    q.fetch_all(&mut *tx).await?
+                };
                 let meals = {
                     let sql = format!(
                         "SELECT m.school_code, m.meal_kind, p.category, COUNT(*) AS meals,
@@ -327,6 +354,7 @@ macro_rules! impl_nobd {
                 Ok(DayData {
                     vouchers,
                     activations,
+                    revocations,
                     meals,
                     rejected,
                     refused,

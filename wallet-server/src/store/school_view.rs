@@ -163,6 +163,46 @@ pub struct ConsentFollowUp {
     pub at: i64,
 }
 
+/// A voucher that moved into or out of the school with its pupil (DESIGN §10), and the school
+/// on the other side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+pub struct VoucherTransfer {
+    pub voucher_id: String,
+    pub last_name: String,
+    pub first_name: String,
+    pub middle_name: Option<String>,
+    pub grade: i64,
+    pub class_letter: String,
+    /// Where the pupil came from (transfers in) or went to (transfers out).
+    pub other_school_bin: String,
+    pub other_school_name: String,
+    pub moved_at: i64,
+}
+
+/// A revoked voucher of the school, with its reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+pub struct VoucherRevocation {
+    pub voucher_id: String,
+    pub last_name: String,
+    pub first_name: String,
+    pub middle_name: Option<String>,
+    pub grade: i64,
+    pub class_letter: String,
+    /// `not_eligible`, `removed`, `withdrawn` or `operator`.
+    pub reason: String,
+    pub revoked_at: i64,
+}
+
+/// What happened to the school's vouchers in one school year: pupils who came with their
+/// voucher, who left with it, and the vouchers revoked (newest first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VoucherChanges {
+    pub school_year: String,
+    pub transfers_in: Vec<VoucherTransfer>,
+    pub transfers_out: Vec<VoucherTransfer>,
+    pub revocations: Vec<VoucherRevocation>,
+}
+
 /// Consent statuses a school follows up: the process ended without a voucher.
 pub const FOLLOW_UP_STATUSES: [&str; 3] = ["no_phone", "refused", "expired"];
 
@@ -240,6 +280,26 @@ pub trait SchoolViewStore {
         school_code: i64,
         status: Option<&str>,
     ) -> StoreResult<Vec<ConsentFollowUp>>;
+    /// The school's transfers in and out and its revoked vouchers of `school_year`.
+    async fn voucher_changes(
+        &self,
+        school_code: i64,
+        school_year: &str,
+    ) -> StoreResult<VoucherChanges>;
+}
+
+/// The moves of a school year into (`side` = `to_school`) or out of (`from_school`) a school,
+/// with the school on the other side.
+fn transfers_sql(side: &str, other: &str) -> String {
+    format!(
+        "SELECT m.voucher_id, p.last_name, p.first_name, p.middle_name, p.grade, p.class_letter,
+                s.bin AS other_school_bin, s.name AS other_school_name, m.moved_at
+         FROM voucher_moves m
+         JOIN pupils p ON p.id = m.pupil_id
+         JOIN schools s ON s.code = m.{other}
+         WHERE m.{side} = $1 AND m.school_year = $2
+         ORDER BY m.moved_at DESC, m.id DESC"
+    )
 }
 
 macro_rules! bind_filter {
@@ -463,6 +523,41 @@ macro_rules! impl_school_view {
                     q = q.bind(s);
                 }
                 Ok(q.fetch_all(&self.pool).await?)
+            }
+
+            async fn voucher_changes(
+                &self,
+                school_code: i64,
+                school_year: &str,
+            ) -> StoreResult<VoucherChanges> {
+                let transfers_in = sqlx::query_as(&transfers_sql("to_school", "from_school"))
+                    .bind(school_code)
+                    .bind(school_year)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let transfers_out = sqlx::query_as(&transfers_sql("from_school", "to_school"))
+                    .bind(school_code)
+                    .bind(school_year)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let revocations = sqlx::query_as(
+                    "SELECT v.id AS voucher_id, p.last_name, p.first_name, p.middle_name, p.grade,
+                            p.class_letter, COALESCE(v.revoke_reason, 'operator') AS reason,
+                            COALESCE(v.revoked_at, 0) AS revoked_at
+                     FROM vouchers v JOIN pupils p ON p.id = v.pupil_id
+                     WHERE v.school_code = $1 AND v.school_year = $2 AND v.status = 'revoked'
+                     ORDER BY v.revoked_at DESC, p.last_name, p.first_name, v.id",
+                )
+                .bind(school_code)
+                .bind(school_year)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(VoucherChanges {
+                    school_year: school_year.to_owned(),
+                    transfers_in,
+                    transfers_out,
+                    revocations,
+                })
             }
         }
     };

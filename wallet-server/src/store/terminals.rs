@@ -118,6 +118,9 @@ pub struct SnapshotRow {
     pub class_letter: String,
     pub card_number: Option<String>,
     pub pupil_removed_at: Option<i64>,
+    /// The voucher left the school (it followed its pupil to another one): terminals drop it.
+    #[sqlx(default)]
+    pub moved_away: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +180,19 @@ pub struct VoucherFacts {
     pub revoked_at: Option<i64>,
     pub valid_from: chrono::NaiveDate,
     pub valid_to: chrono::NaiveDate,
+    /// The voucher's moves to another school as `(moved_at, from_school)`, oldest first.
+    pub moves: Vec<(i64, i64)>,
+}
+
+impl VoucherFacts {
+    /// The school the voucher belonged to at `at`: the school it left by its first move after
+    /// `at`, else the one it is at now. A meal served before a move stays with its school.
+    pub fn school_at(&self, at: i64) -> i64 {
+        self.moves
+            .iter()
+            .find(|(moved_at, _)| *moved_at > at)
+            .map_or(self.school_code, |&(_, from)| from)
+    }
 }
 
 /// How an uploaded event is stored, as the caller's rules decided it. The store knows one
@@ -309,7 +325,9 @@ pub trait TerminalStore {
         now: i64,
     ) -> StoreResult<()>;
     /// Vouchers of the school changed after `cursor` (all when `cursor` is 0 or ahead), leaving
-    /// out on a full snapshot those whose validity ended before `today` (`YYYY-MM-DD`).
+    /// out on a full snapshot those whose validity ended before `today` (`YYYY-MM-DD`). A
+    /// delta also holds, marked `moved_away` (status `revoked`, no card), the vouchers that
+    /// left the school after `cursor` and are not back.
     async fn snapshot_vouchers(
         &self,
         school_code: i64,
@@ -674,7 +692,21 @@ macro_rules! impl_terminals {
                             revoked_at,
                             valid_from: day(&from)?,
                             valid_to: day(&to)?,
+                            moves: Vec::new(),
                         });
+                    }
+                    let moves = sqlx::query_as::<_, (String, i64, i64)>(&format!(
+                        "SELECT voucher_id, moved_at, from_school FROM voucher_moves WHERE {}
+                         ORDER BY moved_at, id",
+                        json_in(Self::BACKEND, "voucher_id", 1)
+                    ))
+                    .bind(json_array(&voucher_ids))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (id, moved_at, from) in moves {
+                        if let Some(f) = Uuid::parse_str(&id).ok().and_then(|id| facts.get_mut(&id)) {
+                            f.moves.push((moved_at, from));
+                        }
                     }
                 }
                 let classes: Vec<EventClass> = new
@@ -1097,6 +1129,33 @@ macro_rules! impl_terminals {
                 .bind(since_day)
                 .fetch_all(&self.pool)
                 .await?;
+                let mut rows = rows;
+                if !full {
+                    // A full snapshot replaces what the terminal held: departures go without
+                    // saying. The last move away of each voucher is enough.
+                    let left: Vec<SnapshotRow> = sqlx::query_as(
+                        "SELECT v.id, 'revoked' AS status, v.valid_from, v.valid_to,
+                            MAX(m.change_seq) AS change_seq,
+                            p.first_name, p.last_name, p.grade, p.class_letter,
+                            NULL AS card_number, p.removed_at AS pupil_removed_at
+                         FROM voucher_moves m
+                         JOIN vouchers v ON v.id = m.voucher_id
+                         JOIN pupils p ON p.id = v.pupil_id
+                         WHERE m.from_school = $1 AND m.change_seq > $2 AND m.change_seq <= $3
+                           AND v.school_code <> $1
+                         GROUP BY v.id, v.valid_from, v.valid_to, p.first_name, p.last_name,
+                            p.grade, p.class_letter, p.removed_at",
+                    )
+                    .bind(school_code)
+                    .bind(after)
+                    .bind(upto)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    if !left.is_empty() {
+                        rows.extend(left.into_iter().map(|r| SnapshotRow { moved_away: true, ..r }));
+                        rows.sort_by(|a, b| (a.change_seq, &a.id).cmp(&(b.change_seq, &b.id)));
+                    }
+                }
                 Ok(SnapshotRows { cursor: upto, full, rows })
             }
 

@@ -99,6 +99,17 @@ pub struct StateChange<'a> {
     pub audit: AuditNote<'a>,
 }
 
+/// A voucher a roster import moves to its pupil's new school (not a change of state: the
+/// voucher keeps its state and its id, only the school it is served at changes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoucherMove {
+    pub voucher_id: String,
+    pub pupil_id: i64,
+    pub school_year: String,
+    pub from_school: i64,
+    pub to_school: i64,
+}
+
 /// Which vouchers a change looks at (at most [`CHUNK`] per call inside a transaction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which<'a> {
@@ -258,6 +269,69 @@ macro_rules! impl_vouchers {
                 let ids: Vec<&str> = changed.iter().map(|v| v.id.as_str()).collect();
                 Self::audit_vouchers(tx, &ids, &change.audit, now).await?;
                 Ok(changed)
+            }
+        }
+
+        impl $t {
+            /// Moves each voucher of `moves` still at its `from_school` (and not expired) to
+            /// its `to_school` under change number `seq`, inside `tx`: a `voucher_moves` row
+            /// (the old school's terminals drop the voucher by it; the school pages list it)
+            /// and an audit row (`detail` of `audit` with both schools' BINs) each. Returns
+            /// how many moved.
+            pub(crate) async fn move_vouchers_in(
+                tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
+                moves: &[VoucherMove],
+                audit: &AuditNote<'_>,
+                seq: i64,
+                now: i64,
+            ) -> StoreResult<usize> {
+                let mut moved = 0;
+                for m in moves {
+                    let done = sqlx::query(
+                        "UPDATE vouchers SET school_code = $1, change_seq = $2
+                         WHERE id = $3 AND school_code = $4 AND status <> 'expired'",
+                    )
+                    .bind(m.to_school)
+                    .bind(seq)
+                    .bind(&m.voucher_id)
+                    .bind(m.from_school)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    if done == 0 {
+                        continue;
+                    }
+                    sqlx::query(
+                        "INSERT INTO voucher_moves (voucher_id, pupil_id, school_year, from_school,
+                            to_school, moved_at, change_seq)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&m.voucher_id)
+                    .bind(m.pupil_id)
+                    .bind(&m.school_year)
+                    .bind(m.from_school)
+                    .bind(m.to_school)
+                    .bind(now)
+                    .bind(seq)
+                    .execute(&mut **tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO audit_log (at, actor, action, subject, detail)
+                         SELECT $1, $2, $3, $4, 'from ' || f.bin || ' to ' || t.bin || ': ' || $5
+                         FROM schools f, schools t WHERE f.code = $6 AND t.code = $7",
+                    )
+                    .bind(now)
+                    .bind(audit.actor)
+                    .bind(audit.action)
+                    .bind(&m.voucher_id)
+                    .bind(audit.detail)
+                    .bind(m.from_school)
+                    .bind(m.to_school)
+                    .execute(&mut **tx)
+                    .await?;
+                    moved += 1;
+                }
+                Ok(moved)
             }
         }
 

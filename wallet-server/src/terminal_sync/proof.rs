@@ -272,7 +272,9 @@ impl ProofRules<'_> {
         let Some(v) = voucher else {
             return Some(Refusal::UnknownVoucher);
         };
-        if v.school_code != self.school_code {
+        // Where the voucher was when it was served: a meal served before the pupil moved, and
+        // uploaded after, stays with the school that served it.
+        if v.school_at(e.scanned_at) != self.school_code {
             return Some(Refusal::OtherSchoolVoucher);
         }
         let active = v.activated_at.is_some_and(|a| a <= e.scanned_at)

@@ -37,8 +37,9 @@ fn uuid(text: &str) -> AppResult<Uuid> {
 pub fn voucher(row: &SnapshotRow) -> AppResult<SnapshotVoucher> {
     let stored = VoucherStatus::parse(&row.status)
         .ok_or_else(|| corrupt(format!("voucher status {:?}", row.status)))?;
-    // A pupil dropped from the roster keeps no meal, whatever the voucher row says.
-    let status = if row.pupil_removed_at.is_some() {
+    // A pupil dropped from the roster keeps no meal, whatever the voucher row says; nor does a
+    // voucher that moved away.
+    let status = if row.pupil_removed_at.is_some() || row.moved_away {
         VoucherStatus::Revoked
     } else {
         stored
@@ -52,6 +53,7 @@ pub fn voucher(row: &SnapshotRow) -> AppResult<SnapshotVoucher> {
         grade: u8::try_from(row.grade).map_err(|_| corrupt(format!("grade {}", row.grade)))?,
         class_letter: row.class_letter.clone(),
         card_number: row.card_number.clone(),
+        moved_away: row.moved_away,
     })
 }
 
@@ -134,6 +136,7 @@ mod tests {
             class_letter: "А".into(),
             card_number: None,
             pupil_removed_at: removed,
+            moved_away: false,
         }
     }
 

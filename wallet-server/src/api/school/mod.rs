@@ -8,6 +8,7 @@ pub mod feedback;
 pub mod meals;
 pub mod reports;
 pub mod terminals;
+pub mod vouchers;
 
 use crate::state::AppState;
 use axum::Router;
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .merge(terminals::router())
         .merge(feedback::router())
         .merge(reports::router())
+        .merge(vouchers::router())
 }
 
 /// Today in local time, the default end of every range.

@@ -100,12 +100,13 @@ pub fn school_href(school: &School, section: &str) -> String {
     }
 }
 
-pub const SECTIONS: [(&str, &str, &str); 8] = [
+pub const SECTIONS: [(&str, &str, &str); 9] = [
     ("", "Шолу", "Обзор"),
     ("meals", "Тамақтану", "Питание"),
     ("scans", "Қайталау мен бас тарту", "Дубликаты и отказы"),
     ("anomalies", "Ауытқулар", "Аномалии"),
     ("consent", "Келісім", "Согласия"),
+    ("vouchers", "Ваучерлер", "Ваучеры"),
     ("feedback", "Бағалар мен шағымдар", "Оценки и жалобы"),
     ("terminals", "Терминалдар", "Терминалы"),
     ("reports", "ҰБДҚ есептері", "Отчёты НОБД"),

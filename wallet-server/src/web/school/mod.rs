@@ -10,6 +10,7 @@ pub mod meals;
 pub mod reports;
 pub mod scans;
 pub mod terminals;
+pub mod vouchers;
 
 use crate::config::Lang;
 use crate::error::AppError;
@@ -35,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/school/s/{bin}/scans", get(scans::page))
         .route("/school/s/{bin}/anomalies", get(anomalies::page))
         .route("/school/s/{bin}/consent", get(consent::page))
+        .route("/school/s/{bin}/vouchers", get(vouchers::page))
         .route("/school/s/{bin}/feedback", get(feedback::page))
         .route("/school/s/{bin}/terminals", get(terminals::page))
         .route(
