@@ -381,7 +381,10 @@ fn the_check_rejects_undocumented_statuses_content_and_bodies() {
     // Concrete paths find their templates; a literal segment beats a parameter.
     let id = "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f";
     for (path, template) in [
-        (format!("/api/v1/wallet/vouchers/{id}/qr"), "/api/v1/wallet/vouchers/{id}/qr"),
+        (
+            format!("/api/v1/wallet/vouchers/{id}/qr"),
+            "/api/v1/wallet/vouchers/{id}/qr",
+        ),
         (
             format!("/api/v1/wallet/vouchers/{id}/qr.png"),
             "/api/v1/wallet/vouchers/{id}/qr.png",
@@ -389,7 +392,13 @@ fn the_check_rejects_undocumented_statuses_content_and_bodies() {
         ("/wallet/".to_owned(), "/wallet/"),
         ("/wallet".to_owned(), "/wallet"),
     ] {
-        assert_eq!(spec.template("GET", &path).as_deref().or(spec.template("POST", &path).as_deref()), Some(template), "{path}");
+        assert_eq!(
+            spec.template("GET", &path)
+                .as_deref()
+                .or(spec.template("POST", &path).as_deref()),
+            Some(template),
+            "{path}"
+        );
     }
     assert_eq!(spec.template("DELETE", "/api/v1/wallet/vouchers"), None);
 }
@@ -455,6 +464,8 @@ components:
     ] {
         assert!(spec.check_json("GET", "/a", 200, &bad).is_err(), "{bad}");
     }
-    let err = spec.check_json("GET", "/a", 201, &serde_json::json!(1)).unwrap_err();
+    let err = spec
+        .check_json("GET", "/a", 201, &serde_json::json!(1))
+        .unwrap_err();
     assert!(err.contains("`not` is not handled"), "{err}");
 }

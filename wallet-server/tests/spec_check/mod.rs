@@ -90,7 +90,11 @@ impl Spec {
         let mut out = Vec::new();
         for (template, ops) in self.doc["paths"].as_object().into_iter().flatten() {
             for (method, op) in ops.as_object().into_iter().flatten() {
-                for status in op["responses"].as_object().into_iter().flat_map(|m| m.keys()) {
+                for status in op["responses"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|m| m.keys())
+                {
                     let Ok(code) = status.parse::<u16>() else {
                         continue;
                     };
@@ -179,9 +183,9 @@ impl Spec {
         let r = self.response(method, template, status)?;
         match r["content"].get("application/json") {
             Some(media) => {
-                let schema = media
-                    .get("schema")
-                    .ok_or_else(|| format!("{method} {template} {status}: JSON without a schema"))?;
+                let schema = media.get("schema").ok_or_else(|| {
+                    format!("{method} {template} {status}: JSON without a schema")
+                })?;
                 self.convert(schema, true, &mut Vec::new()).map(Some)
             }
             None => Ok(None),
@@ -202,15 +206,20 @@ impl Spec {
             match cached {
                 Some(v) => v,
                 None => {
-                    let schema = self.response_schema(method, template, status)?.ok_or_else(
-                        || format!("{key}: the spec documents no JSON body for this answer"),
-                    )?;
+                    let schema =
+                        self.response_schema(method, template, status)?
+                            .ok_or_else(|| {
+                                format!("{key}: the spec documents no JSON body for this answer")
+                            })?;
                     let v = jsonschema::options()
                         .should_validate_formats(true)
                         .build(&schema)
                         .map_err(|e| format!("{key}: the schema does not compile: {e}"))?;
                     let v = Arc::new(v);
-                    self.validators.lock().unwrap().insert(key.clone(), v.clone());
+                    self.validators
+                        .lock()
+                        .unwrap()
+                        .insert(key.clone(), v.clone());
                     v
                 }
             }
@@ -222,7 +231,11 @@ impl Spec {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(format!("{key}: {}\nbody: {}", errors.join("; "), short(body)))
+            Err(format!(
+                "{key}: {}\nbody: {}",
+                errors.join("; "),
+                short(body)
+            ))
         }
     }
 
@@ -350,7 +363,10 @@ impl Spec {
             }
         }
         if close && !out.contains_key("additionalProperties") {
-            let parts = out.get("allOf").and_then(Value::as_array).map_or(0, Vec::len);
+            let parts = out
+                .get("allOf")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
             if parts > 1 {
                 // The parts were left open; what none of them evaluates is refused here.
                 out.insert("unevaluatedProperties".into(), Value::Bool(false));
