@@ -67,7 +67,9 @@ pub async fn enroll(ctx: &Context, server: &str, code: &str, label: Option<&str>
         }
         Err(sync::EnrollError::Client(crate::client::ClientError::Unreachable { url, detail })) => {
             eprintln!(
-                "error: no answer from the server at {url} ({detail}). The enrollment may or may                  not have reached it: check the network and run the same `canteen-terminal enroll`                  command again with the same code (repeating it is safe)"
+                "error: no answer from the server at {url} ({detail}). The enrollment may or may \
+                 not have reached it: check the network and run the same `canteen-terminal enroll` \
+                 command again with the same code (repeating it is safe)"
             );
             Ok(EXIT_UNREACHABLE)
         }

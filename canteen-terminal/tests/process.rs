@@ -291,6 +291,39 @@ fn commands_on_an_unenrolled_dir_say_what_to_do_and_write_nothing() {
     assert_eq!(out.status.code(), Some(2), "clap usage error");
 }
 
+/// No answer to an enrollment: the advice is to repeat the same command (safe, the server hands
+/// the same credential to the same code and key), on one readable line, with its own exit code.
+#[test]
+fn enrollment_without_an_answer_says_to_repeat_the_same_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("t");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = run(
+        &data,
+        &[
+            "enroll",
+            "--server",
+            &format!("http://{closed}"),
+            "--code",
+            "7KQ2M-ZX4PA",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "unreachable");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "run the same `canteen-terminal enroll` command again with the same code \
+             (repeating it is safe)"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("sync"), "{err}");
+    assert!(!err.contains("  "), "one line, single spaces: {err:?}");
+}
+
 #[test]
 fn garbage_on_stdin_gives_one_verdict_line_per_non_blank_line() {
     wait_out_the_last_minute();

@@ -1,7 +1,12 @@
 //! The whole flow of DESIGN §1 across both binaries, as real processes: roster → consent by SMS
 //! → voucher → activation → QR → scan at the counter → sync → history → rating and complaint →
-//! NOBD report. Once on SQLite and once on PostgreSQL.
+//! NOBD report. Once on SQLite and once on PostgreSQL. Every answer the test gets from the
+//! server's HTTP API is checked against docs/openapi.yaml.
 
+#[path = "../../wallet-server/tests/spec_check/mod.rs"]
+mod spec_check;
+
+use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::{json, Value};
 use shared::calendar::ServiceDay;
 use std::path::Path;
@@ -73,17 +78,59 @@ fn wait_for_file(dir: &Path) -> Vec<std::path::PathBuf> {
     panic!("nothing arrived in {} within 20 s", dir.display());
 }
 
+/// An answer of the server, already checked against the spec.
+struct Answer {
+    status: u16,
+    content_type: Option<String>,
+    bytes: Vec<u8>,
+}
+
+impl Answer {
+    fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Sends a request and checks the answer against docs/openapi.yaml (status, content type, JSON
+/// body), as a client written from the spec would read it.
+fn call(http: &Client, req: RequestBuilder) -> Answer {
+    let req = req.build().unwrap();
+    let method = req.method().to_string();
+    let url = req.url();
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let resp = http.execute(req).unwrap();
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = resp.bytes().unwrap().to_vec();
+    spec_check::assert_answer(&method, &target, status, content_type.as_deref(), &bytes);
+    Answer {
+        status,
+        content_type,
+        bytes,
+    }
+}
+
 /// The server's `/metrics`, parsed: `(name, labels) → value` for counters and gauges.
-fn metrics(
-    http: &reqwest::blocking::Client,
-    server: &ServerProcess,
-) -> Vec<prometheus_parse::Sample> {
-    let text = http
-        .get(server.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+fn metrics(http: &Client, server: &ServerProcess) -> Vec<prometheus_parse::Sample> {
+    let answer = call(http, http.get(server.url("/metrics")));
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let text = answer.text();
     prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
         .expect("the exposition parses")
         .samples
@@ -140,21 +187,24 @@ fn flow(database_url: Option<&str>) {
     let extra: Vec<String> = common[2..].to_vec();
     let extra_refs: Vec<&str> = extra.iter().map(String::as_str).collect();
     let server = ServerProcess::start(&data, &extra_refs);
-    let http = reqwest::blocking::Client::new();
+    let http = Client::new();
     let before = metrics(&http, &server);
-    let refused = http
-        .post(server.url("/api/v1/sms/inbound"))
-        .json(&json!({"from": parent, "text": "3#1"}))
-        .send()
-        .unwrap();
-    assert_eq!(refused.status(), 403, "no gateway secret, no answer");
-    let ok = http
-        .post(server.url("/api/v1/sms/inbound"))
-        .header("X-Gateway-Secret", SECRET)
-        .json(&json!({"from": parent, "text": " 3 # 1 "}))
-        .send()
-        .unwrap();
-    assert!(ok.status().is_success(), "{:?}", ok.text());
+    // The health check a load balancer or systemd watchdog polls.
+    let health = call(&http, http.get(server.url("/healthz")));
+    assert_eq!(health.status, 200, "{}", health.text());
+    let refused = call(
+        &http,
+        http.post(server.url("/api/v1/sms/inbound"))
+            .json(&json!({"from": parent, "text": "3#1"})),
+    );
+    assert_eq!(refused.status, 403, "no gateway secret, no answer");
+    let ok = call(
+        &http,
+        http.post(server.url("/api/v1/sms/inbound"))
+            .header("X-Gateway-Secret", SECRET)
+            .json(&json!({"from": parent, "text": " 3 # 1 "})),
+    );
+    assert!(ok.ok(), "{}", ok.text());
     let confirmed = wait_for_sms(&data, &parent, "consent_confirmed", 0);
     assert!(
         confirmed.contains(&format!("{}/wallet", "http://127.0.0.1:8080"))
@@ -162,48 +212,58 @@ fn flow(database_url: Option<&str>) {
     );
 
     // 3. The parent logs in with the code sent by SMS and activates the voucher.
-    let r = http
-        .post(server.url("/api/v1/wallet/login"))
-        .json(&json!({"phone": parent}))
-        .send()
-        .unwrap();
-    assert!(r.status().is_success());
+    let r = call(
+        &http,
+        http.post(server.url("/api/v1/wallet/login"))
+            .json(&json!({"phone": parent})),
+    );
+    assert!(r.ok(), "{}", r.text());
     let text = wait_for_sms(&data, &parent, "login_code", 0);
     let code: String = text
         .split(|c: char| !c.is_ascii_digit())
         .find(|w| w.len() == 6)
         .expect("a six-digit code in the SMS")
         .to_owned();
-    let session: Value = http
-        .post(server.url("/api/v1/wallet/login/verify"))
-        .json(&json!({"phone": parent, "code": code}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    // A wrong code first: refused with the error body the spec describes.
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = call(
+        &http,
+        http.post(server.url("/api/v1/wallet/login/verify"))
+            .json(&json!({"phone": parent, "code": wrong})),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "wrong_code");
+    let session = call(
+        &http,
+        http.post(server.url("/api/v1/wallet/login/verify"))
+            .json(&json!({"phone": parent, "code": code})),
+    )
+    .json();
     let token = session["session_token"]
         .as_str()
         .expect("session token")
         .to_owned();
-    let vouchers: Value = http
-        .get(server.url("/api/v1/wallet/vouchers"))
-        .bearer_auth(&token)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let no_session = call(&http, http.get(server.url("/api/v1/wallet/vouchers")));
+    assert_eq!(no_session.status, 401, "{}", no_session.text());
+    let vouchers = call(
+        &http,
+        http.get(server.url("/api/v1/wallet/vouchers"))
+            .bearer_auth(&token),
+    )
+    .json();
     let vouchers = vouchers.as_array().expect("a list");
     assert_eq!(vouchers.len(), 1, "{vouchers:?}");
     let v = &vouchers[0];
     assert_eq!(v["status"], "issued");
     assert_eq!(v["school_bin"], school_bin(0));
     let id = v["voucher_id"].as_str().unwrap().to_owned();
-    let r = http
-        .post(server.url(&format!("/api/v1/wallet/vouchers/{id}/activate")))
-        .bearer_auth(&token)
-        .send()
-        .unwrap();
-    assert!(r.status().is_success(), "{:?}", r.text());
+    let r = call(
+        &http,
+        http.post(server.url(&format!("/api/v1/wallet/vouchers/{id}/activate")))
+            .bearer_auth(&token),
+    );
+    assert!(r.ok(), "{}", r.text());
+    assert_eq!(r.json()["status"], "active");
 
     // 4. A terminal of the school enrolls with a one-time code from the CLI.
     let out = ws(
@@ -230,14 +290,22 @@ fn flow(database_url: Option<&str>) {
     );
 
     // 5. The parent's QR image, scanned at the counter offline: served once, then refused.
-    let png = http
-        .get(server.url(&format!("/api/v1/wallet/vouchers/{id}/qr.png")))
-        .bearer_auth(&token)
-        .send()
-        .unwrap();
-    assert_eq!(png.headers()["content-type"], "image/png");
+    let png = call(
+        &http,
+        http.get(server.url(&format!("/api/v1/wallet/vouchers/{id}/qr.png")))
+            .bearer_auth(&token),
+    );
+    assert_eq!(png.content_type.as_deref(), Some("image/png"));
     let qr = tmp.path().join("qr.png");
-    std::fs::write(&qr, png.bytes().unwrap()).unwrap();
+    std::fs::write(&qr, &png.bytes).unwrap();
+    // The same token as JSON with its SVG, as the wallet page fetches it.
+    let svg = call(
+        &http,
+        http.post(server.url(&format!("/api/v1/wallet/vouchers/{id}/qr")))
+            .bearer_auth(&token)
+            .json(&json!({"validity": "short"})),
+    );
+    assert_eq!(svg.status, 200, "{}", svg.text());
     let scan = |expect: &str| {
         let out = term(&["scan", "--json", "--image", qr.to_str().unwrap()], false);
         let line: Value = serde_json::from_str(stdout(&out).lines().next().expect("one verdict"))
@@ -280,13 +348,12 @@ fn flow(database_url: Option<&str>) {
     );
 
     // 6. The meal is in the wallet's history; the parent rates and complains.
-    let history: Value = http
-        .get(server.url(&format!("/api/v1/wallet/vouchers/{id}/history")))
-        .bearer_auth(&token)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let history = call(
+        &http,
+        http.get(server.url(&format!("/api/v1/wallet/vouchers/{id}/history")))
+            .bearer_auth(&token),
+    )
+    .json();
     let history = history.as_array().unwrap();
     assert_eq!(
         history.len(),
@@ -295,23 +362,40 @@ fn flow(database_url: Option<&str>) {
     );
     assert_eq!(history[0]["meal_kind"], "lunch");
     assert_eq!(history[0]["school_bin"], school_bin(0));
-    let r = http
-        .post(server.url("/api/v1/wallet/ratings"))
-        .bearer_auth(&token)
-        .json(&json!({"voucher_id": id, "stars": 4, "comment": "Тамақ дәмді"}))
-        .send()
-        .unwrap();
-    assert!(r.status().is_success(), "{:?}", r.text());
-    let r = http
-        .post(server.url("/api/v1/wallet/complaints"))
-        .bearer_auth(&token)
-        .json(&json!({"voucher_id": id, "text": "Суп был холодным"}))
-        .send()
-        .unwrap();
-    assert!(r.status().is_success(), "{:?}", r.text());
+    let r = call(
+        &http,
+        http.post(server.url("/api/v1/wallet/ratings"))
+            .bearer_auth(&token)
+            .json(&json!({"voucher_id": id, "stars": 4, "comment": "Тамақ дәмді"})),
+    );
+    assert!(r.ok(), "{}", r.text());
+    let ratings = call(
+        &http,
+        http.get(server.url(&format!("/api/v1/wallet/ratings?voucher_id={id}")))
+            .bearer_auth(&token),
+    );
+    assert_eq!(ratings.json()[0]["stars"], 4, "{}", ratings.text());
+    let r = call(
+        &http,
+        http.post(server.url("/api/v1/wallet/complaints"))
+            .bearer_auth(&token)
+            .json(&json!({"voucher_id": id, "text": "Суп был холодным"})),
+    );
+    assert!(r.ok(), "{}", r.text());
     let complaints = wait_for_file(&data.join("outbox/eotinish"));
     let complaint = std::fs::read_to_string(&complaints[0]).unwrap();
     assert!(complaint.contains("Суп был холодным"));
+    let listed = call(
+        &http,
+        http.get(server.url("/api/v1/wallet/complaints"))
+            .bearer_auth(&token),
+    );
+    assert_eq!(
+        listed.json().as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        listed.text()
+    );
 
     // 7. The day's NOBD report counts the one meal and the one refused scan.
     let today = ServiceDay::from_unix(chrono::Utc::now().timestamp()).to_string();
@@ -350,7 +434,58 @@ fn flow(database_url: Option<&str>) {
     assert_eq!(report["refused_events"]["total"], 0, "{report}");
     assert_eq!(report["vouchers"]["activated_total"], 1, "{report}");
 
-    // 8. The operator's view moved with the flow.
+    // 8. The school's director signs in and finds the day in the school API.
+    let password = "Tamaq-Canteen-7391";
+    let add = with(&[
+        "staff",
+        "add",
+        "--username",
+        "director",
+        "--role",
+        "school_admin",
+        "--school",
+        &school_bin(0),
+    ]);
+    let add: Vec<&str> = add.iter().map(String::as_str).collect();
+    run("wallet-server", &add, Some(&format!("{password}\n")), true);
+    let login = call(
+        &http,
+        http.post(server.url("/api/v1/school/login"))
+            .json(&json!({"username": "director", "password": password})),
+    );
+    assert_eq!(login.status, 200, "{}", login.text());
+    let staff = login.json()["session_token"].as_str().unwrap().to_owned();
+    let school = |path: &str| {
+        let url = format!("/api/v1/school/schools/{}/{path}", school_bin(0));
+        let answer = call(&http, http.get(server.url(&url)).bearer_auth(&staff));
+        assert_eq!(answer.status, 200, "{url}: {}", answer.text());
+        answer.json()
+    };
+    let meals = school(&format!("meals?from={today}&to={today}"));
+    assert_eq!(meals["rows"][0]["meals"], 1, "{meals}");
+    let scans = school(&format!("scans?from={today}&to={today}"));
+    assert!(
+        scans["rejected"].as_array().is_some_and(|r| !r.is_empty()),
+        "{scans}"
+    );
+    for path in [
+        "anomalies",
+        "terminals",
+        "reports",
+        "ratings",
+        "complaints",
+        "consent",
+    ] {
+        school(path);
+    }
+    let me = call(
+        &http,
+        http.get(server.url("/api/v1/school/me"))
+            .bearer_auth(&staff),
+    );
+    assert_eq!(me.json()["username"], "director", "{}", me.text());
+
+    // 9. The operator's view moved with the flow.
     let after = metrics(&http, &server);
     let moved = |name: &str, labels: &[(&str, &str)]| {
         metric(&after, name, labels) - metric(&before, name, labels)

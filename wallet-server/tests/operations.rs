@@ -524,3 +524,108 @@ async fn json_logs_by_configuration() {
     assert!(login["latency_ms"].is_string() || login["latency_ms"].is_number());
     assert_no_secrets(&log);
 }
+
+/// A server on `serve_until` (the `serve` command's loop) with `[metrics]` settings: its base
+/// URL, the metrics address, and the sender that stops it.
+async fn serve_with_metrics(
+    pg: bool,
+    token: Option<&str>,
+) -> (
+    Fx,
+    String,
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut settings = Settings::default();
+    settings.server.trusted_proxies = vec![format!("{PROXY}/32")];
+    settings.metrics.listen = Some(format!("127.0.0.1:{metrics_port}"));
+    settings.metrics.token = token.map(wallet_server::config::Secret::new);
+    let fx = Fx::with_settings(pg, settings).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = fx.state().clone();
+    let task = tokio::spawn(async move {
+        wallet_server::app::serve_until(state, listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    let metrics = format!("http://127.0.0.1:{metrics_port}");
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", metrics_port)).is_err() {
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "the metrics address never opened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    (fx, base, metrics, stop, task)
+}
+
+/// `GET /metrics` for a client behind the proxy (not loopback), with an optional bearer token.
+async fn remote_scrape(base: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut r = client_from(PROXY)
+        .get(format!("{base}{path}"))
+        .header("X-Forwarded-For", "198.51.100.20");
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+both_backends!(
+    remote_scrapers_need_the_token_or_the_metrics_address,
+    |pg| async move {
+        const TOKEN: &str = "scrape-token-0123456789";
+        let (_fx, base, metrics, stop, task) = serve_with_metrics(pg, Some(TOKEN)).await;
+        // On the service's own address: the token or nothing.
+        assert_eq!(remote_scrape(&base, "/metrics", None).await.0, 404);
+        assert_eq!(
+            remote_scrape(&base, "/metrics", Some("scrape-token-wrong-0000"))
+                .await
+                .0,
+            404
+        );
+        let (status, text) = remote_scrape(&base, "/metrics", Some(TOKEN)).await;
+        assert_eq!(status, 200);
+        assert!(!scrape(&text).is_empty(), "{text}");
+        // With a token set, the metrics address asks for it too.
+        assert_eq!(remote_scrape(&metrics, "/metrics", None).await.0, 404);
+        let (status, text) = remote_scrape(&metrics, "/metrics", Some(TOKEN)).await;
+        assert_eq!(status, 200);
+        assert!(text.contains("tamaq_http_requests_total"), "{text}");
+        // It serves `/metrics` and nothing else.
+        assert_eq!(
+            remote_scrape(&metrics, "/healthz", Some(TOKEN)).await.0,
+            404
+        );
+        assert_eq!(
+            remote_scrape(&metrics, "/api/v1/keys", Some(TOKEN)).await.0,
+            404
+        );
+        stop.send(()).unwrap();
+        task.await.unwrap();
+
+        // Without a token, the metrics address answers whoever reaches it; the service's own
+        // address still answers loopback clients only.
+        let (_fx, base, metrics, stop, task) = serve_with_metrics(pg, None).await;
+        assert_eq!(remote_scrape(&metrics, "/metrics", None).await.0, 200);
+        assert_eq!(remote_scrape(&base, "/metrics", None).await.0, 404);
+        assert_eq!(
+            remote_scrape(&base, "/metrics", Some(TOKEN)).await.0,
+            404,
+            "no token configured, none accepted"
+        );
+        stop.send(()).unwrap();
+        task.await.unwrap();
+    }
+);

@@ -2,6 +2,7 @@
 
 #[path = "core_support/mod.rs"]
 mod common;
+mod spec_check;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -39,9 +40,21 @@ async fn post(t: &TestState, secret: Option<&str>, body: &str) -> (StatusCode, s
         .await
         .unwrap();
     let status = resp.status();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
         .await
         .unwrap();
+    spec_check::assert_answer(
+        "POST",
+        "/api/v1/sms/inbound",
+        status.as_u16(),
+        content_type.as_deref(),
+        &bytes,
+    );
     (
         status,
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),

@@ -56,14 +56,22 @@ pub enum StaffError {
     BadBin(String),
     #[error("no school with BIN {0} in the roster; import the roster first")]
     UnknownSchool(String),
+    // Not `#[from]`: that would make the reason the error's source too, and `{:#}` (how the
+    // CLI prints errors) would then say it twice.
     #[error("weak password: {0}")]
-    WeakPassword(#[from] password::WeakPassword),
+    WeakPassword(password::WeakPassword),
     #[error("username {0:?} already exists")]
     Exists(String),
     #[error("no staff account {0:?}; `wallet-server staff list` shows them")]
     Unknown(String),
     #[error(transparent)]
     Store(StoreError),
+}
+
+impl From<password::WeakPassword> for StaffError {
+    fn from(e: password::WeakPassword) -> Self {
+        StaffError::WeakPassword(e)
+    }
 }
 
 impl From<StoreError> for StaffError {

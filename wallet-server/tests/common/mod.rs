@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../spec_check/mod.rs"]
+pub mod spec_check;
+
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use shared::calendar::SchoolYear;
@@ -303,7 +306,9 @@ impl Fx {
         .unwrap();
     }
 
+    /// Sends a request through the router; the answer must match docs/openapi.yaml.
     pub async fn call(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let (method, uri) = (req.method().clone(), req.uri().to_string());
         let resp = wallet_server::app(self.state().clone())
             .oneshot(req)
             .await
@@ -314,6 +319,15 @@ impl Fx {
             .await
             .unwrap()
             .to_vec();
+        spec_check::assert_answer(
+            method.as_str(),
+            &uri,
+            status.as_u16(),
+            headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            &body,
+        );
         (status, headers, body)
     }
 

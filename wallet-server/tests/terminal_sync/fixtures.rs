@@ -1,5 +1,8 @@
 //! Schools, pupils, vouchers, enrolled terminals and HTTP calls for the terminal sync tests.
 
+#[path = "../spec_check/mod.rs"]
+pub mod spec_check;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
@@ -190,11 +193,24 @@ pub async fn call_raw(
             .unwrap(),
         None => req.body(Body::empty()).unwrap(),
     };
+    let (method, uri) = (req.method().clone(), req.uri().to_string());
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
         .await
         .unwrap();
+    spec_check::assert_answer(
+        method.as_str(),
+        &uri,
+        status.as_u16(),
+        content_type.as_deref(),
+        &bytes,
+    );
     let value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, value)

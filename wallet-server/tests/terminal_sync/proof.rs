@@ -342,3 +342,130 @@ state_test!(
         assert_eq!(upgraded.version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
     }
 );
+
+// Events a wrong clock stamped: a card meal from a terminal that dates meals by its PC clock,
+// uploaded with that clock a day behind, would land on the day before; an event whose service
+// day is not the local day of its time was stamped by something else than the clock it names.
+// Both are stored refused and counted nowhere; the same card meal from that terminal with a
+// clock that agrees, and from a terminal on trusted time whatever its PC clock says, count.
+state_test!(
+    wrongly_stamped_events_are_flagged_not_counted,
+    |state: AppState| async move {
+        let app = app(&state);
+        let state = &state;
+        let a = school(state, BIN_A, "Школа 1").await;
+        let mut vouchers = Vec::new();
+        for n in 1..=4 {
+            let iin = format!("iin-{n}");
+            vouchers.push(
+                voucher(state, &a, &iin, "Бала", "Балаев", true)
+                    .await
+                    .uuid(),
+            );
+        }
+        let t = enroll(&app, state, BIN_A, "Асхана 1").await;
+        let tuesday_noon = MONDAY_NOON + 86_400;
+        let now = tuesday_noon + 3600;
+        state.clock.set(now);
+        let card = |seq: i64, at: i64, v: Uuid| {
+            let mut e = ev(seq, at, Some(v), Verdict::Ok);
+            e.source = ScanSource::Card;
+            e.key_id = None;
+            e
+        };
+        let send = |events: Vec<TerminalEvent>, version: &'static str, clock: i64| {
+            let app = app.clone();
+            let auth = t.auth.clone();
+            async move {
+                let clock = clock.to_string();
+                let headers = [
+                    (shared::wire::TERMINAL_VERSION_HEADER, version),
+                    ("X-Terminal-Time", clock.as_str()),
+                ];
+                let body = serde_json::json!({ "events": events }).to_string();
+                let (status, body) = call_raw(
+                    &app,
+                    "POST",
+                    "/api/v1/terminal/events",
+                    Some(&auth),
+                    &headers,
+                    Some(body.into_bytes()),
+                )
+                .await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+                serde_json::from_value::<EventAck>(body).unwrap()
+            }
+        };
+
+        // A terminal from before trusted time, its clock a day behind: Tuesday's card meal is
+        // stamped Monday noon, a valid-looking meal on a school day.
+        let old = "0.1.0";
+        let ack = send(vec![card(1, MONDAY_NOON, vouchers[0])], old, now - 86_400).await;
+        assert_eq!((ack.stored, ack.refused), (1, 1));
+        // The same terminal with its clock a minute off: the card meal counts.
+        let ack = send(vec![card(2, tuesday_noon, vouchers[1])], old, now + 60).await;
+        assert_eq!((ack.stored, ack.refused), (1, 0));
+        // A current terminal dates meals by trusted time: its PC clock does not matter.
+        let current = env!("CARGO_PKG_VERSION");
+        let mut mismatched = with_proof(
+            &t,
+            &ev(4, tuesday_noon + 120, Some(vouchers[3]), Verdict::Ok),
+        );
+        mismatched.service_day = ServiceDay::from_unix(MONDAY_NOON).date();
+        let ack = send(
+            vec![card(3, tuesday_noon + 60, vouchers[2]), mismatched],
+            current,
+            now - 86_400,
+        )
+        .await;
+        assert_eq!((ack.stored, ack.refused), (2, 1));
+
+        let stored = state.store.terminal_events(t.id()).await.unwrap();
+        let refusals: Vec<(i64, Option<&str>)> = stored
+            .iter()
+            .map(|e| (e.seq, e.refusal.as_deref()))
+            .collect();
+        assert_eq!(
+            refusals,
+            [
+                (1, Some("clock_offset")),
+                (2, None),
+                (3, None),
+                (4, Some("day_mismatch"))
+            ]
+        );
+
+        // Counted: Tuesday's two card meals; Monday has none.
+        let filter = MealFilter {
+            school_code: a.code,
+            from: day(MONDAY_NOON),
+            to: day(tuesday_noon),
+            class: None,
+            voucher: None,
+        };
+        let by_day: BTreeMap<String, i64> = state
+            .store
+            .meals_by_day(&filter)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| (d.service_day.clone(), d.meals))
+            .collect();
+        assert_eq!(by_day, BTreeMap::from([(day(tuesday_noon), 2)]));
+        for v in [vouchers[0], vouchers[3]] {
+            let history = state.store.meal_history(&v.to_string(), 100).await.unwrap();
+            assert!(history.is_empty(), "{v}: {history:?}");
+        }
+        let monday = nobd_content(state, &a, ServiceDay::from_unix(MONDAY_NOON).0).await;
+        assert_eq!(monday.meals.served_total, 0);
+        assert_eq!(
+            monday.refused_events.by_reason,
+            BTreeMap::from([
+                ("clock_offset".to_owned(), 1),
+                ("day_mismatch".to_owned(), 1)
+            ])
+        );
+        let tuesday = nobd_content(state, &a, ServiceDay::from_unix(tuesday_noon).0).await;
+        assert_eq!(tuesday.meals.served_total, 2);
+    }
+);

@@ -2,6 +2,9 @@
 //! HTTP API the way a phone would.
 #![allow(dead_code)]
 
+#[path = "../spec_check/mod.rs"]
+pub mod spec_check;
+
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -170,7 +173,9 @@ impl World {
         self.state().clock.set(MONDAY_9AM);
     }
 
+    /// Sends a request through the router; the answer must match docs/openapi.yaml.
     pub async fn send(&self, req: Request<Body>) -> Reply {
+        let (method, uri) = (req.method().clone(), req.uri().to_string());
         let r = self.app.clone().oneshot(req).await.unwrap();
         let status = r.status();
         let headers = r.headers().clone();
@@ -178,6 +183,15 @@ impl World {
             .await
             .unwrap()
             .to_vec();
+        spec_check::assert_answer(
+            method.as_str(),
+            &uri,
+            status.as_u16(),
+            headers
+                .get(axum::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            &bytes,
+        );
         Reply {
             status,
             headers,
