@@ -54,13 +54,14 @@ async fn own_voucher(state: &AppState, parent: &Parent, id: &str) -> AppResult<P
         .ok_or_else(views::not_found)
 }
 
-/// [`own_voucher`] for the QR endpoints: the same ownership rule, a smaller read, reused for a
-/// few seconds per session (see `OwnershipCache`).
+/// [`own_voucher`] for the QR endpoints: the same ownership rule, a smaller read, reused per
+/// session until any voucher changes (see `OwnershipCache`).
 async fn signing_voucher(state: &AppState, parent: &Parent, id: &str) -> AppResult<SigningVoucher> {
     let id = views::voucher_id(id)?;
     let now = state.now();
     let cache = &state.wallet.ownership;
-    if let Some(v) = cache.get(&parent.token_hash, id, now) {
+    let epoch = cache.epoch(state.store.as_ref()).await?;
+    if let Some(v) = cache.get(&parent.token_hash, id, now, epoch) {
         return Ok(v);
     }
     let v = state
@@ -68,7 +69,7 @@ async fn signing_voucher(state: &AppState, parent: &Parent, id: &str) -> AppResu
         .signing_voucher(&id.to_string(), &parent.phone)
         .await?
         .ok_or_else(views::not_found)?;
-    cache.put(parent.token_hash, id, &v, now);
+    cache.put(parent.token_hash, id, &v, now, epoch);
     Ok(v)
 }
 

@@ -153,8 +153,10 @@ fn unchanged(old: &Pupil, school_code: i64, new: &NewPupil) -> bool {
 
 /// A change a terminal's snapshot shows: the display name, class, card, the pupil listed again
 /// after removal, or a move to another school (the vouchers that follow the pupil get the
-/// import's change number again when they move).
-fn terminal_visible_change(old: &Pupil, school_code: i64, new: &NewPupil) -> bool {
+/// import's change number again when they move) — or a new priority phone: the change number is
+/// also what tells the wallet's signing cache (`wallet::session::OwnershipCache`) that the
+/// phone allowed to sign for the voucher may have changed.
+fn voucher_visible_change(old: &Pupil, school_code: i64, new: &NewPupil) -> bool {
     old.removed_at.is_some()
         || old.school_code != school_code
         || old.last_name != new.last_name
@@ -162,6 +164,7 @@ fn terminal_visible_change(old: &Pupil, school_code: i64, new: &NewPupil) -> boo
         || old.grade != new.grade
         || old.class_letter != new.class_letter
         || old.card_number != new.card_number
+        || old.contact_phone != new.contact_phone
 }
 
 const PUPIL_VALUE_COLUMNS: usize = 23;
@@ -433,7 +436,7 @@ macro_rules! impl_import {
                             Some(old) => {
                                 counts.updated += 1;
                                 writes.push((code, pupil));
-                                if terminal_visible_change(old, code, pupil) {
+                                if voucher_visible_change(old, code, pupil) {
                                     seen_changed.push(old.id);
                                 }
                                 relisted.push(Relisted {

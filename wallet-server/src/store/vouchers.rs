@@ -183,6 +183,9 @@ pub trait VoucherStore {
         limit: i64,
     ) -> StoreResult<Vec<String>>;
     async fn voucher(&self, id: Uuid) -> StoreResult<Option<Voucher>>;
+    /// The last voucher change number handed out: it moves with every change of a voucher's
+    /// state, school or pupil data, and of the phone that may see it.
+    async fn voucher_change_number(&self) -> StoreResult<i64>;
     async fn voucher_for_pupil(
         &self,
         pupil_id: i64,
@@ -456,6 +459,16 @@ macro_rules! impl_vouchers {
                     .bind(id.to_string())
                     .fetch_optional(&self.pool)
                     .await?)
+            }
+
+            async fn voucher_change_number(&self) -> StoreResult<i64> {
+                Ok(
+                    sqlx::query_scalar::<_, i64>("SELECT value FROM counters WHERE name = $1")
+                        .bind(VOUCHER_CHANGE)
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .unwrap_or(0),
+                )
             }
 
             async fn voucher_for_pupil(

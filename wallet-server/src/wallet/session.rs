@@ -71,48 +71,79 @@ impl SessionCache {
     }
 }
 
-/// How long an ownership read for signing (session, voucher → active voucher) is reused.
+/// How long an ownership read for signing (session, voucher → active voucher) is reused at most.
 pub const OWNERSHIP_SECONDS: i64 = 5;
+
+/// How often the signing cache asks the database whether any voucher changed: a revocation, a
+/// move or a new priority phone committed by any process stops the cached reads this long
+/// after its commit at the latest.
+pub const OWNERSHIP_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Recently read active vouchers per session, so a parent's page renewing its QR code, or
 /// sending it to the child right after showing it, does not read the database again. Only
-/// `active` vouchers are kept (nothing else can be signed), so an activation is seen at once;
-/// a revocation is seen within [`OWNERSHIP_SECONDS`] — terminals refuse revoked vouchers after
-/// their next sync in any case.
+/// `active` vouchers are kept (nothing else can be signed), so an activation is seen at once.
+/// Each entry carries the voucher change number it was read under
+/// (`VoucherStore::voucher_change_number`, which every change of a voucher's state or school and
+/// every new priority phone moves); the number is read again every [`OWNERSHIP_CHECK`], and an
+/// entry of an older number is read afresh. So the old number's open sessions lose a pupil,
+/// and a moved voucher's tokens carry the new school, within that time of the import's commit,
+/// whichever process made it.
 #[derive(Default)]
 pub struct OwnershipCache {
-    entries: Sharded<(TokenHash, uuid::Uuid), (crate::store::wallet::SigningVoucher, i64)>,
+    entries: Sharded<(TokenHash, uuid::Uuid), (crate::store::wallet::SigningVoucher, i64, i64)>,
+    /// The change number last read, and when.
+    seen: std::sync::Mutex<Option<(i64, std::time::Instant)>>,
 }
 
 impl OwnershipCache {
+    /// The voucher change number, from the database at most every [`OWNERSHIP_CHECK`].
+    pub async fn epoch(&self, store: &dyn crate::store::Store) -> crate::store::StoreResult<i64> {
+        let recent = *self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((epoch, at)) = recent {
+            if at.elapsed() < OWNERSHIP_CHECK {
+                return Ok(epoch);
+            }
+        }
+        let read = std::time::Instant::now();
+        let epoch = store.voucher_change_number().await?;
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some((epoch, read));
+        Ok(epoch)
+    }
+
     pub fn get(
         &self,
         session: &TokenHash,
         voucher: uuid::Uuid,
         now: i64,
+        epoch: i64,
     ) -> Option<crate::store::wallet::SigningVoucher> {
         let key = (*session, voucher);
         let shard = self.entries.shard(&key);
-        let (v, read_at) = shard.get(&key)?;
-        (*read_at <= now && now - read_at < OWNERSHIP_SECONDS).then(|| v.clone())
+        let (v, read_at, read_epoch) = shard.get(&key)?;
+        (*read_epoch == epoch && *read_at <= now && now - read_at < OWNERSHIP_SECONDS)
+            .then(|| v.clone())
     }
 
+    /// Keeps `v`, read after the change number was `epoch`.
     pub fn put(
         &self,
         session: TokenHash,
         voucher: uuid::Uuid,
         v: &crate::store::wallet::SigningVoucher,
         now: i64,
+        epoch: i64,
     ) {
         if v.status == "active" {
             let key = (session, voucher);
-            self.entries.shard(&key).insert(key, (v.clone(), now));
+            self.entries
+                .shard(&key)
+                .insert(key, (v.clone(), now, epoch));
         }
     }
 
     pub fn evict_stale(&self, now: i64) {
         for mut shard in self.entries.each_shard() {
-            shard.retain(|_, (_, read_at)| now - *read_at < OWNERSHIP_SECONDS);
+            shard.retain(|_, (_, read_at, _)| now - *read_at < OWNERSHIP_SECONDS);
         }
     }
 }
