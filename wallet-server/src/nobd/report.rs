@@ -243,21 +243,69 @@ pub fn assemble(
             });
         }
     }
-    // Rows come in whatever order the database likes; the hash must not depend on it.
     for r in out.values_mut() {
         r.vouchers.activated_on_day = r.vouchers.activations.len() as i64;
-        r.vouchers.activations.sort_by(|a, b| {
+        r.canonical_order();
+    }
+    out
+}
+
+impl ReportContent {
+    /// Sorts the lists: rows come in whatever order the database likes, and the hash must not
+    /// depend on it. Also after an erased pupil's IIN was replaced in a stored report.
+    pub fn canonical_order(&mut self) {
+        self.vouchers.activations.sort_by(|a, b| {
             (&a.activated_at, &a.pupil_iin, &a.voucher_id).cmp(&(
                 &b.activated_at,
                 &b.pupil_iin,
                 &b.voucher_id,
             ))
         });
-        r.consent_outcomes.sort_by(|a, b| {
+        self.consent_outcomes.sort_by(|a, b| {
             (&a.at, &a.pupil_iin, &a.status).cmp(&(&b.at, &b.pupil_iin, &b.status))
         });
     }
-    out
+}
+
+/// A stored report with the IINs of erased pupils replaced (`iins`: IIN → placeholder), as it
+/// would be built from the database after the erasure: its body and, when the body is a report
+/// of this schema, the hash of its content (so that building the day again finds it unchanged
+/// and sends no revision). `None` when none of the IINs occurs in it.
+pub fn replace_iins(
+    body: &str,
+    iins: &HashMap<String, String>,
+) -> Option<(String, Option<String>)> {
+    fn walk(v: &mut serde_json::Value, iins: &HashMap<String, String>) -> bool {
+        match v {
+            serde_json::Value::String(s) => match iins.get(s.as_str()) {
+                Some(placeholder) => {
+                    *s = placeholder.clone();
+                    true
+                }
+                None => false,
+            },
+            serde_json::Value::Array(items) => {
+                items.iter_mut().fold(false, |hit, i| walk(i, iins) | hit)
+            }
+            serde_json::Value::Object(fields) => fields
+                .values_mut()
+                .fold(false, |hit, f| walk(f, iins) | hit),
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_str(body).ok()?;
+    if !walk(&mut value, iins) {
+        return None;
+    }
+    match serde_json::from_value::<NobdReport>(value.clone()) {
+        Ok(mut doc) => {
+            doc.content.canonical_order();
+            let body = serde_json::to_string(&doc).expect("report serialises");
+            Some((body, Some(doc.content.hash())))
+        }
+        // A document of another shape keeps its hash: only its IINs change.
+        Err(_) => Some((value.to_string(), None)),
+    }
 }
 
 #[cfg(test)]

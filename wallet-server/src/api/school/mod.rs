@@ -7,6 +7,7 @@ pub mod auth;
 pub mod feedback;
 pub mod meals;
 pub mod reports;
+pub mod states;
 pub mod terminals;
 
 use crate::state::AppState;
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .merge(terminals::router())
         .merge(feedback::router())
         .merge(reports::router())
+        .merge(states::router())
 }
 
 /// Today in local time, the default end of every range.
