@@ -244,10 +244,16 @@ pub fn start(state: AppState) -> anyhow::Result<Jobs> {
 
     let s = state.clone();
     let last_day = Arc::new(tokio::sync::Mutex::new(None));
-    handles.push(spawn_loop("retention", rx.clone(), every, never, move || {
-        let (s, last_day) = (s.clone(), last_day.clone());
-        async move { retention_round(&s, &mut *last_day.lock().await).await }
-    }));
+    handles.push(spawn_loop(
+        "retention",
+        rx.clone(),
+        every,
+        never,
+        move || {
+            let (s, last_day) = (s.clone(), last_day.clone());
+            async move { retention_round(&s, &mut *last_day.lock().await).await }
+        },
+    ));
 
     let s = state.clone();
     handles.push(spawn_loop("keys", rx, every, never, move || {

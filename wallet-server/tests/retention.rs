@@ -22,8 +22,8 @@ use wallet_server::config::Settings;
 use wallet_server::consent;
 use wallet_server::nobd::build::{build_day, Coverage};
 use wallet_server::roster::{self, Column, Format, ImportOptions, ImportRequest, Mode};
-use wallet_server::sms::file::FileGateway;
 use wallet_server::sms;
+use wallet_server::sms::file::FileGateway;
 use wallet_server::store::roster::Pupil;
 use wallet_server::store::Store;
 use wallet_server::{retention, testkit, AppState};
@@ -154,7 +154,13 @@ impl World {
             .id
     }
 
-    async fn api(&self, method: &str, uri: &str, auth: Option<&str>, body: Value) -> (StatusCode, Value) {
+    async fn api(
+        &self,
+        method: &str,
+        uri: &str,
+        auth: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value) {
         let auth = auth.map(|s| format!("Bearer {s}"));
         let body = (!body.is_null()).then_some(body);
         call(&self.app, method, uri, auth.as_deref(), body).await
@@ -162,7 +168,12 @@ impl World {
 
     async fn parent_login(&self, phone: &str) -> String {
         let (status, body) = self
-            .api("POST", "/api/v1/wallet/login", None, json!({ "phone": phone }))
+            .api(
+                "POST",
+                "/api/v1/wallet/login",
+                None,
+                json!({ "phone": phone }),
+            )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         let texts = self
@@ -305,7 +316,8 @@ async fn leavers_lose_their_data(pg: bool) {
 
     // ---- The first year: requests; 1 and 4 refused (one number), 2 and 3 agree.
     let t0 = testkit::MONDAY_9AM;
-    w.import(&roster_rows(), Mode::Incremental, t0 - 86_400).await;
+    w.import(&roster_rows(), Mode::Incremental, t0 - 86_400)
+        .await;
     let (p1, p2, p3, p4) = (
         w.pupil_id(1).await,
         w.pupil_id(2).await,
@@ -338,7 +350,11 @@ async fn leavers_lose_their_data(pg: bool) {
         &[ev(1, t0 + 3 * 3600, Some(v3.uuid()), Verdict::Ok)],
     )
     .await;
-    assert_eq!((status, &body["refused"]), (StatusCode::OK, &json!(0)), "{body}");
+    assert_eq!(
+        (status, &body["refused"]),
+        (StatusCode::OK, &json!(0)),
+        "{body}"
+    );
     w.state.clock.set(t0 + 4 * 3600);
     let (status, body) = w
         .api(
@@ -378,11 +394,22 @@ async fn leavers_lose_their_data(pg: bool) {
         assert!(report().await.contains(&iin(n)), "pupil {n} in the report");
     }
 
-    // ---- 10 March: a snapshot lists 2 and 4 only; 1 and 3 leave (3's voucher is revoked).
-    let left = at("2027-03-10", "09:00");
+    // ---- February: pupil 1 moves to school 2 (her refusal went to NOBD in school 1's
+    // report). 10 March: a snapshot of both schools lists 2, 4 and a pupil 5 only; 1 and 3
+    // leave (3's voucher is revoked).
     let rows = roster_rows();
-    w.import(&[rows[1].clone(), rows[3].clone()], Mode::Snapshot, left)
+    let moved = with(rows[0].clone(), Column::SchoolBin, &bin(1));
+    w.import(&[moved], Mode::Incremental, at("2027-02-01", "09:00"))
         .await;
+    assert_ne!(w.pupil(p1).await.school_code, w.pupil(p2).await.school_code);
+    let left = at("2027-03-10", "09:00");
+    let p5 = with(row(5, 1, "+77010000005"), Column::SchoolName, "Школа №2");
+    w.import(
+        &[rows[1].clone(), rows[3].clone(), p5],
+        Mode::Snapshot,
+        left,
+    )
+    .await;
     assert!(w.pupil(p1).await.removed_at.is_some());
     let v3 = w.store().voucher(v3.uuid()).await.unwrap().unwrap();
     assert_eq!(
@@ -428,17 +455,29 @@ async fn leavers_lose_their_data(pg: bool) {
         ),
         (None, None, None, None, None)
     );
-    assert_eq!((erased.school_code, erased.grade), (w.pupil(p2).await.school_code, 3));
+    assert_eq!(erased.grade, 3, "what is not personal stays");
     let gone: Vec<&str> = one.iter().map(String::as_str).collect();
-    assert_eq!(w.occurs(&gone).await, Vec::<String>::new(), "pupil 1 erased");
+    assert_eq!(
+        w.occurs(&gone).await,
+        Vec::<String>::new(),
+        "pupil 1 erased"
+    );
     let still: Vec<&str> = three.iter().map(String::as_str).collect();
-    assert_eq!(w.occurs(&still).await.len(), still.len(), "pupil 3 is not due yet");
+    assert_eq!(
+        w.occurs(&still).await.len(),
+        still.len(),
+        "pupil 3 is not due yet"
+    );
     // The number pupil 4 still uses stays, with his messages; the one naming pupil 1 is gone.
     let to_m1 = w.store().sms_texts_to(M1, "consent_request").await.unwrap();
     assert_eq!(to_m1.len(), 3, "{to_m1:?}");
     assert_eq!(to_m1.iter().filter(|t| t.contains(FIRST4)).count(), 2);
     assert_eq!(to_m1.iter().filter(|t| *t == "erased").count(), 1);
-    assert_eq!([w.pupil(p2).await, w.pupil(p4).await], kept, "the listed keep everything");
+    assert_eq!(
+        [w.pupil(p2).await, w.pupil(p4).await],
+        kept,
+        "the listed keep everything"
+    );
 
     // ---- Pupil 3 is due 365 days after his voucher's year ended (2028-05-24).
     let r = w.retention(at("2028-05-23", "12:00")).await;
@@ -447,11 +486,28 @@ async fn leavers_lose_their_data(pg: bool) {
     assert_eq!(r.erased.pupils, [p3], "{r:?}");
     assert_eq!((r.erased.ratings, r.erased.complaints), (1, 1), "{r:?}");
     assert!(r.erased.login_codes >= 1 && r.erased.sessions >= 1, "{r:?}");
-    assert!(r.erased.sms_erased >= 3, "request, confirmation, login code: {r:?}");
-    assert!(r.erased.audit_rows >= 2, "issued on his number's reply, activated by it: {r:?}");
-    assert_eq!(w.occurs(&still).await, Vec::<String>::new(), "pupil 3 erased");
+    assert!(
+        r.erased.sms_erased >= 3,
+        "request, confirmation, login code: {r:?}"
+    );
+    assert!(
+        r.erased.audit_rows >= 2,
+        "issued on his number's reply, activated by it: {r:?}"
+    );
+    assert_eq!(
+        w.occurs(&still).await,
+        Vec::<String>::new(),
+        "pupil 3 erased"
+    );
     assert_eq!([w.pupil(p2).await, w.pupil(p4).await], kept);
-    let listed: Vec<String> = [iin(2), iin(4), M2.to_owned(), M1.to_owned(), FIRST4.to_owned()].into();
+    let listed: Vec<String> = [
+        iin(2),
+        iin(4),
+        M2.to_owned(),
+        M1.to_owned(),
+        FIRST4.to_owned(),
+    ]
+    .into();
     let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
     assert_eq!(w.occurs(&listed).await.len(), listed.len(), "{listed:?}");
 
@@ -463,18 +519,18 @@ async fn leavers_lose_their_data(pg: bool) {
     assert_eq!((v3.status.as_str(), v3.pupil_id), ("revoked", p3));
     let body = report().await;
     for (n, id) in [(1, p1), (3, p3)] {
-        assert!(!body.contains(&iin(n)) && body.contains(&format!("\"erased:{id}\"")), "{body}");
+        assert!(
+            !body.contains(&iin(n)) && body.contains(&format!("\"erased:{id}\"")),
+            "{body}"
+        );
     }
     assert!(body.contains(&iin(2)) && body.contains(&iin(4)), "{body}");
-    // Built again, the day is what is stored: no revision goes out with the placeholders.
-    let again = build_day(w.store(), day, None, Coverage::AllSchools, at("2028-05-24", "01:00"))
-        .await
-        .unwrap();
-    assert!(again.new_reports.is_empty(), "{again:?}");
     let complaints = w.store().complaints_of("erased").await.unwrap();
     assert_eq!(complaints.len(), 1);
     assert!(
-        complaints[0].text.contains("остался без обеда, звоните erased"),
+        complaints[0]
+            .text
+            .contains("остался без обеда, звоните erased"),
         "{}",
         complaints[0].text
     );
@@ -483,7 +539,10 @@ async fn leavers_lose_their_data(pg: bool) {
     let audit = audit_of(w.store(), "retention.erase").await;
     let ids: Vec<Value> = audit.iter().map(|a| a["pupil_ids"].clone()).collect();
     assert_eq!(ids.len(), 2, "{audit:?}");
-    assert!(ids.contains(&json!([p1])) && ids.contains(&json!([p3])), "{ids:?}");
+    assert!(
+        ids.contains(&json!([p1])) && ids.contains(&json!([p3])),
+        "{ids:?}"
+    );
     let text = serde_json::to_string(&audit).unwrap();
     for v in one.iter().chain(three.iter()) {
         assert!(!text.contains(v.as_str()), "{v} in {text}");
@@ -517,7 +576,12 @@ async fn leavers_lose_their_data(pg: bool) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let staff = body["session_token"].as_str().unwrap().to_owned();
     let (status, view) = w
-        .api("GET", "/api/v1/school/voucher-states", Some(&staff), Value::Null)
+        .api(
+            "GET",
+            "/api/v1/school/voucher-states",
+            Some(&staff),
+            Value::Null,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{view}");
     assert_eq!(view["pupils_erased"], 2, "{view}");
@@ -525,18 +589,35 @@ async fn leavers_lose_their_data(pg: bool) {
     assert_eq!(years.len(), 2, "{view}");
     assert_eq!(years[0]["school_year"], y1);
     assert_eq!(
-        (&years[0]["expired"], &years[0]["revoked"]["removed"], &years[0]["total"]),
+        (
+            &years[0]["expired"],
+            &years[0]["revoked"]["removed"],
+            &years[0]["total"]
+        ),
         (&json!(1), &json!(1), &json!(2)),
         "{view}"
     );
-    assert_eq!((&years[1]["issued"], &years[1]["total"]), (&json!(1), &json!(1)));
+    assert_eq!(
+        (&years[1]["issued"], &years[1]["total"]),
+        (&json!(1), &json!(1))
+    );
     let auth = format!("Bearer {staff}");
-    let (status, page) =
-        fixtures::call_raw(&w.app, "GET", "/school/voucher-states?lang=ru", Some(&auth), &[], None)
-            .await;
+    let (status, page) = fixtures::call_raw(
+        &w.app,
+        "GET",
+        "/school/voucher-states?lang=ru",
+        Some(&auth),
+        &[],
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let page = page.as_str().unwrap().to_owned();
-    for needle in ["Выбыл из списка", "2026-2027", "по истечении срока хранения: <b>2</b>"] {
+    for needle in [
+        "Выбыл из списка",
+        "2026-2027",
+        "по истечении срока хранения: <b>2</b>",
+    ] {
         assert!(page.contains(needle), "{needle}: {page}");
     }
     let metrics = wallet_server::metrics::render(&w.state).await;
@@ -550,4 +631,183 @@ async fn leavers_lose_their_data(pg: bool) {
     }
 }
 
-both_backends!(leavers_lose_their_data_and_nothing_else, super::leavers_lose_their_data);
+both_backends!(
+    leavers_lose_their_data_and_nothing_else,
+    super::leavers_lose_their_data
+);
+
+/// 620 leavers (two batches), erased by the server's background job and by a second instance
+/// running `retention` at the same moment: each pupil once, every one, nothing twice.
+async fn two_instances(pg: bool) {
+    let t = testkit::state_with(pg, settings()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let w = World {
+        app: wallet_server::app(t.state.clone()),
+        state: t.state.clone(),
+        gateway: FileGateway::new(dir.path().join("sms.jsonl")),
+        db_url: t.db.url.clone(),
+        _dir: dir,
+    };
+    let n = 620;
+    let rows: Vec<[String; 19]> = (0..=n)
+        .map(|k| row(k, 0, &format!("+7702{k:07}")))
+        .collect();
+    let t0 = testkit::MONDAY_9AM;
+    w.import(&rows, Mode::Incremental, t0).await;
+    let left = at("2026-12-01", "10:00");
+    w.import(&rows[..1], Mode::Snapshot, left).await;
+    let due = at("2027-12-02", "03:00");
+
+    let second: std::sync::Arc<dyn Store> = wallet_server::store::connect(&t.db.url).await.unwrap();
+    w.state.clock.set(due);
+    let jobs = wallet_server::jobs::start(w.state.clone()).unwrap();
+    let settings = w.state.settings.clone();
+    let other = tokio::spawn(async move {
+        retention::run(second.as_ref(), &settings, "cli", due, &mut |_| {})
+            .await
+            .unwrap()
+    });
+    let by_cli = other.await.unwrap().erased.pupils;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let erased = loop {
+        let audit = audit_of(w.store(), "retention.erase").await;
+        let ids: Vec<i64> = audit
+            .iter()
+            .flat_map(|a| a["pupil_ids"].as_array().unwrap().clone())
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        if ids.len() >= n || std::time::Instant::now() > deadline {
+            break ids;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    jobs.stop(tokio::time::Instant::now() + std::time::Duration::from_secs(10))
+        .await;
+    let mut unique = erased.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((erased.len(), unique.len()), (n, n), "each leaver once");
+    assert!(by_cli.iter().all(|id| unique.binary_search(id).is_ok()));
+    let kept = w.store().pupil_by_iin(&iin(0)).await.unwrap().unwrap();
+    assert!(!unique.contains(&kept.id), "the listed pupil stays");
+    for k in [1, n / 2, n] {
+        assert!(
+            w.store().pupil_by_iin(&iin(k)).await.unwrap().is_none(),
+            "pupil {k}"
+        );
+    }
+    let r = w.retention(due + 60).await;
+    assert!(r.erased.pupils.is_empty() && r.purge.is_none(), "{r:?}");
+}
+
+both_backends!(a_job_and_a_command_at_once, super::two_instances);
+
+fn wallet_server_cmd(
+    data: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wallet-server"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("TAMAQ_CONFIG")
+        .env_remove("TAMAQ_DATABASE_URL")
+        .env("TAMAQ_SCHOOL_YEAR_START", "2026-09-01")
+        .env("TAMAQ_SCHOOL_YEAR_END", "2027-05-25")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The binary as an operator runs it: a pupil asked for consent leaves the roster; `retention`
+/// before her day erases nothing, after it erases her, and the database files no longer hold
+/// her IIN, name or number.
+#[test]
+fn the_command_erases_and_purges_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("roster.csv");
+    let leaver = with(row(1, 0, M1), Column::FirstName, FIRST1);
+    std::fs::write(&file, csv(&[leaver, row(2, 0, M2)])).unwrap();
+    let file = file.to_str().unwrap();
+    let run = |args: &[&str]| wallet_server_cmd(&data, args, &[]);
+    let (ok, out, err) = run(&["import-roster", file]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = run(&["consent", "tick", "--now", "2026-11-23T09:00:00+05:00"]);
+    assert!(ok && out.contains("requested 2"), "{out}{err}");
+    let snapshot = dir.path().join("snapshot.csv");
+    std::fs::write(&snapshot, csv(&[row(2, 0, M2)])).unwrap();
+    let (ok, out, err) = run(&[
+        "import-roster",
+        snapshot.to_str().unwrap(),
+        "--mode",
+        "snapshot",
+    ]);
+    assert!(ok && out.contains("removed 1"), "{out}{err}");
+
+    let db = data.join("tamaq.db");
+    let hers = [iin(1), FIRST1.to_owned(), M1.to_owned()];
+    let found = |values: &[String]| {
+        let bytes = sqlite_bytes(&db);
+        values
+            .iter()
+            .filter(|v| contains(&bytes, v.as_bytes()))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(found(&hers), hers, "stored before");
+    // She left today (the import ran on the real clock): due in 365 days.
+    let when = |days: i64| {
+        (chrono::Utc::now() + chrono::Duration::days(days))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let (ok, out, err) = run(&["retention", "--now", &when(300)]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("pupils erased 0 (none)") && out.contains("nothing to purge"),
+        "{out}"
+    );
+    assert_eq!(found(&hers), hers);
+
+    let (ok, out, err) = run(&["retention", "--now", &when(366)]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("pupils erased 1 (ids "), "{out}");
+    assert!(out.contains("consent phones 1"), "{out}");
+    assert!(
+        out.contains("purged from the database files: VACUUM"),
+        "{out}"
+    );
+    assert!(
+        err.contains("retention: 1 pupils erased"),
+        "progress on stderr: {err}"
+    );
+    assert_eq!(found(&hers), Vec::<String>::new(), "gone from the files");
+    let his = [iin(2), M2.to_owned()];
+    assert_eq!(found(&his), his, "the listed pupil stays");
+
+    let (ok, out, err) = run(&["retention", "--now", &when(367)]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("pupils erased 0 (none)") && out.contains("nothing to purge"),
+        "{out}"
+    );
+
+    let (ok, _, err) = run(&["retention", "--now", "next year"]);
+    assert!(!ok && err.contains("RFC 3339"), "{err}");
+    for bad in ["0", "-1", "99999"] {
+        let (ok, _, err) =
+            wallet_server_cmd(&data, &["retention"], &[("TAMAQ_RETENTION_DAYS", bad)]);
+        assert!(!ok, "days = {bad}");
+        assert!(
+            err.contains("[retention] days must be between 30 and 3650"),
+            "{err}"
+        );
+    }
+}

@@ -11,10 +11,16 @@ pub async fn run(global: &Global, now: Option<&str>) -> anyhow::Result<()> {
     let now = state.now();
     let days = state.settings.retention.days;
     let started = std::time::Instant::now();
-    let report = crate::retention::run(state.store.as_ref(), &state.settings, "cli", now, &mut |e| {
-        eprint!("\rretention: {} pupils erased", e.pupils.len());
-        let _ = std::io::stderr().flush();
-    })
+    let report = crate::retention::run(
+        state.store.as_ref(),
+        &state.settings,
+        "cli",
+        now,
+        &mut |e| {
+            eprint!("\rretention: {} pupils erased", e.pupils.len());
+            let _ = std::io::stderr().flush();
+        },
+    )
     .await?;
     if report.batches > 0 {
         eprintln!();

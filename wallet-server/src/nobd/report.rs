@@ -387,4 +387,62 @@ mod tests {
         assert_ne!(out[&1].hash(), out[&3].hash());
         assert_eq!(out[&3].hash(), out[&3].clone().hash());
     }
+
+    #[test]
+    fn an_erased_iin_gives_the_report_a_build_would_give() {
+        use crate::store::nobd::{ActivationRow, ConsentOutcomeRow};
+        let date = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let day = DayWindow {
+            day: date.to_string(),
+            start: 0,
+            end: 86_400,
+        };
+        let content = |iin: &str| {
+            let activation = |voucher: &str, iin: &str| ActivationRow {
+                school_code: 1,
+                voucher_id: voucher.into(),
+                pupil_iin: iin.into(),
+                activated_at: 100,
+            };
+            let data = DayData {
+                activations: vec![activation("v1", iin), activation("v2", "200101500000")],
+                consents: vec![ConsentOutcomeRow {
+                    school_code: 1,
+                    pupil_iin: iin.into(),
+                    status: "refused".into(),
+                    at: 50,
+                }],
+                ..DayData::default()
+            };
+            assemble(&day, date, &[school(1)], data)[&1].clone()
+        };
+        let doc = NobdReport {
+            schema: SCHEMA.into(),
+            report_id: "r".into(),
+            revision: 1,
+            generated_at: "g".into(),
+            content: content("100101500159"),
+        };
+        let body = serde_json::to_string(&doc).unwrap();
+        let iins = HashMap::from([("100101500159".to_owned(), "erased:7".to_owned())]);
+        let (redacted, hash) = replace_iins(&body, &iins).unwrap();
+        // The placeholder sorts after the other pupil's IIN, as a build would sort it.
+        let built = content("erased:7");
+        assert_eq!(built.vouchers.activations[0].pupil_iin, "200101500000");
+        assert_eq!(hash, Some(built.hash()));
+        let stored: NobdReport = serde_json::from_str(&redacted).unwrap();
+        assert_eq!(stored.content, built);
+        assert_eq!((stored.report_id, stored.revision), (doc.report_id, 1));
+        assert!(!redacted.contains("100101500159"));
+        assert_eq!(
+            replace_iins(&redacted, &iins),
+            None,
+            "nothing left to replace"
+        );
+        // Another shape: the IIN is still replaced, the hash left to the caller.
+        let other = r#"{"list":[{"pupil_iin":"100101500159"}],"n":1}"#;
+        let (replaced, hash) = replace_iins(other, &iins).unwrap();
+        assert_eq!(hash, None);
+        assert!(replaced.contains("\"erased:7\"") && !replaced.contains("100101500159"));
+    }
 }

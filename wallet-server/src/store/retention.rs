@@ -158,9 +158,14 @@ impl Leaver {
     }
 
     fn names(&self) -> impl Iterator<Item = &str> {
-        [&self.mother_name, &self.father_name, &self.guardian_name, &self.contact_name]
-            .into_iter()
-            .filter_map(|n| n.as_deref())
+        [
+            &self.mother_name,
+            &self.father_name,
+            &self.guardian_name,
+            &self.contact_name,
+        ]
+        .into_iter()
+        .filter_map(|n| n.as_deref())
     }
 }
 
@@ -350,6 +355,10 @@ macro_rules! impl_retention {
                         if CONSENT_OUTCOMES.contains(&status.as_str()) {
                             named.insert(day_of(*at));
                         }
+                    }
+                    if days.is_empty() {
+                        // Nothing of theirs ever happened: no report names them.
+                        continue;
                     }
                     let schools: Vec<i64> = schools.into_iter().collect();
                     let days: Vec<String> = days.into_iter().collect();
@@ -857,7 +866,8 @@ mod tests {
             Some("parent:erased")
         );
         assert_eq!(
-            s.scrub("Сапаров Алихан Русланович ест плохо, ИИН 100101500159").as_deref(),
+            s.scrub("Сапаров Алихан Русланович ест плохо, ИИН 100101500159")
+                .as_deref(),
             Some("erased ест плохо, ИИН erased:7")
         );
         assert_eq!(s.scrub("Ab: the card is too short to look for"), None);

@@ -13,7 +13,10 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/school/voucher-states", get(voucher_states))
 }
 
-async fn voucher_states(State(state): State<AppState>, staff: Staff) -> AppResult<Json<StatesView>> {
+async fn voucher_states(
+    State(state): State<AppState>,
+    staff: Staff,
+) -> AppResult<Json<StatesView>> {
     Ok(Json(
         states::for_scope(state.store.as_ref(), &staff.scope).await?,
     ))
