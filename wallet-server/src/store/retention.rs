@@ -177,7 +177,7 @@ struct Scrubber {
 }
 
 impl Scrubber {
-    fn new(leavers: &[Leaver], phones: &[(String, i64)]) -> Scrubber {
+    fn new(leavers: &[Leaver], phones: &[String]) -> Scrubber {
         let mut pairs: Vec<(String, String)> = Vec::new();
         for l in leavers {
             pairs.push((l.iin.clone(), erased_iin(l.id)));
@@ -190,7 +190,7 @@ impl Scrubber {
                 pairs.push((card.clone(), ERASED.to_owned()));
             }
         }
-        pairs.extend(phones.iter().map(|(p, _)| (p.clone(), ERASED.to_owned())));
+        pairs.extend(phones.iter().map(|p| (p.clone(), ERASED.to_owned())));
         // Short values would match inside unrelated words.
         pairs.retain(|(v, _)| v.chars().count() >= 4);
         pairs.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
@@ -381,8 +381,8 @@ macro_rules! impl_retention {
                     for (id, day, body) in q.fetch_all(&mut **tx).await? {
                         if body.contains(l.iin.as_str()) {
                             named.remove(&day);
+                            reports.insert(id, body);
                         }
-                        reports.insert(id, body);
                     }
                     for day in named {
                         let found: Vec<(String, String)> = sqlx::query_as(
@@ -398,35 +398,16 @@ macro_rules! impl_retention {
                 }
                 Ok(reports)
             }
-        }
 
-        #[async_trait]
-        impl RetentionStore for $t {
-            async fn erase_due_pupils(
-                &self,
+            /// Takes up to `limit` due pupils after `after`, locked against other instances.
+            async fn claim_leavers(
+                tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
                 due: &Due,
                 after: Option<Cursor>,
                 limit: i64,
-                actor: &str,
-                now: i64,
-            ) -> StoreResult<Erased> {
-                let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
-                // SQLite overwrites what this transaction frees (old cells, dropped rows) with
-                // zeros instead of leaving it in the file's free space. Back to what it was
-                // before the commit: the pages are written by then.
-                let secure_before: Option<i64> = if Self::BACKEND == Backend::Sqlite {
-                    let before = sqlx::query_scalar("PRAGMA secure_delete")
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    sqlx::query("PRAGMA secure_delete = ON")
-                        .execute(&mut *tx)
-                        .await?;
-                    Some(before)
-                } else {
-                    None
-                };
+            ) -> StoreResult<Vec<Leaver>> {
                 let (after_removed, after_id) = after.unwrap_or((i64::MIN, i64::MIN));
-                let leavers: Vec<Leaver> = sqlx::query_as(&format!(
+                Ok(sqlx::query_as(&format!(
                     "SELECT {LEAVER_COLUMNS} FROM pupils p
                      WHERE p.removed_at IS NOT NULL AND p.erased_at IS NULL
                        AND p.removed_at < $1
@@ -442,8 +423,312 @@ macro_rules! impl_retention {
                 .bind(after_id)
                 .bind(&due.vouchers_ended_by)
                 .bind(limit)
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut **tx)
+                .await?)
+            }
+
+            /// The NOBD reports that name the leavers keep everything but their IINs, replaced
+            /// as a build of the day would replace them now. Returns the revisions changed.
+            async fn redact_reports(
+                tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
+                leavers: &[Leaver],
+                vouchers: &[VoucherDays],
+            ) -> StoreResult<u64> {
+                let iins: HashMap<String, String> = leavers
+                    .iter()
+                    .map(|l| (l.iin.clone(), erased_iin(l.id)))
+                    .collect();
+                let mut reports: Vec<(String, String)> =
+                    Self::reports_naming(tx, leavers, vouchers).await?.into_iter().collect();
+                // In one order, so that two instances wait for each other, never deadlock.
+                reports.sort();
+                let mut changed = 0;
+                for (id, body) in &reports {
+                    let Some((body, hash)) = crate::nobd::report::replace_iins(body, &iins) else {
+                        continue;
+                    };
+                    sqlx::query(
+                        "UPDATE nobd_reports
+                         SET body = $1, content_hash = COALESCE($2, content_hash)
+                         WHERE report_id = $3",
+                    )
+                    .bind(&body)
+                    .bind(hash)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+                    // A receiver's error message may quote the document.
+                    sqlx::query("UPDATE nobd_outbox SET last_error = NULL WHERE report_id = $1")
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                    changed += 1;
+                }
+                Ok(changed)
+            }
+
+            /// The pupils' rows keep id, school, class, category, language and dates; their
+            /// consents keep status and times, not the number they were asked on.
+            async fn erase_rows(
+                tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
+                ids: &[i64],
+                now: i64,
+            ) -> StoreResult<u64> {
+                for chunk in ids.chunks(super::sql::CHUNK) {
+                    let sql = bulk(
+                        Self::BACKEND,
+                        format!(
+                            "UPDATE pupils SET iin = 'erased:' || CAST(id AS TEXT),
+                                first_name = 'erased:' || CAST(id AS TEXT), last_name = '',
+                                middle_name = NULL, mother_name = NULL, mother_phone = NULL,
+                                father_name = NULL, father_phone = NULL, guardian_name = NULL,
+                                guardian_phone = NULL, contact_name = NULL, contact_phone = NULL,
+                                card_number = NULL, per_capita_income_kzt = NULL,
+                                erased_at = $1, updated_at = $2
+                             WHERE erased_at IS NULL AND id IN ({})",
+                            placeholders(chunk.len(), 3)
+                        ),
+                    );
+                    let mut q = sqlx::query(&sql).bind(now).bind(now);
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    let n = q.execute(&mut **tx).await?.rows_affected();
+                    debug_assert_eq!(n as usize, chunk.len(), "the rows were claimed");
+                }
+                Self::exec_for(
+                    tx,
+                    |list| {
+                        format!(
+                            "UPDATE consents SET phone = NULL
+                             WHERE phone IS NOT NULL AND pupil_id IN ({list})"
+                        )
+                    },
+                    ids,
+                )
+                .await
+            }
+
+            /// After [`Self::erase_rows`]: numbers no pupil lists any more (none still kept, a
+            /// brother still at school) leave the SMS outbox, login codes and sessions; to a
+            /// number that stays, the messages that named a leaver lose their text. Returns
+            /// the numbers that went.
+            async fn erase_numbers(
+                tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
+                leavers: &[Leaver],
+                phones: &[String],
+                out: &mut Erased,
+            ) -> StoreResult<Vec<String>> {
+                let mut in_use: HashSet<String> = HashSet::new();
+                for (table, col) in [
+                    ("pupils", "mother_phone"),
+                    ("pupils", "father_phone"),
+                    ("pupils", "guardian_phone"),
+                    ("consents", "phone"),
+                ] {
+                    let rows: Vec<(String,)> = Self::rows_for(
+                        tx,
+                        |list| {
+                            format!("SELECT DISTINCT {col} FROM {table} WHERE {col} IN ({list})")
+                        },
+                        phones,
+                    )
+                    .await?;
+                    in_use.extend(rows.into_iter().map(|(p,)| p));
+                }
+                let (kept, gone): (Vec<String>, Vec<String>) =
+                    phones.iter().cloned().partition(|p| in_use.contains(p));
+                out.sms_erased += Self::exec_for(
+                    tx,
+                    |list| {
+                        format!(
+                            "UPDATE sms_outbox SET to_phone = '{ERASED}', text = '{ERASED}',
+                                last_error = NULL
+                             WHERE sent_at IS NOT NULL AND to_phone IN ({list})"
+                        )
+                    },
+                    &gone,
+                )
                 .await?;
+                out.sms_deleted += Self::exec_for(
+                    tx,
+                    |list| {
+                        format!(
+                            "DELETE FROM sms_outbox WHERE sent_at IS NULL AND to_phone IN ({list})"
+                        )
+                    },
+                    &gone,
+                )
+                .await?;
+                out.login_codes = Self::exec_for(
+                    tx,
+                    |list| format!("DELETE FROM login_codes WHERE phone IN ({list})"),
+                    &gone,
+                )
+                .await?;
+                out.sessions = Self::exec_for(
+                    tx,
+                    |list| format!("DELETE FROM wallet_sessions WHERE phone IN ({list})"),
+                    &gone,
+                )
+                .await?;
+                // Every text naming a child holds the child's first name.
+                let first_names: Vec<&str> = leavers
+                    .iter()
+                    .map(|l| l.first_name.trim())
+                    .filter(|n| n.chars().count() >= 2)
+                    .collect();
+                let to_kept: Vec<(String, String, Option<i64>)> = Self::rows_for(
+                    tx,
+                    |list| {
+                        format!(
+                            "SELECT id, text, sent_at FROM sms_outbox WHERE to_phone IN ({list})"
+                        )
+                    },
+                    &kept,
+                )
+                .await?;
+                for (id, text, sent_at) in to_kept {
+                    if !first_names.iter().any(|n| text.contains(n)) {
+                        continue;
+                    }
+                    if sent_at.is_some() {
+                        sqlx::query(
+                            "UPDATE sms_outbox SET text = $1, last_error = NULL WHERE id = $2",
+                        )
+                        .bind(ERASED)
+                        .bind(&id)
+                        .execute(&mut **tx)
+                        .await?;
+                        out.sms_erased += 1;
+                    } else {
+                        sqlx::query("DELETE FROM sms_outbox WHERE id = $1")
+                            .bind(&id)
+                            .execute(&mut **tx)
+                            .await?;
+                        out.sms_deleted += 1;
+                    }
+                }
+                Ok(gone)
+            }
+
+            /// Ratings and complaints about the leavers' vouchers lose the parent's number; a
+            /// complaint keeps its words, less the names, IIN and numbers in them.
+            async fn erase_feedback(
+                tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
+                voucher_ids: &[String],
+                scrubber: &Scrubber,
+                out: &mut Erased,
+            ) -> StoreResult<()> {
+                out.ratings = Self::exec_for(
+                    tx,
+                    |list| {
+                        format!(
+                            "UPDATE ratings SET phone = '{ERASED}'
+                             WHERE phone <> '{ERASED}' AND voucher_id IN ({list})"
+                        )
+                    },
+                    voucher_ids,
+                )
+                .await?;
+                let complaints: Vec<(String, String, String)> = Self::rows_for(
+                    tx,
+                    |list| {
+                        format!(
+                            "SELECT id, text, payload FROM complaints
+                             WHERE phone <> '{ERASED}' AND voucher_id IN ({list})"
+                        )
+                    },
+                    voucher_ids,
+                )
+                .await?;
+                for (id, text, payload) in complaints {
+                    let text = scrubber.scrub(&text).unwrap_or(text);
+                    let payload = scrubber.scrub_json(&payload).unwrap_or(payload);
+                    sqlx::query(
+                        "UPDATE complaints SET phone = $1, text = $2, payload = $3,
+                            last_error = NULL
+                         WHERE id = $4",
+                    )
+                    .bind(ERASED)
+                    .bind(&text)
+                    .bind(&payload)
+                    .bind(&id)
+                    .execute(&mut **tx)
+                    .await?;
+                    out.complaints += 1;
+                }
+                Ok(())
+            }
+
+            /// Audit rows about the leavers (their vouchers, IINs, numbers that went) lose the
+            /// values they hold: a parent's number is the actor of an activation, the replying
+            /// number that of an issue. Returns the rows changed.
+            async fn scrub_audit(
+                tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
+                subjects: &[String],
+                scrubber: &Scrubber,
+            ) -> StoreResult<u64> {
+                let rows: Vec<(i64, String, Option<String>, Option<String>)> = Self::rows_for(
+                    tx,
+                    |list| {
+                        format!(
+                            "SELECT id, actor, subject, detail FROM audit_log
+                             WHERE subject IN ({list})"
+                        )
+                    },
+                    subjects,
+                )
+                .await?;
+                let mut changed = 0;
+                for (id, actor, subject, detail) in rows {
+                    let new_actor = scrubber.scrub(&actor);
+                    let new_subject = subject.as_deref().and_then(|s| scrubber.scrub(s));
+                    let new_detail = detail.as_deref().and_then(|d| scrubber.scrub(d));
+                    if new_actor.is_none() && new_subject.is_none() && new_detail.is_none() {
+                        continue;
+                    }
+                    sqlx::query(
+                        "UPDATE audit_log SET actor = $1, subject = $2, detail = $3 WHERE id = $4",
+                    )
+                    .bind(new_actor.unwrap_or(actor))
+                    .bind(new_subject.or(subject))
+                    .bind(new_detail.or(detail))
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+                    changed += 1;
+                }
+                Ok(changed)
+            }
+        }
+
+        #[async_trait]
+        impl RetentionStore for $t {
+            async fn erase_due_pupils(
+                &self,
+                due: &Due,
+                after: Option<Cursor>,
+                limit: i64,
+                actor: &str,
+                now: i64,
+            ) -> StoreResult<Erased> {
+                let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
+                // SQLite overwrites what this transaction frees (old cells, dropped rows) with
+                // zeros instead of leaving it in the file's free space. Set back before the
+                // commit: the pages are written by then.
+                let secure_before: Option<i64> = if Self::BACKEND == Backend::Sqlite {
+                    let before = sqlx::query_scalar("PRAGMA secure_delete")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    sqlx::query("PRAGMA secure_delete = ON")
+                        .execute(&mut *tx)
+                        .await?;
+                    Some(before)
+                } else {
+                    None
+                };
+                let leavers = Self::claim_leavers(&mut tx, due, after, limit).await?;
                 let mut out = Erased {
                     cursor: leavers.last().map(|l| (l.removed_at, l.id)),
                     ..Erased::default()
@@ -465,262 +750,39 @@ macro_rules! impl_retention {
                 )
                 .await?;
                 let voucher_ids: Vec<String> = vouchers.iter().map(|v| v.id.clone()).collect();
+                out.reports = Self::redact_reports(&mut tx, &leavers, &vouchers).await?;
 
-                // NOBD reports: kept, with each leaver's IIN replaced as a build would now.
-                let iins: HashMap<String, String> = leavers
-                    .iter()
-                    .map(|l| (l.iin.clone(), erased_iin(l.id)))
-                    .collect();
-                let reports = Self::reports_naming(&mut tx, &leavers, &vouchers).await?;
-                let mut report_ids: Vec<&String> = reports.keys().collect();
-                report_ids.sort();
-                for id in report_ids {
-                    let Some((body, hash)) =
-                        crate::nobd::report::replace_iins(&reports[id], &iins)
-                    else {
-                        continue;
-                    };
-                    sqlx::query(
-                        "UPDATE nobd_reports SET body = $1, content_hash = COALESCE($2, content_hash)
-                         WHERE report_id = $3",
-                    )
-                    .bind(&body)
-                    .bind(hash)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                    // A receiver's error message may quote the document.
-                    sqlx::query("UPDATE nobd_outbox SET last_error = NULL WHERE report_id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    out.reports += 1;
-                }
-
-                // The phones: the pupils' own and those their consents were asked on.
-                let consent_phones: Vec<(i64, String)> = Self::rows_for(
+                // Their numbers: the roster's and those their consents were asked on.
+                let consent_phones: Vec<(String,)> = Self::rows_for(
                     &mut tx,
                     |list| {
                         format!(
-                            "SELECT pupil_id, phone FROM consents
+                            "SELECT phone FROM consents
                              WHERE phone IS NOT NULL AND pupil_id IN ({list})"
                         )
                     },
                     &ids,
                 )
                 .await?;
-                let mut phone_of: Vec<(String, i64)> = leavers
+                let phones: Vec<String> = leavers
                     .iter()
-                    .flat_map(|l| l.phones().map(move |p| (p.to_owned(), l.id)))
-                    .chain(consent_phones.into_iter().map(|(id, p)| (p, id)))
-                    .collect();
-                phone_of.sort();
-                phone_of.dedup();
-                let scrubber = Scrubber::new(&leavers, &phone_of);
-
-                // The pupils themselves, and their consents.
-                for chunk in ids.chunks(super::sql::CHUNK) {
-                    let sql = bulk(
-                        Self::BACKEND,
-                        format!(
-                            "UPDATE pupils SET iin = 'erased:' || CAST(id AS TEXT),
-                                first_name = 'erased:' || CAST(id AS TEXT), last_name = '',
-                                middle_name = NULL, mother_name = NULL, mother_phone = NULL,
-                                father_name = NULL, father_phone = NULL, guardian_name = NULL,
-                                guardian_phone = NULL, contact_name = NULL, contact_phone = NULL,
-                                card_number = NULL, per_capita_income_kzt = NULL,
-                                erased_at = $1, updated_at = $2
-                             WHERE erased_at IS NULL AND id IN ({})",
-                            placeholders(chunk.len(), 3)
-                        ),
-                    );
-                    let mut q = sqlx::query(&sql).bind(now).bind(now);
-                    for id in chunk {
-                        q = q.bind(id);
-                    }
-                    let n = q.execute(&mut *tx).await?.rows_affected();
-                    debug_assert_eq!(n as usize, chunk.len(), "the rows were claimed");
-                }
-                out.pupils = ids.clone();
-                out.consents = Self::exec_for(
-                    &mut tx,
-                    |list| {
-                        format!(
-                            "UPDATE consents SET phone = NULL
-                             WHERE phone IS NOT NULL AND pupil_id IN ({list})"
-                        )
-                    },
-                    &ids,
-                )
-                .await?;
-
-                // Numbers still listed for a pupil not erased (a brother still at school) stay
-                // where they are, with the texts that named a leaver erased; the others go.
-                let phones: Vec<String> = phone_of
-                    .iter()
-                    .map(|(p, _)| p.clone())
+                    .flat_map(|l| l.phones().map(str::to_owned))
+                    .chain(consent_phones.into_iter().map(|(p,)| p))
                     .collect::<BTreeSet<_>>()
                     .into_iter()
                     .collect();
-                let mut in_use: HashSet<String> = HashSet::new();
-                for column in ["pupils.mother_phone", "pupils.father_phone", "pupils.guardian_phone", "consents.phone"] {
-                    let (table, col) = column.split_once('.').expect("table.column");
-                    let rows: Vec<(String,)> = Self::rows_for(
-                        &mut tx,
-                        |list| format!("SELECT DISTINCT {col} FROM {table} WHERE {col} IN ({list})"),
-                        &phones,
-                    )
-                    .await?;
-                    in_use.extend(rows.into_iter().map(|(p,)| p));
-                }
-                let gone: Vec<String> =
-                    phones.iter().filter(|p| !in_use.contains(*p)).cloned().collect();
-                let kept: Vec<String> =
-                    phones.iter().filter(|p| in_use.contains(*p)).cloned().collect();
-                out.sms_erased += Self::exec_for(
-                    &mut tx,
-                    |list| {
-                        format!(
-                            "UPDATE sms_outbox SET to_phone = '{ERASED}', text = '{ERASED}',
-                                last_error = NULL
-                             WHERE sent_at IS NOT NULL AND to_phone IN ({list})"
-                        )
-                    },
-                    &gone,
-                )
-                .await?;
-                out.sms_deleted += Self::exec_for(
-                    &mut tx,
-                    |list| format!("DELETE FROM sms_outbox WHERE sent_at IS NULL AND to_phone IN ({list})"),
-                    &gone,
-                )
-                .await?;
-                out.login_codes = Self::exec_for(
-                    &mut tx,
-                    |list| format!("DELETE FROM login_codes WHERE phone IN ({list})"),
-                    &gone,
-                )
-                .await?;
-                out.sessions = Self::exec_for(
-                    &mut tx,
-                    |list| format!("DELETE FROM wallet_sessions WHERE phone IN ({list})"),
-                    &gone,
-                )
-                .await?;
-                // To a number that stays: the messages that named a leaver (by first name,
-                // which every text naming a child contains).
-                let to_kept: Vec<(String, String, Option<i64>)> = Self::rows_for(
-                    &mut tx,
-                    |list| {
-                        format!(
-                            "SELECT id, text, sent_at FROM sms_outbox WHERE to_phone IN ({list})"
-                        )
-                    },
-                    &kept,
-                )
-                .await?;
-                let first_names: Vec<&str> = leavers
-                    .iter()
-                    .map(|l| l.first_name.trim())
-                    .filter(|n| n.chars().count() >= 2)
-                    .collect();
-                for (id, text, sent_at) in to_kept {
-                    if !first_names.iter().any(|n| text.contains(n)) {
-                        continue;
-                    }
-                    if sent_at.is_some() {
-                        sqlx::query("UPDATE sms_outbox SET text = $1, last_error = NULL WHERE id = $2")
-                            .bind(ERASED)
-                            .bind(&id)
-                            .execute(&mut *tx)
-                            .await?;
-                        out.sms_erased += 1;
-                    } else {
-                        sqlx::query("DELETE FROM sms_outbox WHERE id = $1")
-                            .bind(&id)
-                            .execute(&mut *tx)
-                            .await?;
-                        out.sms_deleted += 1;
-                    }
-                }
+                let scrubber = Scrubber::new(&leavers, &phones);
 
-                // What parents sent about the pupils' vouchers.
-                out.ratings = Self::exec_for(
-                    &mut tx,
-                    |list| {
-                        format!(
-                            "UPDATE ratings SET phone = '{ERASED}'
-                             WHERE phone <> '{ERASED}' AND voucher_id IN ({list})"
-                        )
-                    },
-                    &voucher_ids,
-                )
-                .await?;
-                let complaints: Vec<(String, String, String)> = Self::rows_for(
-                    &mut tx,
-                    |list| {
-                        format!(
-                            "SELECT id, text, payload FROM complaints
-                             WHERE phone <> '{ERASED}' AND voucher_id IN ({list})"
-                        )
-                    },
-                    &voucher_ids,
-                )
-                .await?;
-                for (id, text, payload) in complaints {
-                    let text = scrubber.scrub(&text).unwrap_or(text);
-                    let payload = scrubber.scrub_json(&payload).unwrap_or(payload);
-                    sqlx::query(
-                        "UPDATE complaints SET phone = $1, text = $2, payload = $3, last_error = NULL
-                         WHERE id = $4",
-                    )
-                    .bind(ERASED)
-                    .bind(&text)
-                    .bind(&payload)
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await?;
-                    out.complaints += 1;
-                }
-
-                // Audit rows about them: a parent's number is the actor of an activation, the
-                // replying number of an issue.
+                out.consents = Self::erase_rows(&mut tx, &ids, now).await?;
+                out.pupils = ids.clone();
+                let gone = Self::erase_numbers(&mut tx, &leavers, &phones, &mut out).await?;
+                Self::erase_feedback(&mut tx, &voucher_ids, &scrubber, &mut out).await?;
                 let subjects: Vec<String> = voucher_ids
-                    .iter()
-                    .cloned()
+                    .into_iter()
                     .chain(leavers.iter().map(|l| l.iin.clone()))
-                    .chain(phones.iter().cloned())
+                    .chain(gone)
                     .collect();
-                let audit: Vec<(i64, String, Option<String>, Option<String>)> =
-                    Self::rows_for(
-                        &mut tx,
-                        |list| {
-                            format!(
-                                "SELECT id, actor, subject, detail FROM audit_log
-                                 WHERE subject IN ({list})"
-                            )
-                        },
-                        &subjects,
-                    )
-                    .await?;
-                for (id, actor, subject, detail) in audit {
-                    let new_actor = scrubber.scrub(&actor);
-                    let new_subject = subject.as_deref().and_then(|s| scrubber.scrub(s));
-                    let new_detail = detail.as_deref().and_then(|d| scrubber.scrub(d));
-                    if new_actor.is_none() && new_subject.is_none() && new_detail.is_none() {
-                        continue;
-                    }
-                    sqlx::query(
-                        "UPDATE audit_log SET actor = $1, subject = $2, detail = $3 WHERE id = $4",
-                    )
-                    .bind(new_actor.unwrap_or(actor))
-                    .bind(new_subject.or(subject))
-                    .bind(new_detail.or(detail))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                    out.audit_rows += 1;
-                }
+                out.audit_rows = Self::scrub_audit(&mut tx, &subjects, &scrubber).await?;
 
                 // The erasure's own audit row: how many and which ids, no personal value.
                 let detail = serde_json::json!({
@@ -757,8 +819,8 @@ macro_rules! impl_retention {
                 let pending: Option<i64> = sqlx::query_scalar(
                     "SELECT generation FROM retention_purge WHERE name = 'pending'",
                 )
-                        .fetch_optional(&self.pool)
-                        .await?;
+                .fetch_optional(&self.pool)
+                .await?;
                 let purge = self.purge().await?;
                 if let (Some(generation), true) = (pending, purge.complete) {
                     // An erasure that committed during the purge made a new generation: that
@@ -767,8 +829,8 @@ macro_rules! impl_retention {
                         "DELETE FROM retention_purge WHERE name = 'pending' AND generation = $1",
                     )
                     .bind(generation)
-                        .execute(&self.pool)
-                        .await?;
+                    .execute(&self.pool)
+                    .await?;
                 }
                 Ok(purge)
             }
@@ -860,7 +922,7 @@ mod tests {
     #[test]
     fn scrubbing_replaces_every_value_and_leaves_the_rest() {
         let l = leaver();
-        let s = Scrubber::new(&[l], &[("+77010000001".into(), 7)]);
+        let s = Scrubber::new(&[l], &["+77010000001".into()]);
         assert_eq!(
             s.scrub("parent:+77010000001").as_deref(),
             Some("parent:erased")
@@ -871,7 +933,8 @@ mod tests {
             Some("erased ест плохо, ИИН erased:7")
         );
         assert_eq!(s.scrub("Ab: the card is too short to look for"), None);
-        let doc = r#"{"pupil":{"name":"Сапаров Алихан Русланович"},"applicant":{"phone":"+77010000001"},"n":3}"#;
+        let doc = r#"{"pupil":{"name":"Сапаров Алихан Русланович"},
+                      "applicant":{"phone":"+77010000001"},"n":3}"#;
         let out: serde_json::Value = serde_json::from_str(&s.scrub_json(doc).unwrap()).unwrap();
         assert_eq!(out["pupil"]["name"], "erased");
         assert_eq!(out["applicant"]["phone"], "erased");

@@ -56,7 +56,8 @@ macro_rules! impl_state_counts {
                                 CASE WHEN status = 'revoked' THEN revoke_reason END AS reason,
                                 COUNT(*) AS vouchers
                          FROM vouchers WHERE 1 = 1{}
-                         GROUP BY school_year, status, CASE WHEN status = 'revoked' THEN revoke_reason END",
+                         GROUP BY school_year, status,
+                                  CASE WHEN status = 'revoked' THEN revoke_reason END",
                         scope("school_code", schools)
                     ),
                 );
@@ -67,7 +68,10 @@ macro_rules! impl_state_counts {
                 let mut rows: Vec<VoucherStateCount> = q.fetch_all(&self.pool).await?;
                 // In Rust: the two databases sort NULL apart.
                 rows.sort_by(|a, b| {
-                    (&a.school_year, &a.status, &a.reason).cmp(&(&b.school_year, &b.status, &b.reason))
+                    let key = |r: &VoucherStateCount| {
+                        (r.school_year.clone(), r.status.clone(), r.reason.clone())
+                    };
+                    key(a).cmp(&key(b))
                 });
                 Ok(rows)
             }
