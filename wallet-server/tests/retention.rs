@@ -554,27 +554,34 @@ async fn leavers_lose_their_data(pg: bool) {
     assert_eq!(audit_of(w.store(), "retention.erase").await.len(), 2);
 
     // The authority's view and the metrics count by school year and state.
-    wallet_server::staff::add_staff(
-        w.store(),
-        "akimat",
-        "authority",
-        &[bin(0)],
-        "Authority-pass-1",
-        "test",
-        w.state.now(),
-    )
-    .await
-    .unwrap();
-    let (status, body) = w
+    let login = |user: &'static str, role: &'static str, schools: Vec<String>| {
+        let w = &w;
+        async move {
+            let pass = "Staff-pass-123";
+            wallet_server::staff::add_staff(w.store(), user, role, &schools, pass, "test", 1)
+                .await
+                .unwrap();
+            let body = json!({ "username": user, "password": pass });
+            let (status, body) = w.api("POST", "/api/v1/school/login", None, body).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["session_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let operator = login("operator", "operator", vec![]).await;
+    let (status, all) = w
         .api(
-            "POST",
-            "/api/v1/school/login",
-            None,
-            json!({ "username": "akimat", "password": "Authority-pass-1" }),
+            "GET",
+            "/api/v1/school/voucher-states",
+            Some(&operator),
+            Value::Null,
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let staff = body["session_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (status, &all["pupils_erased"]),
+        (StatusCode::OK, &json!(2)),
+        "{all}"
+    );
+    let staff = login("akimat", "authority", vec![bin(0)]).await;
     let (status, view) = w
         .api(
             "GET",
