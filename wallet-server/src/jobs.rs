@@ -1,7 +1,7 @@
 //! Background jobs of `wallet-server serve`: the consent tick, SMS delivery, picking up keys
-//! rotated elsewhere and, once a day, retention. Each runs in a loop until [`Jobs::stop`]; a failed round is logged and
-//! tried again at the next interval. Safe with several instances on one PostgreSQL: every job
-//! claims its rows (see the store modules).
+//! rotated elsewhere and, once a day, retention. Each runs in a loop until [`Jobs::stop`]; a
+//! failed round is logged and tried again at the next interval. Safe with several instances on
+//! one PostgreSQL: every job claims its rows (see the store modules).
 
 use crate::lease::{Stop, Worker};
 use crate::sms::{self, SmsGateway};
@@ -79,7 +79,12 @@ async fn retention_round(
     )
     .await?;
     if let Some(purge) = &report.purge {
-        tracing::info!(summary = %report.summary(), purged = %purge.done, complete = purge.complete, "retention");
+        tracing::info!(
+            summary = %report.summary(),
+            purged = %purge.done,
+            complete = purge.complete,
+            "retention"
+        );
         if !purge.complete {
             anyhow::bail!("retention: the purge could not empty the write-ahead log; trying again");
         }
