@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: run the built binaries as real processes in temp dirs.
 
 pub mod fixtures;
+pub mod pilot;
 
 use std::io::Write;
 use std::net::TcpListener;

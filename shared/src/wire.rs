@@ -55,6 +55,12 @@ pub struct WalletVoucher {
     pub class_letter: String,
     pub school_year: String,
     pub activated_at: Option<i64>,
+    /// When and why a `revoked` voucher was revoked (DESIGN §10): `not_eligible`, `removed`,
+    /// `withdrawn` or `operator`; `null` otherwise.
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
+    #[serde(default)]
+    pub revoke_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

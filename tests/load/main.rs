@@ -8,7 +8,10 @@
 //!    written straight to the database, see `db.rs`), then the tick that issues the vouchers;
 //! 4. QR token issuance over HTTP, JSON and PNG, from a `serve` process holding all of it;
 //! 5. every school's terminal enrolling and uploading the meals of the days it was offline;
-//! 6. the NOBD reports of the last of those days (`report nobd`).
+//! 6. the NOBD reports of the last of those days (`report nobd`);
+//! 7. the turn of the school year (`consent tick --now` on the next year's first day: last
+//!    year's vouchers expire, standing consents get the new year's voucher and SMS, everyone
+//!    else is asked again), then the same tick again, which must find nothing left to do.
 //!
 //! Build and run (docs/benchmarks.md, "Pilot scale"):
 //!
@@ -387,8 +390,61 @@ async fn run(args: &Args, work: &Path, database_url: Option<&str>) -> anyhow::Re
         &format!("{meals} meals; built and written to the outbox"),
     ));
 
+    turn_of_year(&mut run, &server_bin, &global, &settings, report_day)?;
+
     run.database_mb = db.size_mb().await?;
     Ok(run)
+}
+
+/// Step 7: the first tick of the next school year, then a second one that must send nothing.
+fn turn_of_year(
+    run: &mut Run,
+    server_bin: &Path,
+    global: &[&str],
+    settings: &Settings,
+    after: NaiveDate,
+) -> anyhow::Result<()> {
+    let next = settings
+        .school_years
+        .next_after(after)
+        .context("no school year after the measured days")?;
+    let now = format!("{}T09:00:00+05:00", next.start);
+    eprintln!("== the turn of the school year: consent tick --now {now}");
+    let mut previous_sms = None;
+    for step in [
+        "turn of the year (consent tick)",
+        "turn of the year, second tick",
+    ] {
+        let u = proc::measure(
+            server_bin,
+            &[global, &["consent", "tick", "--now", &now]].concat(),
+            &[],
+        )?;
+        let carried = number_after(&u.stdout, "consents carried over ").context("tick output")?;
+        let expired = number_after(&u.stdout, "vouchers expired ").context("tick output")?;
+        let requested = number_after(&u.stdout, "requested ").context("tick output")?;
+        let no_phone = number_after(&u.stdout, "no_phone ").context("tick output")?;
+        let sms = number_after(&u.stdout, "SMS: sent ").context("tick output")?;
+        if let Some(first) = previous_sms {
+            ensure!(
+                sms == 0 && carried == 0 && expired == 0,
+                "the second tick of the new year did work again: {sms} SMS, {carried} consents \
+                 carried, {expired} vouchers expired (first tick: {first} SMS)"
+            );
+        }
+        previous_sms = Some(sms);
+        run.rows.push(cli_row(
+            step,
+            carried + expired + requested + no_phone,
+            "pupils",
+            &u,
+            &format!(
+                "{carried} new vouchers for standing consents, {expired} expired, \
+                 {requested} asked again, {no_phone} without a phone; {sms} SMS"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn cli_row(step: &'static str, items: u64, unit: &'static str, u: &proc::Usage, note: &str) -> Row {

@@ -118,8 +118,15 @@ async fn build(state: &AppState) -> anyhow::Result<DemoInfo> {
         .context("the sample roster has schools")?
         .code;
     let mut walk_through = None;
+    // A pupil is the wallet's to the priority phone only (`contact_phone`).
+    let own = |phone: &str, pupils: Vec<crate::store::roster::Pupil>| {
+        pupils
+            .into_iter()
+            .filter(|p| p.contact_phone.as_deref() == Some(phone))
+            .collect::<Vec<_>>()
+    };
     for phone in &agreed {
-        let pupils = store.pupils_by_phone(phone).await?;
+        let pupils = own(phone, store.pupils_by_phone(phone).await?);
         if pupils.iter().any(|p| p.school_code == first_school) {
             walk_through = Some(phone.clone());
             break;
@@ -135,7 +142,7 @@ async fn build(state: &AppState) -> anyhow::Result<DemoInfo> {
         .context("no school year holds today: configure one ([[school_years]])")?;
     for &phone in &others {
         let actor = format!("parent:{phone}");
-        for pupil in store.pupils_by_phone(phone).await? {
+        for pupil in own(phone, store.pupils_by_phone(phone).await?) {
             if let Some(v) = store.voucher_for_pupil(pupil.id, &year).await? {
                 crate::lifecycle::activate(store, &v.id, &actor, now).await?;
             }

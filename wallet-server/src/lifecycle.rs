@@ -189,6 +189,13 @@ pub fn removal<'a>(actor: &'a str, detail: &'a str) -> StateChange<'a> {
     change(Event::Revoke(RevokeReason::Removed), actor, detail)
 }
 
+/// What a parent's withdrawal of consent (`3#2` after consenting) does to the pupils' vouchers
+/// of the year, in the transaction that records the withdrawal and queues its confirmation
+/// (`WithdrawalStore::withdraw_consents`): revoked as `withdrawn`, the audit naming the reply.
+pub fn withdrawal<'a>(actor: &'a str, detail: &'a str) -> StateChange<'a> {
+    change(Event::Revoke(RevokeReason::Withdrawn), actor, detail)
+}
+
 /// Returns revoked vouchers among `ids` whose school year is not over on `today` to the state
 /// they had before (issued, or active if they had been activated). A voucher of a year that
 /// ended stays revoked.
@@ -356,6 +363,17 @@ mod tests {
         );
         let r = removal("import", "removed: roster.csv");
         assert_eq!((r.reason, r.to), ("removed", NewState::Revoked));
+        let w = withdrawal("sms:+77010000001", "reply 3#2");
+        assert_eq!(
+            (w.reason, w.to, w.from, w.audit.action, w.audit.detail),
+            (
+                "withdrawn",
+                NewState::Revoked,
+                LIVE,
+                "voucher.revoke",
+                "reply 3#2"
+            )
+        );
         assert_eq!(rule(Event::Expire).2, "voucher.expire");
         assert_eq!(reason(Event::Restore), "restored");
     }

@@ -1,7 +1,8 @@
 //! Property test of the voucher lifecycle across two school years: whatever sequence of roster
-//! imports, parents' replies, consent ticks (one instance or two at once) and days passing,
-//! no pupil ever holds two vouchers for one school year, and no message of the consent process
-//! is queued twice.
+//! imports, parents' replies (a `3#2` after consenting withdraws), consent ticks (one instance
+//! or two at once) and days passing, no pupil ever holds two vouchers for one school year, a
+//! revoked voucher never gets a QR code signed, and no message of the consent process is
+//! queued twice.
 
 #[path = "core_support/mod.rs"]
 mod common;
@@ -14,6 +15,7 @@ use wallet_server::config::Settings;
 use wallet_server::consent;
 use wallet_server::roster::{self, Column, Format, ImportOptions, ImportRequest, Mode};
 use wallet_server::store::{self, testing, Store};
+use wallet_server::wallet::issuance;
 
 const PUPILS: usize = 4;
 
@@ -92,6 +94,16 @@ impl Raw {
         match self {
             Raw::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
             Raw::Pg(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+        }
+    }
+
+    /// `(voucher id, the pupil's priority phone)` of the revoked vouchers.
+    async fn revoked(&self) -> Result<Vec<(String, Option<String>)>, sqlx::Error> {
+        let sql = "SELECT v.id, p.contact_phone FROM vouchers v JOIN pupils p ON p.id = v.pupil_id
+                   WHERE v.status = 'revoked'";
+        match self {
+            Raw::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await,
+            Raw::Pg(p) => sqlx::query_as(sql).fetch_all(p).await,
         }
     }
 
@@ -263,21 +275,47 @@ async fn steps(
             .scalar(
                 "SELECT COUNT(*) FROM vouchers v WHERE NOT EXISTS (
                     SELECT 1 FROM consents c WHERE c.pupil_id = v.pupil_id
-                      AND c.school_year = v.school_year AND c.status = 'consented')",
+                      AND c.school_year = v.school_year
+                      AND c.status IN ('consented', 'withdrawn'))",
             )
             .await
             .unwrap();
         prop_assert_eq!(unconsented, 0, "after {:?}", op);
+        // ... nor a working voucher once its consent was withdrawn ...
+        let withdrawn_live = raw
+            .scalar(
+                "SELECT COUNT(*) FROM vouchers v JOIN consents c ON c.pupil_id = v.pupil_id
+                   AND c.school_year = v.school_year
+                 WHERE c.status = 'withdrawn' AND v.status IN ('issued', 'active')",
+            )
+            .await
+            .unwrap();
+        prop_assert_eq!(withdrawn_live, 0, "after {:?}", op);
+        // ... and no revoked voucher gets a QR code signed for whoever sees it in the wallet.
+        let today = shared::ServiceDay::from_unix(now).date();
+        for (id, phone) in raw.revoked().await.unwrap() {
+            let Some(phone) = phone else { continue };
+            if let Some(v) = first.signing_voucher(&id, &phone).await.unwrap() {
+                prop_assert!(
+                    issuance::check_usable(&v, &settings, today).is_err(),
+                    "revoked voucher {} signable after {:?}",
+                    id,
+                    op
+                );
+            }
+        }
     }
 
     // No message of the process twice: per phone (one pupil each) and school year, at most one
-    // request, one repeat, one answer and one new-year voucher.
+    // request, one repeat, one answer, one withdrawal and one new-year voucher.
     let outbox = first.sms_outbox(10_000).await.unwrap();
     let mut seen: HashMap<(String, String, String), usize> = HashMap::new();
     for sms in &outbox {
         let kind = match sms.kind.as_str() {
             "consent_confirmed" | "consent_refused" => "answer",
-            "consent_request" | "consent_repeat" | "voucher_issued" => sms.kind.as_str(),
+            "consent_request" | "consent_repeat" | "voucher_issued" | "consent_withdrawn" => {
+                sms.kind.as_str()
+            }
             _ => continue,
         };
         let year = settings

@@ -443,3 +443,154 @@ fn parent_uses_the_wallet_in_a_browser() {
     drop(b);
     drop(rt);
 }
+
+/// Vouchers that no longer work, as a parent sees them: this year's revoked one with its reason
+/// in plain words, last year's expired one under its own school year heading, each with its
+/// history; in Russian, then in Kazakh.
+#[test]
+#[ignore = "needs chromium (apt-get install chromium); runs with --include-ignored"]
+fn revoked_and_last_years_vouchers_in_a_browser() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let w = rt.block_on(World::new(false));
+    let store = w.state().store.clone();
+    let last_year = shared::calendar::SchoolYear::default_for(
+        chrono::NaiveDate::from_ymd_opt(2025, 11, 1).unwrap(),
+    );
+    let old = rt.block_on(wallet_server::testkit::issue_voucher(
+        store.as_ref(),
+        w.own_a.pupil_id,
+        w.school_a.0,
+        &last_year,
+        1,
+    ));
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+    rt.block_on(wallet_server::lifecycle::expire_ended(
+        store.as_ref(),
+        today,
+        2,
+    ))
+    .unwrap();
+    let why = wallet_server::lifecycle::RevokeReason::Withdrawn;
+    rt.block_on(wallet_server::testkit::revoke_voucher(
+        store.as_ref(),
+        &w.own_b,
+        why,
+        w.state().now(),
+    ));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = w.app.clone();
+    rt.spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+    let shots: PathBuf = std::env::var_os("TAMAQ_TEST_SHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| w.t.dir.path().join("shots"));
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let mut b = Browser::launch();
+    b.goto(&format!("{base}/wallet"));
+    b.type_into("#phone", "8 701 000 00 01");
+    b.click("#get-code");
+    b.wait_for(
+        "the code form",
+        "!document.getElementById('code-form').hidden",
+    );
+    let code = rt.block_on(w.last_code(P1)).expect("login SMS queued");
+    b.type_into("#code", &code);
+    b.click("#sign-in");
+    let card = |id: &str| format!("article[data-voucher=\"{id}\"]");
+    b.wait_for(
+        "the vouchers",
+        &format!("!!document.querySelector('{}')", card(&old.id)),
+    );
+    let body = b.text("document.body.innerText");
+    for needle in [
+        "2026–2027 учебный год",
+        "2025–2026 учебный год",
+        "Вы отозвали согласие на бесплатное питание по SMS (3#2). Чтобы снова получать питание, обратитесь в школу.",
+        "Учебный год закончился. История питания сохранена.",
+        "Отозван",
+        "Срок истёк",
+    ] {
+        assert!(body.contains(needle), "{needle} missing from:\n{body}");
+    }
+    // This year's cards come first (by surname: Сапаров, then Сапарова), last year's below
+    // its own heading.
+    let order = b.eval(
+        "Array.from(document.querySelectorAll('#vouchers > *')).map(e => e.tagName === 'H3' ? e.textContent : e.dataset.status)",
+    );
+    assert_eq!(
+        order,
+        json!([
+            "2026–2027 учебный год",
+            "revoked",
+            "issued",
+            "2025–2026 учебный год",
+            "expired"
+        ])
+    );
+    let reason = b.text(&format!(
+        "document.querySelector('{} .note').dataset.reason",
+        card(&w.own_b.id)
+    ));
+    assert_eq!(reason, "withdrawn");
+    // No QR code for either; each keeps its history.
+    for id in [&w.own_b.id, &old.id] {
+        let buttons = b.eval(&format!(
+            "Array.from(document.querySelectorAll('{} button')).map(e => e.dataset.action)",
+            card(id)
+        ));
+        assert!(
+            !buttons.as_array().unwrap().contains(&json!("qr")),
+            "{buttons}"
+        );
+        assert!(
+            buttons.as_array().unwrap().contains(&json!("history")),
+            "{buttons}"
+        );
+    }
+    b.eval("document.querySelector('#vouchers h3').scrollIntoView({block: 'start'})");
+    b.screenshot(&shots.join("wallet-revoked-ru.png"));
+    b.click(&format!(
+        "button[data-action=history][data-voucher=\"{}\"]",
+        old.id
+    ));
+    b.wait_for(
+        "last year's history",
+        "!document.getElementById('panel').hidden && !!document.querySelector('#panel-body .empty')",
+    );
+
+    b.click("button.lang[data-lang=kk]");
+    b.wait_for(
+        "the Kazakh page",
+        "document.documentElement.lang === 'kk' && document.readyState === 'complete'",
+    );
+    b.wait_for(
+        "the vouchers again",
+        &format!("!!document.querySelector('{}')", card(&old.id)),
+    );
+    let body = b.text("document.body.innerText");
+    for needle in [
+        "2026–2027 оқу жылы",
+        "Сіз тегін тамақтануға берген келісіміңізді SMS арқылы (3#2) кері қайтарып алдыңыз.",
+        "Оқу жылы аяқталды.",
+    ] {
+        assert!(body.contains(needle), "{needle} missing from:\n{body}");
+    }
+    b.eval("Array.from(document.querySelectorAll('#vouchers h3')).pop().scrollIntoView({block: 'start'})");
+    b.screenshot(&shots.join("wallet-last-year-kk.png"));
+    drop(b);
+    drop(rt);
+}

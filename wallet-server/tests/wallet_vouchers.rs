@@ -632,3 +632,129 @@ wallet_test!(access_matrix, |w: World| async move {
     let r = qr(&w, &p2, &w.other_a.id, "short").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 });
+
+wallet_test!(
+    revoked_with_reason_and_last_years_voucher,
+    |w: World| async move {
+        let store = w.state().store.clone();
+        // Last school year's voucher of P1's child at school A, expired with the year.
+        let last_year = shared::calendar::SchoolYear::default_for(
+            chrono::NaiveDate::from_ymd_opt(2025, 11, 1).unwrap(),
+        );
+        assert_eq!(last_year.label(), "2025-2026");
+        let old = testkit::issue_voucher(
+            store.as_ref(),
+            w.own_a.pupil_id,
+            w.school_a.0,
+            &last_year,
+            1,
+        )
+        .await;
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let expired = wallet_server::lifecycle::expire_ended(store.as_ref(), today, 3)
+            .await
+            .unwrap();
+        assert_eq!(expired, 1);
+        // This year's voucher of P1's other child is revoked by an operator.
+        w.revoke(&w.own_b).await;
+        let revoked_at = w.state().now();
+
+        let p1 = w.login(P1).await;
+        let list = w
+            .call(Method::GET, "/api/v1/wallet/vouchers", Some(&p1), None)
+            .await
+            .json();
+        let rows: Vec<(Value, Value, Value, Value)> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["voucher_id"].clone(),
+                    v["school_year"].clone(),
+                    v["status"].clone(),
+                    v["revoke_reason"].clone(),
+                )
+            })
+            .collect();
+        let this_year = |id: &str, status: &str, reason: Value| {
+            (json!(id), json!("2026-2027"), json!(status), reason)
+        };
+        assert_eq!(rows.len(), 3, "{list}");
+        assert_eq!(
+            rows[2],
+            (
+                json!(old.id),
+                json!("2025-2026"),
+                json!("expired"),
+                Value::Null
+            ),
+            "last year's last: {list}"
+        );
+        assert!(rows.contains(&this_year(&w.own_a.id, "issued", Value::Null)));
+        assert!(rows.contains(&this_year(&w.own_b.id, "revoked", json!("operator"))));
+        let revoked = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["voucher_id"] == w.own_b.id)
+            .unwrap();
+        assert_eq!(revoked["revoked_at"], revoked_at);
+        // Last year's voucher keeps its history, and signs nothing.
+        let r = w
+            .call(
+                Method::GET,
+                &format!("/api/v1/wallet/vouchers/{}/history", old.id),
+                Some(&p1),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(r.json(), json!([]));
+        let r = qr(&w, &p1, &old.id, "short").await;
+        assert_eq!(r.error_code(), "voucher_expired");
+        let r = qr(&w, &p1, &w.own_b.id, "short").await;
+        assert_eq!(r.error_code(), "voucher_revoked");
+    }
+);
+
+wallet_test!(
+    only_the_priority_phone_sees_a_pupil,
+    |w: World| async move {
+        // A pupil with the mother's and the father's phone listed: the mother's comes first.
+        let store = w.state().store.clone();
+        let year = w.state().settings.year_at(w.state().now()).unwrap();
+        let p = pupil(w.school_a.0, "Әлия", "Нұрлан", [Some(P2), Some(P3), None]);
+        assert_eq!(p.contact_phone.as_deref(), Some(P2));
+        let id = store.upsert_pupil(&p, 1).await.unwrap();
+        let v = testkit::issue_voucher(store.as_ref(), id, p.school_code, &year, 2).await;
+        let ids = |list: Value| -> Vec<String> {
+            list.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["voucher_id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let mother = w.login(P2).await;
+        let father = w.login(P3).await;
+        let list = w
+            .call(Method::GET, "/api/v1/wallet/vouchers", Some(&mother), None)
+            .await
+            .json();
+        assert!(ids(list).contains(&v.id));
+        let list = w
+            .call(Method::GET, "/api/v1/wallet/vouchers", Some(&father), None)
+            .await
+            .json();
+        assert!(!ids(list).contains(&v.id));
+        let r = w
+            .call(
+                Method::POST,
+                &format!("/api/v1/wallet/vouchers/{}/activate", v.id),
+                Some(&father),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
+);

@@ -4,7 +4,7 @@
 //! `[sms] inbound_secret`. With no secret configured every request is refused (403), except in
 //! `demo` mode. A body that is not `{"from": "<phone>", "text": "<text>"}` gets 400 and changes
 //! nothing. The answer says what the text did (`result`: `consented`, `refused`, `help`,
-//! `nothing_pending`).
+//! `nothing_pending`, `withdrawn`, `already_withdrawn`).
 
 use crate::consent::{self, ReplyOutcome};
 use crate::error::{AppError, AppResult};

@@ -7,11 +7,14 @@
 //! * texts for a number the roster does not know are sent in Kazakh and Russian;
 //! * at most [`HELP_PER_DAY`] help texts go to one number in 24 hours, so an auto-responder on
 //!   the other end cannot start an endless exchange; later ones are answered with silence;
-//! * the agreement and refusal answers go once per reply, not once per child.
+//! * the agreement and refusal answers go once per reply, not once per child;
+//! * a `3#2` with nothing awaiting an answer withdraws a consent given on that number (see
+//!   [`super::withdraw`]).
 
 use super::reply::{parse_reply, Reply};
 use super::texts;
 use super::tick::lang_of;
+use super::withdraw;
 use crate::config::{Lang, Settings};
 use crate::lifecycle::{self, IssueReason};
 use crate::sms::SmsKind;
@@ -42,6 +45,16 @@ pub enum ReplyOutcome {
     NothingPending {
         answered: bool,
     },
+    /// A `3#2` that withdrew consents given on this number; `vouchers` revoked.
+    Withdrawn {
+        consents: usize,
+        vouchers: usize,
+    },
+    /// A valid answer from a number whose consent was withdrawn this school year: nothing
+    /// changes; `answered` is false when the help limit was reached.
+    AlreadyWithdrawn {
+        answered: bool,
+    },
 }
 
 /// The language a number's texts are in: its pupils' (the first listed), or none.
@@ -54,7 +67,7 @@ async fn lang_for(store: &dyn Store, phone: &Phone) -> StoreResult<Option<Lang>>
 }
 
 /// Queues a help-kind text unless this number had its share today.
-async fn answer_help(
+pub(super) async fn answer_help(
     store: &dyn Store,
     phone: &Phone,
     text: String,
@@ -110,7 +123,20 @@ pub async fn handle_reply(
     let changed = store
         .answer_consents(&label, from.as_str(), status, now, &detail, &answer)
         .await?;
-    let (Some(year), false) = (year, changed.is_empty()) else {
+    let (Some(year), false) = (year.clone(), changed.is_empty()) else {
+        if let Some(year) = &year {
+            let label = year.label();
+            if reply == Reply::Refuse {
+                if let Some(done) = withdraw::withdraw(store, settings, from, &label, now).await? {
+                    return Ok(done);
+                }
+            }
+            if let Some(done) =
+                withdraw::answer_withdrawn(store, settings, from, &label, now).await?
+            {
+                return Ok(done);
+            }
+        }
         let lang = lang_for(store, from).await?;
         let answered = answer_help(store, from, texts::nothing_pending(lang), now).await?;
         return Ok(ReplyOutcome::NothingPending { answered });

@@ -8,6 +8,9 @@
 //!                                   3#1  │   │ 3#2                   3#1  │   │ 3#2
 //!                                        ▼   ▼                            ▼   ▼
 //!                  consented (confirmation SMS, voucher)      refused (refusal SMS)
+//!                        │
+//!                   3#2  ▼  (vouchers revoked, confirmation SMS)
+//!                  withdrawn
 //! ```
 //!
 //! [`tick`] takes the timed steps (run by `wallet-server consent tick` and by the server every
@@ -20,6 +23,7 @@ pub mod answer;
 pub mod reply;
 pub mod texts;
 pub mod tick;
+pub mod withdraw;
 
 pub use crate::store::consent::ConsentStatus;
 pub use answer::{handle_reply, ReplyOutcome};

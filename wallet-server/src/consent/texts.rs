@@ -92,6 +92,43 @@ pub fn voucher_issued(lang: Lang, child: &str, school_year: &str, wallet_link: &
     }
 }
 
+/// The answer to a `3#2` that withdrew consent (DESIGN §10), not a text of the pilot's rules:
+/// each child it applied to by name, that the meals stop, and the way back — the school (a
+/// `3#1` does not undo a withdrawal).
+pub fn withdrawn(lang: Lang, children: &[String]) -> String {
+    let children = children.join(", ");
+    match lang {
+        Lang::Ru => format!(
+            "Вы отозвали согласие на бесплатное питание: {children}. Цифровой ваучер отозван, \
+             бесплатное питание в школе прекращается. Чтобы снова получать питание, обратитесь \
+             в школу. Вопросы: Call-центр 1414, звонок бесплатный."
+        ),
+        Lang::Kk => format!(
+            "Сіз тегін тамақтануға берген келісіміңізді кері қайтарып алдыңыз: {children}. \
+             Цифрлық ваучер кері қайтарылды, мектептегі тегін тамақтану тоқтатылады. Тамақты \
+             қайта алу үшін мектепке хабарласыңыз. Сұрақтар бойынша: 1414 Call-орталығы, \
+             қоңырау тегін."
+        ),
+    }
+}
+
+/// The answer to `3#1` or `3#2` from a number whose consent for these children was withdrawn
+/// this school year: nothing changes, and the way back is the school.
+pub fn already_withdrawn(lang: Lang, children: &[String]) -> String {
+    let children = children.join(", ");
+    match lang {
+        Lang::Ru => format!(
+            "Согласие на бесплатное питание уже отозвано: {children}. Чтобы снова получать \
+             питание, обратитесь в школу. Вопросы: Call-центр 1414, звонок бесплатный."
+        ),
+        Lang::Kk => format!(
+            "Тегін тамақтануға берілген келісім бұрын кері қайтарылған: {children}. Тамақты \
+             қайта алу үшін мектепке хабарласыңыз. Сұрақтар бойынша: 1414 Call-орталығы, \
+             қоңырау тегін."
+        ),
+    }
+}
+
 fn one_or_both(lang: Option<Lang>, text: fn(Lang) -> &'static str) -> String {
     match lang {
         Some(l) => text(l).to_owned(),
@@ -177,6 +214,33 @@ mod tests {
             assert!(!text.contains("  "), "no doubled spaces");
         }
         assert!(voucher_issued(Lang::Ru, "А", "2027-2028", "l").starts_with("Вашему ребенку А "));
+    }
+
+    #[test]
+    fn withdrawal_names_each_child_and_the_way_back() {
+        let children = [
+            "Сапаров Алихан Русланович".to_owned(),
+            "Сапарова Айгерим".to_owned(),
+        ];
+        for lang in [Lang::Ru, Lang::Kk] {
+            for text in [
+                withdrawn(lang, &children),
+                already_withdrawn(lang, &children),
+            ] {
+                for needle in ["Сапаров Алихан Русланович, Сапарова Айгерим", "1414"]
+                {
+                    assert!(text.contains(needle), "{lang:?}: {needle} in {text}");
+                }
+                assert!(!text.contains("  "), "no doubled spaces");
+                assert!(!text.contains("3#1"), "3#1 is not the way back");
+            }
+        }
+        assert!(withdrawn(Lang::Ru, &children).contains("обратитесь в школу"));
+        assert!(withdrawn(Lang::Kk, &children).contains("мектепке хабарласыңыз"));
+        assert_ne!(
+            withdrawn(Lang::Ru, &children),
+            already_withdrawn(Lang::Ru, &children)
+        );
     }
 
     #[test]

@@ -84,6 +84,7 @@ pub fn consent_label(lang: Lang, status: &str) -> String {
         "refused" => ("Бас тартты", "Отказ"),
         "expired" => ("Жауап болмады", "Нет ответа"),
         "consented" => ("Келісті", "Согласие"),
+        "withdrawn" => ("Келісімін кері қайтарды", "Согласие отозвано"),
         other => return other.to_owned(),
     };
     tr(lang, kk, ru).to_owned()

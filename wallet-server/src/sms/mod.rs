@@ -56,10 +56,12 @@ pub enum SmsKind {
     LoginCode,
     /// A new school year's voucher for a pupil whose consent stands (DESIGN §10).
     VoucherIssued,
+    /// The answer to a `3#2` that withdrew a consent: the vouchers are revoked (DESIGN §10).
+    ConsentWithdrawn,
 }
 
 impl SmsKind {
-    pub const ALL: [SmsKind; 7] = [
+    pub const ALL: [SmsKind; 8] = [
         SmsKind::ConsentRequest,
         SmsKind::ConsentRepeat,
         SmsKind::ConsentConfirmed,
@@ -67,6 +69,7 @@ impl SmsKind {
         SmsKind::Help,
         SmsKind::LoginCode,
         SmsKind::VoucherIssued,
+        SmsKind::ConsentWithdrawn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +81,7 @@ impl SmsKind {
             SmsKind::Help => "help",
             SmsKind::LoginCode => "login_code",
             SmsKind::VoucherIssued => "voucher_issued",
+            SmsKind::ConsentWithdrawn => "consent_withdrawn",
         }
     }
 

@@ -27,10 +27,13 @@ pub enum ConsentStatus {
     Refused,
     Expired,
     NoPhone,
+    /// Consented, then withdrawn by `3#2` (DESIGN §10): the vouchers were revoked, and the
+    /// consent no longer stands (not carried into the next school year).
+    Withdrawn,
 }
 
 impl ConsentStatus {
-    pub const ALL: [ConsentStatus; 7] = [
+    pub const ALL: [ConsentStatus; 8] = [
         ConsentStatus::Pending,
         ConsentStatus::Requested,
         ConsentStatus::Repeated,
@@ -38,6 +41,7 @@ impl ConsentStatus {
         ConsentStatus::Refused,
         ConsentStatus::Expired,
         ConsentStatus::NoPhone,
+        ConsentStatus::Withdrawn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +53,7 @@ impl ConsentStatus {
             ConsentStatus::Refused => "refused",
             ConsentStatus::Expired => "expired",
             ConsentStatus::NoPhone => "no_phone",
+            ConsentStatus::Withdrawn => "withdrawn",
         }
     }
 
@@ -143,7 +148,8 @@ impl OwedVoucher {
     }
 }
 
-const TARGET_SELECT: &str = "SELECT c.id AS consent_id, c.pupil_id, p.school_code, c.phone, \
+pub(crate) const TARGET_SELECT: &str =
+    "SELECT c.id AS consent_id, c.pupil_id, p.school_code, c.phone, \
     c.status, p.lang, p.last_name, p.first_name, p.middle_name, p.contact_name \
     FROM consents c JOIN pupils p ON p.id = c.pupil_id";
 
@@ -311,7 +317,7 @@ macro_rules! impl_consent {
     ($t:ty) => {
         impl $t {
             /// Loads the targets of the changed consents, writes their transitions and SMS.
-            async fn record_changes(
+            pub(crate) async fn record_changes(
                 tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
                 ids: &[i64],
                 now: i64,
@@ -346,7 +352,7 @@ macro_rules! impl_consent {
                 Ok(targets)
             }
 
-            async fn insert_sms(
+            pub(crate) async fn insert_sms(
                 tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
                 rows: &[NewSms],
                 now: i64,

@@ -27,6 +27,7 @@ pub mod terminals;
 pub mod testing;
 pub mod vouchers;
 pub mod wallet;
+pub mod withdrawal;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -57,6 +58,7 @@ pub use state_counts::StateCountStore;
 pub use terminals::TerminalStore;
 pub use vouchers::VoucherStore;
 pub use wallet::WalletStore;
+pub use withdrawal::WithdrawalStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -115,6 +117,7 @@ pub trait Store:
     + OpsStore
     + RetentionStore
     + StateCountStore
+    + WithdrawalStore
     + Send
     + Sync
     + 'static

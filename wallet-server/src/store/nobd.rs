@@ -115,8 +115,10 @@ pub struct ReportStatus {
     pub last_error: Option<String>,
 }
 
-/// Consent statuses that end (or complete) the process and go to NOBD.
-pub const CONSENT_OUTCOMES: [&str; 4] = ["no_phone", "refused", "expired", "consented"];
+/// Consent statuses that end (or complete) the process and go to NOBD; `withdrawn`: a consent
+/// given, then withdrawn by `3#2` (DESIGN §10).
+pub const CONSENT_OUTCOMES: [&str; 5] =
+    ["no_phone", "refused", "expired", "consented", "withdrawn"];
 
 /// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's parameter limits.
 const INSERT_CHUNK: usize = 500;
@@ -312,7 +314,7 @@ macro_rules! impl_nobd {
                          JOIN consents c ON c.id = t.consent_id
                          JOIN pupils p ON p.id = c.pupil_id
                          WHERE t.at >= $1 AND t.at < $2
-                           AND t.status IN ('no_phone', 'refused', 'expired', 'consented') {}",
+                           AND t.status IN ('no_phone', 'refused', 'expired', 'consented', 'withdrawn') {}",
                         school_clause("p.school_code", school, 3)
                     );
                     let mut q = sqlx::query_as(&sql).bind(d.start).bind(d.end);

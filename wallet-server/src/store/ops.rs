@@ -15,6 +15,7 @@ pub const CONSENT_STATES: &[&str] = &[
     "refused",
     "expired",
     "no_phone",
+    "withdrawn",
 ];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

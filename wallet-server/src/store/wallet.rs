@@ -2,7 +2,11 @@
 //! meal history, ratings, complaints and the per-voucher daily token counts.
 //!
 //! Ownership is part of every voucher query: a voucher is returned only together with the phone
-//! that may see it (a mother's, father's or guardian's phone of a pupil not removed).
+//! that may see it, the pupil's priority phone (`contact_phone`: the mother's, else the father's,
+//! else the guardian's, as the last roster import computed it; DESIGN §1.3, §10). A new phone
+//! on the roster takes the pupil away from the old number's sessions at the next request. The
+//! vouchers of a pupil removed from the roster stay visible (revoked, with the reason) but are
+//! never signed for.
 
 use super::sql::{json_array, json_in};
 use super::{Backend, StoreResult};
@@ -20,6 +24,8 @@ pub struct ParentVoucher {
     pub valid_from: String,
     pub valid_to: String,
     pub activated_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub revoke_reason: Option<String>,
     pub last_name: String,
     pub first_name: String,
     pub middle_name: Option<String>,
@@ -31,7 +37,7 @@ pub struct ParentVoucher {
 }
 
 const PARENT_VOUCHER_SELECT: &str = "SELECT v.id, v.pupil_id, v.school_code, v.school_year, \
-    v.status, v.valid_from, v.valid_to, v.activated_at, p.last_name, p.first_name, p.middle_name, \
+    v.status, v.valid_from, v.valid_to, v.activated_at, v.revoked_at, v.revoke_reason, p.last_name, p.first_name, p.middle_name, \
     p.grade, p.class_letter, s.bin AS school_bin, s.name AS school_name, \
     s.district AS school_district \
     FROM vouchers v JOIN pupils p ON p.id = v.pupil_id JOIN schools s ON s.code = v.school_code";
@@ -173,7 +179,8 @@ pub trait WalletStore {
     /// Deletes sessions and login codes that can no longer be used; returns rows removed.
     async fn purge_wallet_logins(&self, now: i64) -> StoreResult<u64>;
 
-    /// The phone's vouchers, newest school year first.
+    /// The vouchers of the pupils whose priority phone this is, of every school year, newest
+    /// first.
     async fn parent_vouchers(&self, phone: &str) -> StoreResult<Vec<ParentVoucher>>;
     /// The voucher if this phone may see it; `None` for unknown ids and other families' ids.
     async fn parent_voucher(&self, id: &str, phone: &str) -> StoreResult<Option<ParentVoucher>>;
@@ -404,8 +411,7 @@ macro_rules! impl_wallet {
             async fn parent_vouchers(&self, phone: &str) -> StoreResult<Vec<ParentVoucher>> {
                 Ok(sqlx::query_as(&format!(
                     "{PARENT_VOUCHER_SELECT}
-                     WHERE p.removed_at IS NULL
-                       AND (p.mother_phone = $1 OR p.father_phone = $1 OR p.guardian_phone = $1)
+                     WHERE p.contact_phone = $1
                      ORDER BY v.valid_from DESC, p.last_name, p.first_name, v.id"
                 ))
                 .bind(phone)
@@ -420,8 +426,7 @@ macro_rules! impl_wallet {
             ) -> StoreResult<Option<ParentVoucher>> {
                 Ok(sqlx::query_as(&format!(
                     "{PARENT_VOUCHER_SELECT}
-                     WHERE v.id = $1 AND p.removed_at IS NULL
-                       AND (p.mother_phone = $2 OR p.father_phone = $2 OR p.guardian_phone = $2)"
+                     WHERE v.id = $1 AND p.contact_phone = $2"
                 ))
                 .bind(id)
                 .bind(phone)
@@ -437,8 +442,7 @@ macro_rules! impl_wallet {
                 Ok(sqlx::query_as(
                     "SELECT v.id, v.school_code, v.status, v.valid_from, v.valid_to
                      FROM vouchers v JOIN pupils p ON p.id = v.pupil_id
-                     WHERE v.id = $1 AND p.removed_at IS NULL
-                       AND (p.mother_phone = $2 OR p.father_phone = $2 OR p.guardian_phone = $2)",
+                     WHERE v.id = $1 AND p.contact_phone = $2 AND p.removed_at IS NULL",
                 )
                 .bind(id)
                 .bind(phone)

@@ -84,7 +84,10 @@ pub async fn request_code(state: &AppState, phone: &Phone, addr: Option<IpAddr>)
                 .into(),
         ));
     }
-    let known = !store.pupils_by_phone(p).await?.is_empty();
+    // A listed phone, or the priority phone of a pupil removed from the roster, whose parent
+    // still sees the revoked voucher and why.
+    let known =
+        !store.pupils_by_phone(p).await?.is_empty() || !store.parent_vouchers(p).await?.is_empty();
     if !known {
         state.wallet.phones.decoy(p, now + CODE_SECONDS, now);
         return Ok(());

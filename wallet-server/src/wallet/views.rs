@@ -206,9 +206,11 @@ impl ParentVoucher {
     }
 
     pub fn to_wire(&self, today: NaiveDate) -> Result<WalletVoucher, AppError> {
+        let status = self.status_on(today)?;
+        let revoked = status == VoucherStatus::Revoked;
         Ok(WalletVoucher {
             voucher_id: self.uuid()?,
-            status: self.status_on(today)?,
+            status,
             pupil_name: self.pupil_name(),
             school_bin: self.school_bin.clone(),
             school_code: self.school_code_u32()?,
@@ -219,6 +221,8 @@ impl ParentVoucher {
             class_letter: self.class_letter.clone(),
             school_year: self.school_year.clone(),
             activated_at: self.activated_at,
+            revoked_at: self.revoked_at.filter(|_| revoked),
+            revoke_reason: self.revoke_reason.clone().filter(|_| revoked),
         })
     }
 }

@@ -156,7 +156,27 @@
     if (!vouchers.length) {
       list.appendChild(el('p', { class: 'empty', text: T.no_vouchers }));
     }
-    vouchers.forEach(function (v) { list.appendChild(card(v)); });
+    // Grouped by school year, newest first (the API's order): this year's voucher above last
+    // year's expired one, each with its own history.
+    var year = null;
+    vouchers.forEach(function (v) {
+      if (v.school_year !== year) {
+        year = v.school_year;
+        list.appendChild(el('h3', { class: 'year', text: year.replace('-', '–') + ' ' + T.school_year }));
+      }
+      list.appendChild(card(v));
+    });
+  }
+
+  // What a parent reads under a voucher that no longer works: why, and what to do.
+  function note(v) {
+    if (v.status === 'revoked') {
+      return el('p', { class: 'note', 'data-reason': v.revoke_reason || '' }, [
+        T['revoked_' + v.revoke_reason] || T.revoked_other
+      ]);
+    }
+    if (v.status === 'expired') { return el('p', { class: 'note', text: T.expired_note }); }
+    return null;
   }
 
   function action(name, v, label, primary) {
@@ -179,16 +199,24 @@
       buttons.push(action('share', v, T.send_child, false));
     }
     buttons.push(action('history', v, T.history, false));
-    buttons.push(action('rate', v, T.rate, false));
-    buttons.push(action('complain', v, T.complain, false));
-    return el('article', { class: 'card', 'data-voucher': v.voucher_id, 'data-status': v.status }, [
-      el('h3', { text: v.pupil_name }),
+    // Rating is about today's canteen; a complaint may be about a revoked voucher too.
+    if (v.status === 'issued' || v.status === 'active') {
+      buttons.push(action('rate', v, T.rate, false));
+    }
+    if (v.status !== 'expired') {
+      buttons.push(action('complain', v, T.complain, false));
+    }
+    var parts = [
+      el('h4', { text: v.pupil_name }),
       el('p', { text: v.school_name }),
       el('p', { text: T['class'] + ': ' + v.grade + v.class_letter + ' · ' + v.school_year }),
       el('p', { text: T.valid + ': ' + isoDateText(v.valid_from) + ' – ' + isoDateText(v.valid_to) }),
-      el('p', { class: 'badge status-' + v.status, text: T['status_' + v.status] || v.status }),
-      el('div', { class: 'actions' }, buttons)
-    ]);
+      el('p', { class: 'badge status-' + v.status, text: T['status_' + v.status] || v.status })
+    ];
+    var why = note(v);
+    if (why) { parts.push(why); }
+    parts.push(el('div', { class: 'actions' }, buttons));
+    return el('article', { class: 'card', 'data-voucher': v.voucher_id, 'data-status': v.status }, parts);
   }
 
   // ---- the panel below the vouchers ------------------------------------------------------
