@@ -40,7 +40,7 @@ pub type Cursor = (i64, i64);
 /// What one batch erased. Counts are rows changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Erased {
-    /// Ids of the pupils erased, ascending.
+    /// Ids of the pupils erased, in the order they left.
     pub pupils: Vec<i64>,
     /// Consents whose phone was cleared.
     pub consents: u64,
@@ -105,10 +105,10 @@ pub trait RetentionStore {
         now: i64,
     ) -> StoreResult<Erased>;
 
-    /// Makes erased values unrecoverable from the database's files: on SQLite `VACUUM` (every
-    /// page written anew, free space and moved copies of cells gone) and a truncating
-    /// checkpoint (the write-ahead log, which holds the pages as they were, emptied); on
-    /// PostgreSQL `VACUUM` of the tables erasure touches (dead row versions removed).
+    /// Takes erased values out of the database's files: on SQLite `VACUUM` (every page written
+    /// anew, free space and left-behind copies of cells gone) and a truncating checkpoint (the
+    /// write-ahead log, which holds pages as they were, emptied); on PostgreSQL `VACUUM` of the
+    /// tables erasure touches (dead row versions removed; docs/operations.md says what stays).
     async fn purge_erased(&self) -> StoreResult<Purge>;
 
     /// An erasure committed whose purge has not completed since.
