@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+mod retention;
 mod server_core;
 
 #[derive(Parser, Debug)]
@@ -76,6 +77,13 @@ pub enum Command {
     /// Daily reports.
     #[command(subcommand)]
     Report(crate::cli_school::ReportCommand),
+    /// Erase the personal data of pupils who left the roster more than `[retention] days` ago
+    /// (docs/operations.md, "Retention"); the server also does it once a day.
+    Retention {
+        /// Act as if it were this time (RFC 3339): decides which pupils are due.
+        #[arg(long)]
+        now: Option<String>,
+    },
     /// Write a consistent copy of the SQLite database while the server keeps running
     /// (PostgreSQL: use pg_dump or base backups, see docs/deploy.md).
     Backup {
@@ -243,6 +251,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consent(ConsentCommand::Tick { now }) => {
             server_core::consent_tick(&cli.global, now.as_deref()).await
         }
+        Command::Retention { now } => retention::run(&cli.global, now.as_deref()).await,
         Command::Terminal(cmd) => {
             let state = open_state(&cli.global, Clock::System, false).await?;
             crate::terminal_sync::cli::run(&state, cmd).await

@@ -80,6 +80,8 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub metrics: MetricsSettings,
+    #[serde(default)]
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -164,6 +166,36 @@ impl ServerSettings {
             max_connections_per_client: self.max_connections_per_client,
         }
     }
+}
+
+/// How long the personal data of a pupil who left the roster is kept (DESIGN §10, docs/operations.md
+/// "Retention").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Days after the later of the end of the pupil's last voucher's school year and the day
+    /// they left the roster. Signed, so that a negative value gets the same clear refusal.
+    #[serde(default = "default_retention_days")]
+    pub days: i64,
+}
+
+impl RetentionSettings {
+    /// Shorter than this, a snapshot import's mistake could be erased before anyone saw it.
+    pub const MIN_DAYS: i64 = 30;
+    /// Ten years: longer is a typo, not a policy.
+    pub const MAX_DAYS: i64 = 3650;
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            days: default_retention_days(),
+        }
+    }
+}
+
+fn default_retention_days() -> i64 {
+    365
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -366,6 +398,7 @@ const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("log", "format", EnvKind::Str),
     ("metrics", "listen", EnvKind::Str),
     ("metrics", "token", EnvKind::Str),
+    ("retention", "days", EnvKind::Int),
     ("school_year", "start", EnvKind::Str),
     ("school_year", "end", EnvKind::Str),
     ("meals", "lunch", EnvKind::Str),
@@ -501,6 +534,14 @@ impl Settings {
                 format!("[metrics] listen {listen:?} is not an address like 0.0.0.0:9100")
             })?;
         }
+        let days = self.retention.days;
+        if !(RetentionSettings::MIN_DAYS..=RetentionSettings::MAX_DAYS).contains(&days) {
+            return Err(format!(
+                "[retention] days must be between {} and {} (ten years), got {days}",
+                RetentionSettings::MIN_DAYS,
+                RetentionSettings::MAX_DAYS
+            ));
+        }
         if let Some(at) = &self.nobd.daily_at {
             chrono::NaiveTime::parse_from_str(at, "%H:%M")
                 .map_err(|_| format!("[nobd] daily_at {at:?} is not HH:MM"))?;
@@ -634,6 +675,9 @@ mod tests {
         assert_eq!(s.tokens.short_ttl_minutes, 10);
         assert_eq!(s.windows()[0].text(), "11:00-15:00");
         assert!(s.sms.inbound_secret.is_none());
+        assert_eq!(s.retention.days, 365);
+        let env = vec![("TAMAQ_RETENTION_DAYS".to_owned(), "730".to_owned())];
+        assert_eq!(Settings::load(None, env).unwrap().retention.days, 730);
     }
 
     #[test]
@@ -836,6 +880,11 @@ school_days = ["mon", "tue", "wed", "thu", "fri", "sat"]
             ("[log]\nformat = \"xml\"", "unknown variant"),
             ("[metrics]\ntoken = \"short\"", "16 characters"),
             ("[metrics]\nlisten = \"everywhere\"", "everywhere"),
+            ("[retention]\ndays = 0", "[retention] days must be between 30 and 3650"),
+            ("[retention]\ndays = -5", "got -5"),
+            ("[retention]\ndays = 100000", "got 100000"),
+            ("[retention]\ndays = \"a year\"", "invalid type"),
+            ("[retention]\nweeks = 3", "unknown field `weeks`"),
             ("[school_year]\nschool_days = [\"funday\"]", "funday"),
             (
                 "[school_year]\nstart = \"2026-09-01\"\n[[school_years]]\nstart = \"2027-09-01\"\nend = \"2028-05-25\"",

@@ -1,7 +1,7 @@
-//! Background jobs of `wallet-server serve`: the consent tick, SMS delivery and picking up keys
-//! rotated elsewhere. Each runs in a loop until [`Jobs::stop`]; a failed round is logged and
-//! tried again at the next interval. Safe with several instances on one PostgreSQL: every job
-//! claims its rows (see the store modules).
+//! Background jobs of `wallet-server serve`: the consent tick, SMS delivery, picking up keys
+//! rotated elsewhere and, once a day, retention. Each runs in a loop until [`Jobs::stop`]; a
+//! failed round is logged and tried again at the next interval. Safe with several instances on
+//! one PostgreSQL: every job claims its rows (see the store modules).
 
 use crate::lease::{Stop, Worker};
 use crate::sms::{self, SmsGateway};
@@ -57,6 +57,40 @@ impl Jobs {
         // The last token counts since the previous flush.
         crate::wallet::jobs::flush(&self.state).await;
     }
+}
+
+/// Retention once a local day: the first round of each day (just after midnight, or at start)
+/// erases who became due. A failed round is tried again at the next interval.
+async fn retention_round(
+    state: &AppState,
+    last_day: &mut Option<chrono::NaiveDate>,
+) -> anyhow::Result<()> {
+    let now = state.now();
+    let today = shared::ServiceDay::from_unix(now).date();
+    if *last_day == Some(today) {
+        return Ok(());
+    }
+    let report = crate::retention::run(
+        state.store.as_ref(),
+        &state.settings,
+        crate::retention::JOB_ACTOR,
+        now,
+        &mut |_| {},
+    )
+    .await?;
+    if let Some(purge) = &report.purge {
+        tracing::info!(
+            summary = %report.summary(),
+            purged = %purge.done,
+            complete = purge.complete,
+            "retention"
+        );
+        if !purge.complete {
+            anyhow::bail!("retention: the purge could not empty the write-ahead log; trying again");
+        }
+    }
+    *last_day = Some(today);
+    Ok(())
 }
 
 /// Runs `round` now and then every `every` (or when `wake` resolves) until stopped.
@@ -210,6 +244,19 @@ pub fn start(state: AppState) -> anyhow::Result<Jobs> {
                 s.store.checkpoint(TRUNCATE_WAL_ABOVE_FRAMES).await?;
                 Ok(())
             }
+        },
+    ));
+
+    let s = state.clone();
+    let last_day = Arc::new(tokio::sync::Mutex::new(None));
+    handles.push(spawn_loop(
+        "retention",
+        rx.clone(),
+        every,
+        never,
+        move || {
+            let (s, last_day) = (s.clone(), last_day.clone());
+            async move { retention_round(&s, &mut *last_day.lock().await).await }
         },
     ));
 

@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod nobd;
+pub mod retention;
 pub mod review;
 pub mod roster;
 pub mod signing;

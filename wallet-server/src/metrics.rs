@@ -34,6 +34,8 @@ struct Metrics {
     outbox_depth: Family<Labels, Gauge>,
     outbox_oldest: Family<Labels, Gauge>,
     consents: Family<Labels, Gauge>,
+    vouchers: Family<Labels, Gauge>,
+    pupils_erased: Gauge,
     pool: Family<Labels, Gauge>,
     pool_max: Gauge,
     scrape_errors: Counter<u64, AtomicU64>,
@@ -59,6 +61,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         outbox_depth: Family::default(),
         outbox_oldest: Family::default(),
         consents: Family::default(),
+        vouchers: Family::default(),
+        pupils_erased: Gauge::default(),
         pool: Family::default(),
         pool_max: Gauge::default(),
         scrape_errors: Counter::default(),
@@ -113,6 +117,16 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "consents",
         "Consents of the current records by state",
         m.consents.clone(),
+    );
+    r.register(
+        "vouchers",
+        "Vouchers by school year and lifecycle state (issued, active, revoked with its reason, expired)",
+        m.vouchers.clone(),
+    );
+    r.register(
+        "pupils_erased",
+        "Pupils whose personal data retention erased",
+        m.pupils_erased.clone(),
     );
     r.register(
         "db_pool_connections",
@@ -206,6 +220,18 @@ fn apply_snapshot(s: &OpsSnapshot) {
             .get_or_create(&vec![("state", (*state).to_owned())])
             .set(n);
     }
+    m.vouchers.clear();
+    for v in &s.vouchers {
+        let mut labels = vec![
+            ("school_year", v.school_year.clone()),
+            ("state", v.status.clone()),
+        ];
+        if let Some(reason) = &v.reason {
+            labels.push(("reason", reason.clone()));
+        }
+        m.vouchers.get_or_create(&labels).set(v.vouchers);
+    }
+    m.pupils_erased.set(s.pupils_erased);
     m.pool
         .get_or_create(&vec![("state", "idle".to_owned())])
         .set(s.pool_idle);

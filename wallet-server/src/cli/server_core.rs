@@ -63,7 +63,7 @@ pub async fn import_roster(
     Ok(())
 }
 
-fn parse_now(now: Option<&str>) -> anyhow::Result<Clock> {
+pub(super) fn parse_now(now: Option<&str>) -> anyhow::Result<Clock> {
     Ok(match now {
         None => Clock::System,
         Some(text) => Clock::manual(

@@ -266,28 +266,76 @@ pub fn assemble(
             });
         }
     }
-    // Rows come in whatever order the database likes; the hash must not depend on it.
     for r in out.values_mut() {
         r.vouchers.activated_on_day = r.vouchers.activations.len() as i64;
-        r.vouchers.activations.sort_by(|a, b| {
+        r.canonical_order();
+    }
+    out
+}
+
+impl ReportContent {
+    /// Sorts the lists: rows come in whatever order the database likes, and the hash must not
+    /// depend on it. Also after an erased pupil's IIN was replaced in a stored report.
+    pub fn canonical_order(&mut self) {
+        self.vouchers.activations.sort_by(|a, b| {
             (&a.activated_at, &a.pupil_iin, &a.voucher_id).cmp(&(
                 &b.activated_at,
                 &b.pupil_iin,
                 &b.voucher_id,
             ))
         });
-        r.vouchers.revocations.sort_by(|a, b| {
+        self.vouchers.revocations.sort_by(|a, b| {
             (&a.revoked_at, &a.pupil_iin, &a.voucher_id).cmp(&(
                 &b.revoked_at,
                 &b.pupil_iin,
                 &b.voucher_id,
             ))
         });
-        r.consent_outcomes.sort_by(|a, b| {
+        self.consent_outcomes.sort_by(|a, b| {
             (&a.at, &a.pupil_iin, &a.status).cmp(&(&b.at, &b.pupil_iin, &b.status))
         });
     }
-    out
+}
+
+/// A stored report with the IINs of erased pupils replaced (`iins`: IIN → placeholder), as it
+/// would be built from the database after the erasure: its body and, when the body is a report
+/// of this schema, the hash of its content (so that building the day again finds it unchanged
+/// and sends no revision). `None` when none of the IINs occurs in it.
+pub fn replace_iins(
+    body: &str,
+    iins: &HashMap<String, String>,
+) -> Option<(String, Option<String>)> {
+    fn walk(v: &mut serde_json::Value, iins: &HashMap<String, String>) -> bool {
+        match v {
+            serde_json::Value::String(s) => match iins.get(s.as_str()) {
+                Some(placeholder) => {
+                    *s = placeholder.clone();
+                    true
+                }
+                None => false,
+            },
+            serde_json::Value::Array(items) => {
+                items.iter_mut().fold(false, |hit, i| walk(i, iins) | hit)
+            }
+            serde_json::Value::Object(fields) => fields
+                .values_mut()
+                .fold(false, |hit, f| walk(f, iins) | hit),
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_str(body).ok()?;
+    if !walk(&mut value, iins) {
+        return None;
+    }
+    match serde_json::from_value::<NobdReport>(value.clone()) {
+        Ok(mut doc) => {
+            doc.content.canonical_order();
+            let body = serde_json::to_string(&doc).expect("report serialises");
+            Some((body, Some(doc.content.hash())))
+        }
+        // A document of another shape keeps its hash: only its IINs change.
+        Err(_) => Some((value.to_string(), None)),
+    }
 }
 
 #[cfg(test)]
@@ -407,5 +455,63 @@ mod tests {
         assert!(out[&1].has_activity());
         assert_ne!(out[&1].hash(), out[&3].hash());
         assert_eq!(out[&3].hash(), out[&3].clone().hash());
+    }
+
+    #[test]
+    fn an_erased_iin_gives_the_report_a_build_would_give() {
+        use crate::store::nobd::{ActivationRow, ConsentOutcomeRow};
+        let date = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let day = DayWindow {
+            day: date.to_string(),
+            start: 0,
+            end: 86_400,
+        };
+        let content = |iin: &str| {
+            let activation = |voucher: &str, iin: &str| ActivationRow {
+                school_code: 1,
+                voucher_id: voucher.into(),
+                pupil_iin: iin.into(),
+                activated_at: 100,
+            };
+            let data = DayData {
+                activations: vec![activation("v1", iin), activation("v2", "200101500000")],
+                consents: vec![ConsentOutcomeRow {
+                    school_code: 1,
+                    pupil_iin: iin.into(),
+                    status: "refused".into(),
+                    at: 50,
+                }],
+                ..DayData::default()
+            };
+            assemble(&day, date, &[school(1)], data)[&1].clone()
+        };
+        let doc = NobdReport {
+            schema: SCHEMA.into(),
+            report_id: "r".into(),
+            revision: 1,
+            generated_at: "g".into(),
+            content: content("100101500159"),
+        };
+        let body = serde_json::to_string(&doc).unwrap();
+        let iins = HashMap::from([("100101500159".to_owned(), "erased:7".to_owned())]);
+        let (redacted, hash) = replace_iins(&body, &iins).unwrap();
+        // The placeholder sorts after the other pupil's IIN, as a build would sort it.
+        let built = content("erased:7");
+        assert_eq!(built.vouchers.activations[0].pupil_iin, "200101500000");
+        assert_eq!(hash, Some(built.hash()));
+        let stored: NobdReport = serde_json::from_str(&redacted).unwrap();
+        assert_eq!(stored.content, built);
+        assert_eq!((stored.report_id, stored.revision), (doc.report_id, 1));
+        assert!(!redacted.contains("100101500159"));
+        assert_eq!(
+            replace_iins(&redacted, &iins),
+            None,
+            "nothing left to replace"
+        );
+        // Another shape: the IIN is still replaced, the hash left to the caller.
+        let other = r#"{"list":[{"pupil_iin":"100101500159"}],"n":1}"#;
+        let (replaced, hash) = replace_iins(other, &iins).unwrap();
+        assert_eq!(hash, None);
+        assert!(replaced.contains("\"erased:7\"") && !replaced.contains("100101500159"));
     }
 }

@@ -5,5 +5,6 @@ pub mod chart;
 pub mod csv;
 pub mod export;
 pub mod params;
+pub mod states;
 pub mod terminals;
 pub mod texts;

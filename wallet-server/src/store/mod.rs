@@ -15,12 +15,14 @@ pub mod lease;
 pub mod maintenance;
 pub mod nobd;
 pub mod ops;
+pub mod retention;
 pub mod roster;
 pub mod school_terminals;
 pub mod school_view;
 pub mod sms;
 pub mod sql;
 pub mod staff;
+pub mod state_counts;
 pub mod terminals;
 pub mod testing;
 pub mod vouchers;
@@ -46,11 +48,13 @@ pub use lease::LeaseStore;
 pub use maintenance::MaintenanceStore;
 pub use nobd::NobdStore;
 pub use ops::OpsStore;
+pub use retention::RetentionStore;
 pub use roster::RosterStore;
 pub use school_terminals::SchoolTerminalStore;
 pub use school_view::SchoolViewStore;
 pub use sms::SmsOutboxStore;
 pub use staff::StaffStore;
+pub use state_counts::StateCountStore;
 pub use terminals::TerminalStore;
 pub use vouchers::VoucherStore;
 pub use wallet::WalletStore;
@@ -111,6 +115,8 @@ pub trait Store:
     + MaintenanceStore
     + LeaseStore
     + OpsStore
+    + RetentionStore
+    + StateCountStore
     + WithdrawalStore
     + Send
     + Sync

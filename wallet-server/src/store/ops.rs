@@ -1,6 +1,7 @@
 //! What an operator reads about the database itself: queue depths and states for the metrics,
 //! and an online copy of a SQLite store for backups.
 
+use super::state_counts::{StateCountStore, VoucherStateCount};
 use super::{PgStore, SqliteStore, StoreError, StoreResult};
 use async_trait::async_trait;
 use std::path::Path;
@@ -28,6 +29,10 @@ pub struct OpsSnapshot {
     pub nobd_oldest_age: i64,
     /// `(state, count)` for the states that occur.
     pub consents: Vec<(String, i64)>,
+    /// Vouchers by school year, state and (revoked) reason, of all schools.
+    pub vouchers: Vec<VoucherStateCount>,
+    /// Pupils whose personal data retention erased.
+    pub pupils_erased: i64,
     pub pool_size: i64,
     pub pool_idle: i64,
     pub pool_max: i64,
@@ -61,6 +66,8 @@ macro_rules! impl_ops {
                     sqlx::query_as("SELECT status, COUNT(*) FROM consents GROUP BY status")
                         .fetch_all(&self.pool)
                         .await?;
+                let vouchers = self.voucher_state_counts(None).await?;
+                let pupils_erased = self.erased_pupil_count(None).await?;
                 let age = |oldest: Option<i64>| oldest.map(|t| (now - t).max(0)).unwrap_or(0);
                 Ok(OpsSnapshot {
                     sms_depth,
@@ -68,6 +75,8 @@ macro_rules! impl_ops {
                     nobd_depth,
                     nobd_oldest_age: age(nobd_oldest),
                     consents,
+                    vouchers,
+                    pupils_erased,
                     pool_size: i64::from(self.pool.size()),
                     pool_idle: self.pool.num_idle() as i64,
                     pool_max: i64::from(self.pool.options().get_max_connections()),

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod feedback;
 pub mod meals;
 pub mod reports;
+pub mod states;
 pub mod terminals;
 pub mod vouchers;
 
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .merge(feedback::router())
         .merge(reports::router())
         .merge(vouchers::router())
+        .merge(states::router())
 }
 
 /// Today in local time, the default end of every range.

@@ -36,12 +36,20 @@ pub async fn home(
         return Ok(Redirect::to(&school_href(&schools[0], "")).into_response());
     }
     let mut body = format!(
+        "<p><a href=\"/school/voucher-states\">{}</a></p>",
+        tr(
+            lang,
+            "Ваучерлер оқу жылы мен күйі бойынша",
+            "Ваучеры по учебному году и состоянию"
+        )
+    );
+    body.push_str(&format!(
         "<form method=\"get\" class=\"filters\"><label>{} <input name=\"q\" value=\"{}\"></label>\
          <button>{}</button></form>",
         tr(lang, "БСН немесе атауы", "БИН или название"),
         esc(search.as_deref().unwrap_or("")),
         tr(lang, "Іздеу", "Найти")
-    );
+    ));
     if schools.is_empty() {
         body.push_str(&format!(
             "<p>{}</p>",

@@ -9,6 +9,7 @@ pub mod login;
 pub mod meals;
 pub mod reports;
 pub mod scans;
+pub mod states;
 pub mod terminals;
 pub mod vouchers;
 
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/school", get(login::home))
         .route("/school/login", get(login::form).post(login::submit))
         .route("/school/logout", post(login::logout))
+        .route("/school/voucher-states", get(states::page))
         .route("/school/lang/{lang}", get(login::switch_lang))
         .route("/school/s/{bin}", get(meals::overview))
         .route("/school/s/{bin}/meals", get(meals::meals))
