@@ -572,11 +572,20 @@ backend_test!(
         assert!(after1 > before1.max(before2), "terminals see the rename");
         assert_eq!(seq(1).await, before2, "unchanged pupil, unchanged voucher");
 
-        // A phone is not on the terminal: no change for it to fetch.
+        // A new priority phone: the wallet's signing cache follows the change number, so it
+        // moves although terminals show no phone.
         changed[1][Column::MotherPhone.index()] = "+77019999999".into();
         let r = import(&store, &csv(&changed), ImportOptions::default()).await;
         assert_eq!(r.counts.updated, 1);
-        assert_eq!((seq(0).await, seq(1).await), (after1, before2));
+        let after2 = seq(1).await;
+        assert_eq!(seq(0).await, after1);
+        assert!(after2 > before2, "the new priority phone is a change");
+
+        // A father's phone beside the mother's, who stays first: nothing to fetch.
+        changed[1][Column::FatherPhone.index()] = "+77018888888".into();
+        let r = import(&store, &csv(&changed), ImportOptions::default()).await;
+        assert_eq!(r.counts.updated, 1);
+        assert_eq!((seq(0).await, seq(1).await), (after1, after2));
     }
 );
 
