@@ -702,25 +702,16 @@ backend_test!(eligibility_as_written, |store: Arc<dyn Store>| async move {
     assert_eq!(pupil(7).await.category, Category::Orphan);
 
     // The same through JSON, with booleans and the optional fields as JSON values.
-    let json = format!(
-        r#"[{}, {}]"#,
-        json(&[plain(8)])
-            .trim()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .trim()
-            .trim_end_matches('}')
-            .to_owned()
-            + r#", "asp_entitled": true}"#,
-        json(&[orphan(9)])
-            .trim()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .trim()
-            .trim_end_matches('}')
-            .to_owned()
-            + r#", "in_family": false}"#,
-    );
+    let item = |r: [String; 19], field: &str, value: bool| {
+        let mut v: serde_json::Value = serde_json::from_str(&json(&[r])).unwrap();
+        v[0][field] = serde_json::Value::Bool(value);
+        v[0].clone()
+    };
+    let json = serde_json::Value::Array(vec![
+        item(plain(8), "asp_entitled", true),
+        item(orphan(9), "in_family", false),
+    ])
+    .to_string();
     let r = import_with(
         &store,
         &settings(),
