@@ -198,11 +198,105 @@ fn default_retention_days() -> i64 {
     365
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The monthly subsistence minimum (tenge per person) in force from a date on; it changes
+/// every 1 January, in the middle of a school year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubsistenceMinimum {
+    #[serde(deserialize_with = "toml_date")]
+    pub from: NaiveDate,
+    pub kzt: i64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EligibilitySettings {
-    #[serde(default = "default_subsistence_minimum")]
-    pub subsistence_minimum_kzt: i64,
+    /// The old single setting: one minimum for every date. Kept working; the dated list is
+    /// preferred, and giving both is refused.
+    #[serde(default)]
+    pub subsistence_minimum_kzt: Option<i64>,
+    /// `[[eligibility.subsistence_minimum]]`; neither this nor the single setting: the 2026
+    /// minimum.
+    #[serde(default)]
+    pub subsistence_minimum: Vec<SubsistenceMinimum>,
+}
+
+impl EligibilitySettings {
+    /// The dated minimums, sorted by date (the single setting as one entry in force always).
+    pub fn minimums(&self) -> Vec<SubsistenceMinimum> {
+        let mut list = match (
+            self.subsistence_minimum_kzt,
+            self.subsistence_minimum.is_empty(),
+        ) {
+            (Some(kzt), true) => vec![SubsistenceMinimum {
+                from: NaiveDate::MIN,
+                kzt,
+            }],
+            (_, false) => self.subsistence_minimum.clone(),
+            (None, true) => vec![default_subsistence_minimum()],
+        };
+        list.sort_by_key(|m| m.from);
+        list
+    }
+
+    /// The minimum in force on `date`: the latest entry from that date or before; a date before
+    /// every entry takes the earliest (an import is never refused for want of a minimum).
+    pub fn minimum_on(&self, date: NaiveDate) -> i64 {
+        let list = self.minimums();
+        list.iter()
+            .rev()
+            .find(|m| m.from <= date)
+            .or(list.first())
+            .map_or(default_subsistence_minimum().kzt, |m| m.kzt)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.subsistence_minimum_kzt.is_some() && !self.subsistence_minimum.is_empty() {
+            return Err(
+                "[eligibility] give either subsistence_minimum_kzt (one value for every \
+                 date) or [[eligibility.subsistence_minimum]] entries, not both"
+                    .into(),
+            );
+        }
+        if self.subsistence_minimum_kzt.is_some_and(|k| k <= 0) {
+            return Err("[eligibility] subsistence_minimum_kzt must be positive".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, m) in self.subsistence_minimum.iter().enumerate() {
+            if m.kzt <= 0 {
+                return Err(format!(
+                    "[[eligibility.subsistence_minimum]] number {} (from {}): kzt must be \
+                     positive, got {}",
+                    i + 1,
+                    m.from,
+                    m.kzt
+                ));
+            }
+            if !seen.insert(m.from) {
+                return Err(format!(
+                    "[[eligibility.subsistence_minimum]] number {}: from {} is given twice",
+                    i + 1,
+                    m.from
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A date written as a TOML date (`2026-01-01`) or a string (`"2026-01-01"`).
+fn toml_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
+    let text = match toml::Value::deserialize(d)? {
+        toml::Value::String(s) => s,
+        toml::Value::Datetime(dt) => dt.to_string(),
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "expected a date YYYY-MM-DD, got {other}"
+            )))
+        }
+    };
+    NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+        .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a date YYYY-MM-DD")))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -296,8 +390,12 @@ fn default_max_connections() -> usize {
 fn default_max_connections_per_client() -> usize {
     front_door::Limits::SERVER.max_connections_per_client
 }
-fn default_subsistence_minimum() -> i64 {
-    50_851
+/// 2026: 50,851 ₸ a month.
+fn default_subsistence_minimum() -> SubsistenceMinimum {
+    SubsistenceMinimum {
+        from: NaiveDate::from_ymd_opt(2026, 1, 1).expect("valid date"),
+        kzt: 50_851,
+    }
 }
 fn default_short_ttl() -> u32 {
     10
@@ -330,14 +428,6 @@ impl Default for ServerSettings {
             request_timeout_seconds: default_request_timeout(),
             max_connections: default_max_connections(),
             max_connections_per_client: default_max_connections_per_client(),
-        }
-    }
-}
-
-impl Default for EligibilitySettings {
-    fn default() -> Self {
-        EligibilitySettings {
-            subsistence_minimum_kzt: default_subsistence_minimum(),
         }
     }
 }
@@ -512,9 +602,7 @@ impl Settings {
         if self.tokens.short_ttl_minutes == 0 || self.tokens.short_ttl_minutes > 24 * 60 {
             return Err("[tokens] short_ttl_minutes must be between 1 and 1440".into());
         }
-        if self.eligibility.subsistence_minimum_kzt <= 0 {
-            return Err("[eligibility] subsistence_minimum_kzt must be positive".into());
-        }
+        self.eligibility.validate()?;
         if !(3..=3600).contains(&self.server.lease_seconds) {
             return Err("[server] lease_seconds must be between 3 and 3600".into());
         }
@@ -671,7 +759,9 @@ mod tests {
     fn empty_config_gives_defaults() {
         let s = Settings::from_toml("").unwrap();
         assert_eq!(s.server.listen, "127.0.0.1:8080");
-        assert_eq!(s.eligibility.subsistence_minimum_kzt, 50_851);
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert_eq!(s.eligibility.minimum_on(day(2026, 9, 1)), 50_851);
+        assert_eq!(s.eligibility.minimums().len(), 1);
         assert_eq!(s.tokens.short_ttl_minutes, 10);
         assert_eq!(s.windows()[0].text(), "11:00-15:00");
         assert!(s.sms.inbound_secret.is_none());
@@ -706,6 +796,11 @@ inbound_secret = "s3cret"
         assert_eq!(year.label(), "2026-2027");
         assert_eq!(year.breaks.len(), 3);
         assert_eq!(s.sms.inbound_secret.as_ref().unwrap().expose(), "s3cret");
+        assert_eq!(
+            s.eligibility
+                .minimum_on(NaiveDate::from_ymd_opt(2000, 1, 1).unwrap()),
+            50_851
+        );
         assert!(!format!("{s:?}").contains("s3cret"));
     }
 
@@ -890,6 +985,69 @@ school_days = ["mon", "tue", "wed", "thu", "fri", "sat"]
                 "[school_year]\nstart = \"2026-09-01\"\n[[school_years]]\nstart = \"2027-09-01\"\nend = \"2028-05-25\"",
                 "not both",
             ),
+        ] {
+            let err = Settings::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn subsistence_minimum_is_monthly_and_dated() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let s = Settings::from_toml(
+            r#"
+[[eligibility.subsistence_minimum]]
+from = 2027-01-01
+kzt = 53000
+[[eligibility.subsistence_minimum]]
+from = "2026-01-01"
+kzt = 50851
+"#,
+        )
+        .unwrap();
+        assert_eq!(s.eligibility.minimum_on(day(2026, 12, 31)), 50_851);
+        assert_eq!(s.eligibility.minimum_on(day(2027, 1, 1)), 53_000);
+        assert_eq!(s.eligibility.minimum_on(day(2030, 5, 1)), 53_000);
+        // Before every entry: the earliest.
+        assert_eq!(s.eligibility.minimum_on(day(2025, 9, 1)), 50_851);
+
+        // The single old setting is one value for every date, also from the environment.
+        let env = vec![(
+            "TAMAQ_ELIGIBILITY_SUBSISTENCE_MINIMUM_KZT".to_owned(),
+            "60001".to_owned(),
+        )];
+        let s = Settings::load(None, env).unwrap();
+        assert_eq!(s.eligibility.minimum_on(day(2026, 9, 1)), 60_001);
+        assert_eq!(s.eligibility.minimum_on(day(2031, 1, 1)), 60_001);
+
+        for (text, needle) in [
+            (
+                "[[eligibility.subsistence_minimum]]\nfrom = 2026-01-01\nkzt = 1\n\
+                 [[eligibility.subsistence_minimum]]\nfrom = 2026-01-01\nkzt = 2\n",
+                "from 2026-01-01 is given twice",
+            ),
+            (
+                "[[eligibility.subsistence_minimum]]\nfrom = 2026-01-01\nkzt = 0\n",
+                "kzt must be positive, got 0",
+            ),
+            (
+                "[[eligibility.subsistence_minimum]]\nfrom = 2026-01-01\nkzt = -5\n",
+                "kzt must be positive, got -5",
+            ),
+            (
+                "[eligibility]\nsubsistence_minimum_kzt = 1\n\
+                 [[eligibility.subsistence_minimum]]\nfrom = 2026-01-01\nkzt = 2\n",
+                "not both",
+            ),
+            (
+                "[eligibility]\nsubsistence_minimum_kzt = 0\n",
+                "subsistence_minimum_kzt must be positive",
+            ),
+            (
+                "[[eligibility.subsistence_minimum]]\nfrom = \"1 Jan\"\nkzt = 2\n",
+                "is not a date YYYY-MM-DD",
+            ),
+            ("[[eligibility.subsistence_minimum]]\nkzt = 2\n", "from"),
         ] {
             let err = Settings::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");

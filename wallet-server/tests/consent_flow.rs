@@ -615,3 +615,123 @@ backend_test!(
         );
     }
 );
+
+backend_test!(a_phone_added_later_starts_the_process, |store: Arc<
+    dyn Store,
+>| async move {
+    use chrono::NaiveDate;
+    use wallet_server::nobd::build::day_window;
+    let mut w = World::new(store.clone()).await;
+    import(&store, &roster(), ImportOptions::default()).await;
+    let t0 = MONDAY_9AM;
+    assert_eq!(w.tick(t0).await.no_phone, 1);
+    assert_eq!(w.status(4).await, Some(ConsentStatus::NoPhone));
+    w.new_sms();
+
+    // Two days later NOBD's roster gives pupil 4's family a phone.
+    const M4: &str = "+77010000004";
+    let t2 = t0 + 2 * DAY;
+    let r = import_with(
+        &store,
+        &w.settings,
+        csv(&[row(4, 1, M4)]).as_bytes(),
+        wallet_server::roster::Format::Csv,
+        ImportOptions::default(),
+        t2 - 3600,
+    )
+    .await;
+    assert_eq!(r.counts.updated, 1);
+    // Nothing is sent by the import itself: the next tick asks.
+    assert!(w.new_sms().is_empty());
+    let report = w.tick(t2).await;
+    assert_eq!(
+        report,
+        TickReport {
+            phones_added: 1,
+            ..TickReport::default()
+        }
+    );
+    let sent = w.new_sms();
+    assert_eq!(sms_of(&sent), vec![(M4, "consent_request")]);
+    assert_eq!(
+        sent[0].text,
+        texts::request(
+            Lang::Ru,
+            Some("Сапарова Динара Ерлановна"),
+            "Сапаров Алихан4 Русланович"
+        )
+    );
+    assert_eq!(w.status(4).await, Some(ConsentStatus::Requested));
+    assert_eq!(
+        w.transitions(4).await,
+        vec![("no_phone".to_owned(), t0), ("requested".to_owned(), t2)]
+    );
+    let audit = store.audit_entries(50).await.unwrap();
+    let restarts: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "consent.phone_added")
+        .collect();
+    assert_eq!(restarts.len(), 1, "{audit:?}");
+    assert_eq!(restarts[0].at, t2);
+
+    // Once: the next tick has nothing to restart; the 3 days count from the new request.
+    assert_eq!(w.tick(t2 + 60).await, TickReport::default());
+    assert!(w.new_sms().is_empty());
+    // (The other families, asked on day 0, are repeated meanwhile.)
+    w.tick(t2 + 3 * DAY - 60).await;
+    assert_eq!(w.status(4).await, Some(ConsentStatus::Requested));
+    assert!(!sms_of(&w.new_sms()).iter().any(|(to, _)| *to == M4));
+    let report = w.tick(t2 + 3 * DAY).await;
+    assert_eq!(report.repeated, 1, "{report:?}");
+    assert_eq!(sms_of(&w.new_sms()), vec![(M4, "consent_repeat")]);
+
+    // The family agrees: the voucher, and the outcome reaches NOBD on that day.
+    let t_yes = t2 + 3 * DAY + 3600;
+    assert!(matches!(
+        w.reply(M4, "3#1", t_yes).await,
+        ReplyOutcome::Consented { .. }
+    ));
+    assert!(w.has_voucher(4).await);
+    let day = |t: i64| {
+        let d: NaiveDate = shared::ServiceDay::from_unix(t).date();
+        day_window(d)
+    };
+    let outcomes = |rows: Vec<wallet_server::store::nobd::ConsentOutcomeRow>| {
+        rows.into_iter()
+            .filter(|c| c.pupil_iin == iin(4))
+            .map(|c| c.status)
+            .collect::<Vec<_>>()
+    };
+    let first = store.nobd_day_data(&day(t0), None).await.unwrap();
+    assert_eq!(outcomes(first.consents), vec!["no_phone"]);
+    let restart_day = store.nobd_day_data(&day(t2), None).await.unwrap();
+    assert!(outcomes(restart_day.consents).is_empty());
+    let last = store.nobd_day_data(&day(t_yes), None).await.unwrap();
+    assert_eq!(outcomes(last.consents), vec!["consented"]);
+});
+
+backend_test!(
+    a_phone_for_a_pupil_not_eligible_asks_nobody,
+    |store: Arc<dyn Store>| async move {
+        let mut w = World::new(store.clone()).await;
+        let not_eligible = |phone| {
+            with(
+                with(row(4, 1, phone), Column::ReceivesAsp, "0"),
+                Column::PerCapitaIncomeKzt,
+                "90000",
+            )
+        };
+        // Eligible without a phone: no_phone; then listed as not eligible, with a phone.
+        import(&store, &csv(&[row(4, 1, "")]), ImportOptions::default()).await;
+        assert_eq!(w.tick(MONDAY_9AM).await.no_phone, 1);
+        import(
+            &store,
+            &csv(&[not_eligible("+77010000004")]),
+            ImportOptions::default(),
+        )
+        .await;
+        assert_eq!(w.tick(MONDAY_9AM + DAY).await, TickReport::default());
+        assert!(w.new_sms().is_empty());
+        assert_eq!(w.status(4).await, Some(ConsentStatus::NoPhone));
+    }
+);

@@ -80,6 +80,43 @@ both_backends!(report_counts_what_was_served, |pg| async move {
     assert_eq!(m["by_meal_kind"]["lunch"], 4);
     assert_eq!(m["by_meal_kind"]["breakfast"], 1);
     assert_eq!(m["by_meal_kind"]["snack"], 0);
+    // Each pupil served, once per meal kind (the duplicate is not a second entry), sorted.
+    let served: Vec<(String, String)> = m["served"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["pupil_iin"].as_str().unwrap().to_owned(),
+                e["meal_kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut want: Vec<(String, String)> = [
+        (11, "lunch"),
+        (12, "lunch"),
+        (13, "breakfast"),
+        (13, "lunch"),
+        (14, "lunch"),
+    ]
+    .into_iter()
+    .map(|(n, k)| (common::iin(n), k.to_owned()))
+    .collect();
+    want.sort();
+    assert_eq!(served, want, "{m}");
+    for class in ["proven", "card", "unverified"] {
+        let listed = m["served"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["proof"] == class)
+            .count();
+        assert_eq!(
+            serde_json::json!(listed),
+            m["by_proof"][class],
+            "{class}: {m}"
+        );
+    }
     let r = &r1["rejected_scans"];
     assert_eq!(r["total"], 4);
     assert_eq!(r["by_verdict"]["already_served"], 2);
@@ -110,6 +147,15 @@ both_backends!(report_counts_what_was_served, |pg| async move {
     assert_eq!(m["by_category"]["asp"], 1);
     assert_eq!(m["by_category"]["orphan"], 1);
     assert_eq!(m["by_category"]["low_income"], 1);
+    let served: Vec<&str> = m["served"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pupil_iin"].as_str().unwrap())
+        .collect();
+    let mut want = vec![common::iin(21), common::iin(22), common::iin(23)];
+    want.sort();
+    assert_eq!(served, want, "{m}");
     assert_eq!(r2["rejected_scans"]["by_verdict"]["wrong_school"], 1);
     assert_eq!(r2["rejected_scans"]["total"], 1);
     assert_eq!(r2["vouchers"]["activated_on_day"], 0);
@@ -546,6 +592,14 @@ fn documented_example_follows_the_schema_and_the_schema_has_teeth() {
     let doc: wallet_server::nobd::report::NobdReport =
         serde_json::from_value(example.clone()).unwrap();
     assert_eq!(doc.content.meals.served_total, 6);
+    assert_eq!(
+        doc.content.meals.served.len(),
+        6,
+        "one entry per meal counted"
+    );
+    let mut sorted = doc.content.meals.served.clone();
+    sorted.sort();
+    assert_eq!(sorted, doc.content.meals.served, "listed in order");
     let v = schema_validator();
     for (pointer, bad) in [
         ("/meals/served_total", serde_json::json!(-1)),
@@ -554,6 +608,9 @@ fn documented_example_follows_the_schema_and_the_schema_has_teeth() {
         ("/generated_at", serde_json::json!("2026-11-24T04:12:40Z")),
         ("/rejected_scans/by_verdict/ok", serde_json::json!(3)),
         ("/vouchers/revocations/0/reason", serde_json::json!("moved")),
+        ("/meals/served/0/proof", serde_json::json!("qr")),
+        ("/meals/served/0/pupil_iin", serde_json::json!("1001")),
+        ("/meals/served/0/meal_kind", serde_json::json!("dinner")),
     ] {
         let mut broken = example.clone();
         match broken.pointer_mut(pointer) {

@@ -393,6 +393,39 @@ async fn leavers_lose_their_data(pg: bool) {
     for n in 1..=4 {
         assert!(report().await.contains(&iin(n)), "pupil {n} in the report");
     }
+    // The next day pupil 3 only eats: that day's report names him in its list of pupils
+    // served, and nothing else of his happened that day.
+    let (status, body) = upload(
+        &w.app,
+        &terminal,
+        &[ev(2, t0 + 86_400 + 3 * 3600, Some(v3.uuid()), Verdict::Ok)],
+    )
+    .await;
+    assert_eq!(
+        (status, &body["refused"]),
+        (StatusCode::OK, &json!(0)),
+        "{body}"
+    );
+    let next_day = "2026-11-24".parse().unwrap();
+    let built = build_day(
+        w.store(),
+        next_day,
+        None,
+        Coverage::ActiveSchools,
+        t0 + 36 * 3600,
+    )
+    .await
+    .unwrap();
+    assert_eq!(built.new_reports.len(), 1);
+    let served_report_id = built.new_reports[0].clone();
+    let served_report = || async {
+        w.store()
+            .nobd_report_body(&served_report_id)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    assert!(served_report().await.contains(&iin(3)));
 
     // ---- February: pupil 1 moves to school 2 (her refusal went to NOBD in school 1's
     // report). 10 March: a snapshot of both schools lists 2, 4 and a pupil 5 only; 1 and 3
@@ -525,6 +558,11 @@ async fn leavers_lose_their_data(pg: bool) {
         );
     }
     assert!(body.contains(&iin(2)) && body.contains(&iin(4)), "{body}");
+    let body = served_report().await;
+    assert!(
+        !body.contains(&iin(3)) && body.contains(&format!("\"erased:{p3}\"")),
+        "{body}"
+    );
     let complaints = w.store().complaints_of("erased").await.unwrap();
     assert_eq!(complaints.len(), 1);
     assert!(

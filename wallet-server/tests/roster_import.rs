@@ -328,7 +328,7 @@ backend_test!(eligibility_uses_the_configured_minimum, |store: Arc<
     assert_eq!(cat(2).await, Category::NotEligible);
     assert_eq!(cat(3).await, Category::Orphan);
     assert_eq!(cat(4).await, Category::NotEligible);
-    s.eligibility.subsistence_minimum_kzt = 60_001;
+    s.eligibility.subsistence_minimum_kzt = Some(60_001);
     let r = import_with(
         &store,
         &s,
@@ -634,4 +634,196 @@ backend_test!(a_card_names_one_pupil_of_its_school, |store: Arc<
     let report = import(&store, &csv(&[rows[0].clone()]), ImportOptions::default()).await;
     assert!(report.counts.card_conflicts.is_empty());
     assert_eq!(report.counts.unchanged, 1);
+});
+
+/// The rows with the optional columns `asp_entitled` and `in_family` after the §7.1 ones.
+fn csv_with_optional(rows: &[([String; 19], &str, &str)]) -> String {
+    let mut out = Column::ALL
+        .iter()
+        .chain(&Column::OPTIONAL)
+        .map(|c| c.name())
+        .collect::<Vec<_>>()
+        .join(",");
+    out.push('\n');
+    for (r, asp_entitled, in_family) in rows {
+        let line = csv(std::slice::from_ref(r));
+        let body = line.lines().nth(1).unwrap();
+        out.push_str(&format!("{body},{asp_entitled},{in_family}\n"));
+    }
+    out
+}
+
+backend_test!(eligibility_as_written, |store: Arc<dyn Store>| async move {
+    let plain = |n| {
+        with(
+            with(row(n, 0, "+77010000001"), Column::ReceivesAsp, "нет"),
+            Column::PerCapitaIncomeKzt,
+            "90000",
+        )
+    };
+    let orphan = |n| {
+        with(
+            with(plain(n), Column::Orphan, "да"),
+            Column::GuardianPhone,
+            "+77010000003",
+        )
+    };
+    let rows = [
+        // Entitled to АСП without receiving it yet.
+        (plain(1), "да", ""),
+        (plain(2), "нет", ""),
+        // An orphan living in a family (column empty: true), asked through the guardian.
+        (orphan(3), "", ""),
+        (orphan(4), "", "1"),
+        // An orphan in a residential institution.
+        (orphan(5), "", "жоқ"),
+        // With АСП, `in_family` does not matter; the orphan's guardian is still the one asked.
+        (with(orphan(6), Column::ReceivesAsp, "1"), "", "false"),
+    ];
+    let r = import(&store, &csv_with_optional(&rows), ImportOptions::default()).await;
+    assert_eq!((r.counts.added, r.rejected_rows), (6, 0), "{:?}", r.errors);
+    let pupil = |n| {
+        let store = store.clone();
+        async move { store.pupil_by_iin(&iin(n)).await.unwrap().unwrap() }
+    };
+    let want = [
+        (1, Category::Asp, "+77010000001"),
+        (2, Category::NotEligible, "+77010000001"),
+        (3, Category::Orphan, "+77010000003"),
+        (4, Category::Orphan, "+77010000003"),
+        (5, Category::NotEligible, "+77010000003"),
+        (6, Category::Asp, "+77010000003"),
+    ];
+    for (n, category, phone) in want {
+        let p = pupil(n).await;
+        assert_eq!(p.category, category, "pupil {n}");
+        assert_eq!(p.contact_phone.as_deref(), Some(phone), "pupil {n}");
+    }
+    assert_eq!(
+        pupil(3).await.contact_name,
+        None,
+        "the guardian's (empty) name"
+    );
+
+    // A file without the optional columns still imports: in a family, entitled as it receives.
+    let r = import(&store, &csv(&[orphan(7)]), ImportOptions::default()).await;
+    assert_eq!(r.counts.added, 1);
+    assert_eq!(pupil(7).await.category, Category::Orphan);
+
+    // The same through JSON, with booleans and the optional fields as JSON values.
+    let item = |r: [String; 19], field: &str, value: bool| {
+        let mut v: serde_json::Value = serde_json::from_str(&json(&[r])).unwrap();
+        v[0][field] = serde_json::Value::Bool(value);
+        v[0].clone()
+    };
+    let json = serde_json::Value::Array(vec![
+        item(plain(8), "asp_entitled", true),
+        item(orphan(9), "in_family", false),
+    ])
+    .to_string();
+    let r = import_with(
+        &store,
+        &settings(),
+        json.as_bytes(),
+        Format::Json,
+        ImportOptions::default(),
+        MONDAY_9AM - DAY,
+    )
+    .await;
+    assert_eq!((r.counts.added, r.rejected_rows), (2, 0), "{:?}", r.errors);
+    assert_eq!(pupil(8).await.category, Category::Asp);
+    assert_eq!(pupil(9).await.category, Category::NotEligible);
+
+    // Unknown values are refused with the row's line, like other columns; nothing is written.
+    let bad = [(plain(10), "возможно", ""), (orphan(11), "", "иногда")];
+    let r = import(&store, &csv_with_optional(&bad), ImportOptions::default()).await;
+    assert!(!r.applied);
+    let errors: Vec<String> = r.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors,
+        vec![
+            "line 2, column asp_entitled: \"возможно\" is not true/false, 1/0, да/нет or иә/жоқ",
+            "line 3, column in_family: \"иногда\" is not true/false, 1/0, да/нет or иә/жоқ",
+        ]
+    );
+    assert!(store.pupil_by_iin(&iin(10)).await.unwrap().is_none());
+});
+
+backend_test!(the_minimum_in_force_on_the_import_date, |store: Arc<
+    dyn Store,
+>| async move {
+    use chrono::NaiveDate;
+    use wallet_server::config::SubsistenceMinimum;
+    let mut s = settings();
+    s.eligibility.subsistence_minimum_kzt = None;
+    s.eligibility.subsistence_minimum = vec![
+        SubsistenceMinimum {
+            from: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
+            kzt: 53_000,
+        },
+        SubsistenceMinimum {
+            from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            kzt: 50_851,
+        },
+    ];
+    let poor = |n, income: &str| {
+        with(
+            with(row(n, 0, ""), Column::ReceivesAsp, "false"),
+            Column::PerCapitaIncomeKzt,
+            income,
+        )
+    };
+    // At each threshold and one tenge below it.
+    let rows = [
+        poor(1, "50850"),
+        poor(2, "50851"),
+        poor(3, "52999"),
+        poor(4, "53000"),
+    ];
+    let noon = |y, m, d| {
+        NaiveDate::from_ymd_opt(y, m, d)
+            .unwrap()
+            .and_hms_opt(7, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp()
+    };
+    let cats = |store: Arc<dyn Store>| async move {
+        let mut out = Vec::new();
+        for n in 1..=4 {
+            out.push(store.pupil_by_iin(&iin(n)).await.unwrap().unwrap().category);
+        }
+        out
+    };
+    use Category::{LowIncome as L, NotEligible as N};
+    let bytes = csv(&rows);
+    import_with(
+        &store,
+        &s,
+        bytes.as_bytes(),
+        Format::Csv,
+        ImportOptions::default(),
+        noon(2026, 12, 31),
+    )
+    .await;
+    assert_eq!(
+        cats(store.clone()).await,
+        vec![L, N, N, N],
+        "2026: 50,851 ₸"
+    );
+    let r = import_with(
+        &store,
+        &s,
+        bytes.as_bytes(),
+        Format::Csv,
+        ImportOptions::default(),
+        noon(2027, 1, 4),
+    )
+    .await;
+    assert_eq!(r.counts.updated, 2);
+    assert_eq!(
+        cats(store.clone()).await,
+        vec![L, L, L, N],
+        "2027: 53,000 ₸"
+    );
 });

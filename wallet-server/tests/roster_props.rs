@@ -7,7 +7,7 @@ mod common;
 use proptest::prelude::*;
 use shared::ids::with_check_digit;
 use wallet_server::config::Lang;
-use wallet_server::eligibility::Category;
+use wallet_server::eligibility::{Category, Family};
 use wallet_server::roster::{prepare, read_rows, Column, Format, Validator};
 
 fn validator() -> Validator {
@@ -25,8 +25,26 @@ fn csv_line(fields: &[String]) -> String {
     String::from_utf8(w.into_inner().unwrap()).unwrap()
 }
 
+/// The required columns and the optional ones.
+fn columns() -> Vec<Column> {
+    Column::ALL.into_iter().chain(Column::OPTIONAL).collect()
+}
+
 fn header() -> String {
-    Column::ALL.map(|c| c.name()).join(",") + "\n"
+    columns()
+        .iter()
+        .map(|c| c.name())
+        .collect::<Vec<_>>()
+        .join(",")
+        + "\n"
+}
+
+/// An optional boolean column: left empty, or written in one of its forms.
+fn optional_boolean() -> impl Strategy<Value = (String, Option<bool>)> {
+    prop_oneof![
+        Just((String::new(), None)),
+        boolean().prop_map(|(s, b)| (s, Some(b))),
+    ]
 }
 
 fn iin() -> impl Strategy<Value = String> {
@@ -107,8 +125,10 @@ prop_compose! {
         father in proptest::option::of(phone()),
         guardian in proptest::option::of(phone()),
         lang in prop_oneof![Just(""), Just("kk"), Just("RU")],
-    ) -> (Vec<String>, Option<i64>, Option<String>, bool, bool) {
-        let mut f = vec![String::new(); 19];
+        asp_entitled in optional_boolean(),
+        in_family in optional_boolean(),
+    ) -> (Vec<String>, Option<i64>, Option<String>, Family) {
+        let mut f = vec![String::new(); Column::ALL.len() + Column::OPTIONAL.len()];
         let mut set = |c: Column, v: String| f[c.index()] = v;
         set(Column::SchoolBin, school_bin);
         set(Column::SchoolName, school_name);
@@ -124,8 +144,22 @@ prop_compose! {
         set(Column::FatherPhone, father.as_ref().map(|p| p.0.clone()).unwrap_or_default());
         set(Column::GuardianPhone, guardian.as_ref().map(|p| p.0.clone()).unwrap_or_default());
         set(Column::Lang, lang.into());
-        let contact = mother.or(father).or(guardian).map(|p| p.1);
-        (f, income, contact, asp.1, orphan.1)
+        set(Column::AspEntitled, asp_entitled.0);
+        set(Column::InFamily, in_family.0);
+        let contact = if orphan.1 {
+            guardian.or(mother).or(father)
+        } else {
+            mother.or(father).or(guardian)
+        }
+        .map(|p| p.1);
+        let family = Family {
+            receives_asp: asp.1,
+            asp_entitled: asp_entitled.1,
+            per_capita_income_kzt: income,
+            orphan: orphan.1,
+            in_family: in_family.1.unwrap_or(true),
+        };
+        (f, income, contact, family)
     }
 }
 
@@ -133,7 +167,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn arbitrary_fields_never_panic(fields in proptest::collection::vec("\\PC{0,16}", 19)) {
+    fn arbitrary_fields_never_panic(fields in proptest::collection::vec("\\PC{0,16}", 21)) {
         let text = header() + &csv_line(&fields);
         let rows = read_rows(text.as_bytes(), Format::Csv).unwrap();
         prop_assert!(rows.len() <= 1);
@@ -172,7 +206,7 @@ proptest! {
             .delimiter(delimiter)
             .terminator(if crlf { csv::Terminator::CRLF } else { csv::Terminator::Any(b'\n') })
             .from_writer(Vec::new());
-        w.write_record(Column::ALL.map(|c| c.name())).unwrap();
+        w.write_record(columns().iter().map(|c| c.name())).unwrap();
         for r in &rows {
             w.write_record(&r.0).unwrap();
         }
@@ -181,25 +215,36 @@ proptest! {
         let prepared = prepare(&raw, &validator());
         prop_assert_eq!(&prepared.errors, &vec![]);
         prop_assert_eq!(prepared.pupils.len(), rows.len());
-        for (got, (fields, income, contact, asp, orphan)) in prepared.pupils.iter().zip(&rows) {
+        for (got, (fields, income, contact, family)) in prepared.pupils.iter().zip(&rows) {
             let p = &got.pupil;
             prop_assert_eq!(&p.iin, &fields[Column::StudentIin.index()]);
             prop_assert_eq!(p.grade.to_string(), fields[Column::Grade.index()].clone());
             prop_assert_eq!(p.per_capita_income_kzt, *income);
             prop_assert_eq!(&p.contact_phone, contact);
-            prop_assert_eq!(p.receives_asp, *asp);
-            prop_assert_eq!(p.orphan, *orphan);
+            prop_assert_eq!(p.receives_asp, family.receives_asp);
+            prop_assert_eq!(p.orphan, family.orphan);
             let collapsed = fields[Column::LastName.index()].split_whitespace().collect::<Vec<_>>().join(" ");
             prop_assert_eq!(&p.last_name, &collapsed);
             let want_lang = match fields[Column::Lang.index()].as_str() { "kk" => "kk", _ => "ru" };
             prop_assert_eq!(p.lang.as_str(), want_lang);
-            let expect = wallet_server::eligibility::categorize(*asp, *income, *orphan, 50_851);
+            // The rule as the order words it, written out again.
+            let asp = family.receives_asp || family.asp_entitled == Some(true);
+            let expect = if asp {
+                Category::Asp
+            } else if income.is_some_and(|i| i < 50_851) {
+                Category::LowIncome
+            } else if family.orphan && family.in_family {
+                Category::Orphan
+            } else {
+                Category::NotEligible
+            };
             prop_assert_eq!(p.category, expect);
-            prop_assert!(p.category != Category::NotEligible || (!asp && !orphan));
+            prop_assert_eq!(p.category, family.category(50_851));
+            prop_assert!(p.category != Category::Orphan || family.in_family);
         }
         // The JSON form of the same rows reads the same.
         let items: Vec<serde_json::Value> = rows.iter().map(|r| {
-            serde_json::Value::Object(Column::ALL.iter().map(|c| (c.name().to_owned(), r.0[c.index()].clone().into())).collect())
+            serde_json::Value::Object(columns().iter().map(|c| (c.name().to_owned(), r.0[c.index()].clone().into())).collect())
         }).collect();
         let json = serde_json::to_string_pretty(&items).unwrap();
         let from_json = prepare(&read_rows(json.as_bytes(), Format::Json).unwrap(), &validator());

@@ -106,7 +106,7 @@ pub async fn consent_tick(global: &Global, now: Option<&str>) -> anyhow::Result<
     .await?;
     eprintln!();
     println!(
-        "consent tick at {} (school year {}): requested {}, no_phone {}, repeated {}, expired {}, vouchers issued {}",
+        "consent tick at {} (school year {}): requested {}, no_phone {}, repeated {}, expired {}, vouchers issued {}{}",
         sms::gateway::rfc3339(now),
         state
             .settings
@@ -116,7 +116,12 @@ pub async fn consent_tick(global: &Global, now: Option<&str>) -> anyhow::Result<
         report.no_phone,
         report.repeated,
         report.expired,
-        report.vouchers_issued
+        report.vouchers_issued,
+        if report.phones_added > 0 {
+            format!(", asked again as a phone was added {}", report.phones_added)
+        } else {
+            String::new()
+        }
     );
     println!(
         "school years: consents carried over {}, new vouchers announced {}, vouchers expired {}, requests closed {}",

@@ -1,5 +1,6 @@
 //! One run of the consent process: the turn of the school year (vouchers of a year that ended
 //! expire, its unanswered requests end, standing consents carry over), then open new requests,
+//! ask again the `no_phone` families a roster import gave a phone,
 //! repeat unanswered ones after 3 days, end those still unanswered 3 days after the repeat, and
 //! issue vouchers to consented pupils.
 
@@ -41,11 +42,14 @@ pub struct TickReport {
     pub vouchers_expired: usize,
     /// Requests of a school year that ended while they awaited an answer, now `expired`.
     pub requests_closed: usize,
+    /// Processes that had ended `no_phone` this school year, asked again because a roster
+    /// import gave the family a phone (counted apart from `requested`).
+    pub phones_added: usize,
 }
 
 impl TickReport {
     pub fn sms_queued(&self) -> usize {
-        self.requested + self.repeated + self.vouchers_announced
+        self.requested + self.repeated + self.vouchers_announced + self.phones_added
     }
 }
 
@@ -127,6 +131,20 @@ pub async fn tick_with_progress(
         }
         if !opened.is_empty() || !carried.is_empty() {
             progress(&report);
+        }
+    }
+
+    // A phone that appeared later (DESIGN §11): the process that ended `no_phone` starts again.
+    loop {
+        let restarted = store
+            .restart_no_phone_consents(&label, now, BATCH, &request)
+            .await?;
+        report.phones_added += restarted.len();
+        if !restarted.is_empty() {
+            progress(&report);
+        }
+        if (restarted.len() as i64) < BATCH {
+            break;
         }
     }
 

@@ -85,6 +85,18 @@ pub struct MealSection {
     pub duplicates: i64,
     /// The served total by class of proof.
     pub by_proof: ByProof,
+    /// Each meal of the totals whose pupil is known, one entry per pupil and meal kind (DESIGN
+    /// §11), sorted by IIN, meal kind and proof. Absent from reports built before it existed.
+    #[serde(default)]
+    pub served: Vec<ServedMeal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ServedMeal {
+    pub pupil_iin: String,
+    pub meal_kind: String,
+    /// `proven`, `card` or `unverified`, as in [`ByProof`].
+    pub proof: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -245,6 +257,22 @@ pub fn assemble(
             }
         }
     }
+    for m in data.served {
+        if let Some(r) = out.get_mut(&m.school_code) {
+            let proof = if m.card > 0 {
+                "card"
+            } else if m.unverified > 0 {
+                "unverified"
+            } else {
+                "proven"
+            };
+            r.meals.served.push(ServedMeal {
+                pupil_iin: m.pupil_iin,
+                meal_kind: m.meal_kind,
+                proof: proof.to_owned(),
+            });
+        }
+    }
     for v in data.rejected {
         if let Some(r) = out.get_mut(&v.school_code) {
             r.rejected_scans.total += v.scans;
@@ -291,6 +319,7 @@ impl ReportContent {
                 &b.voucher_id,
             ))
         });
+        self.meals.served.sort();
         self.consent_outcomes.sort_by(|a, b| {
             (&a.at, &a.pupil_iin, &a.status).cmp(&(&b.at, &b.pupil_iin, &b.status))
         });
@@ -363,6 +392,64 @@ mod tests {
             local_rfc3339(crate::testkit::MONDAY_9AM),
             "2026-11-23T09:00:00+05:00"
         );
+    }
+
+    #[test]
+    fn each_pupil_served_is_listed_with_the_class_of_proof_sorted() {
+        use crate::store::nobd::ServedRow;
+        let date = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let day = crate::nobd::build::day_window(date);
+        let row = |school_code, iin: &str, kind: &str, card, unverified| ServedRow {
+            school_code,
+            pupil_iin: iin.into(),
+            meal_kind: kind.into(),
+            card,
+            unverified,
+        };
+        let data = DayData {
+            served: vec![
+                row(1, "200000000002", "lunch", 0, 0),
+                row(1, "100000000001", "lunch", 1, 0),
+                row(2, "300000000003", "lunch", 0, 1),
+                row(1, "100000000001", "breakfast", 0, 0),
+            ],
+            ..DayData::default()
+        };
+        let out = assemble(&day, date, &[school(1), school(2)], data);
+        let listed = |code: i64| -> Vec<(String, String, String)> {
+            out[&code]
+                .meals
+                .served
+                .iter()
+                .map(|m| (m.pupil_iin.clone(), m.meal_kind.clone(), m.proof.clone()))
+                .collect()
+        };
+        let t = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+        assert_eq!(
+            listed(1),
+            vec![
+                t("100000000001", "breakfast", "proven"),
+                t("100000000001", "lunch", "card"),
+                t("200000000002", "lunch", "proven"),
+            ]
+        );
+        assert_eq!(listed(2), vec![t("300000000003", "lunch", "unverified")]);
+        // An erased pupil's IIN is replaced in the list as everywhere else.
+        let doc = NobdReport {
+            schema: SCHEMA.into(),
+            report_id: "x".into(),
+            revision: 1,
+            generated_at: "t".into(),
+            content: out[&1].clone(),
+        };
+        let body = serde_json::to_string(&doc).unwrap();
+        let iins = HashMap::from([("100000000001".to_owned(), "erased:7".to_owned())]);
+        let (body, hash) = replace_iins(&body, &iins).unwrap();
+        assert!(
+            !body.contains("100000000001") && body.contains("erased:7"),
+            "{body}"
+        );
+        assert!(hash.is_some());
     }
 
     #[test]

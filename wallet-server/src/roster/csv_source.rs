@@ -3,7 +3,7 @@
 //! Excel in Kazakh and Russian locales separates fields with `;`: the separator (`,`, `;` or
 //! tab) is taken from the header line.
 
-use super::fields::{Column, RawRow, RowError, COLUMN_COUNT};
+use super::fields::{Column, RawRow, RowError, REQUIRED_COUNT};
 use super::ImportError;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -84,10 +84,12 @@ fn read_header(fields: &csv::ByteRecord) -> Result<Vec<Column>, ImportError> {
         Ok(columns)
     } else {
         Err(ImportError::File(format!(
-            "line 1 (header): {}; the header must name these {} columns in any order: {}",
+            "line 1 (header): {}; the header must name these {} columns in any order: {} \
+             (and may add {})",
             problems.join("; "),
-            COLUMN_COUNT,
-            Column::ALL.map(|c| c.name()).join(", ")
+            REQUIRED_COUNT,
+            Column::ALL.map(|c| c.name()).join(", "),
+            Column::OPTIONAL.map(|c| c.name()).join(", ")
         )))
     }
 }
@@ -218,7 +220,7 @@ mod tests {
         let mut text = String::from("\u{feff}");
         text.push_str(&header());
         text.push_str("\r\n");
-        let mut fields = vec![String::new(); COLUMN_COUNT];
+        let mut fields = vec![String::new(); REQUIRED_COUNT];
         fields[Column::SchoolName.index()] = "\"Школа \"\"Болашак\"\", №1\"".into();
         fields[Column::LastName.index()] = "\"Ahmetov\r\nJr\"".into();
         text.push_str(&fields.join(","));
@@ -237,7 +239,7 @@ mod tests {
         for (eol, name) in [("\n", "lf"), ("\r\n", "crlf"), ("\r", "cr")] {
             let mut text = h.clone();
             let row = |last: &str| {
-                let mut f = vec![String::new(); COLUMN_COUNT];
+                let mut f = vec![String::new(); REQUIRED_COUNT];
                 f[Column::LastName.index()] = last.to_owned();
                 f.join(",")
             };
@@ -267,7 +269,7 @@ mod tests {
         let mut bytes = header().into_bytes();
         bytes.extend_from_slice(b"\n1,2,3\n");
         bytes.extend_from_slice(&[b'\xff'; 1]);
-        bytes.extend_from_slice(",".repeat(COLUMN_COUNT - 1).as_bytes());
+        bytes.extend_from_slice(",".repeat(REQUIRED_COUNT - 1).as_bytes());
         bytes.push(b'\n');
         let rows = read(&bytes).unwrap();
         assert_eq!(

@@ -23,13 +23,19 @@ pub enum Column {
     GuardianPhone,
     CardNumber,
     Lang,
+    // Optional columns (DESIGN §11): a file may leave them out.
+    AspEntitled,
+    InFamily,
 }
 
-pub const COLUMN_COUNT: usize = 19;
+/// The required columns of §7.1.
+pub const REQUIRED_COUNT: usize = 19;
+/// Every column a row can hold: the required ones and the optional ones.
+pub const COLUMN_COUNT: usize = REQUIRED_COUNT + 2;
 
 impl Column {
-    /// In the order of §7.1.
-    pub const ALL: [Column; COLUMN_COUNT] = [
+    /// The required columns, in the order of §7.1.
+    pub const ALL: [Column; REQUIRED_COUNT] = [
         Column::SchoolBin,
         Column::SchoolName,
         Column::StudentIin,
@@ -50,6 +56,11 @@ impl Column {
         Column::CardNumber,
         Column::Lang,
     ];
+
+    /// Columns a file may give or leave out (DESIGN §11): `asp_entitled` where NOBD supplies
+    /// it, `in_family` (true when absent or empty).
+    pub const OPTIONAL: [Column; COLUMN_COUNT - REQUIRED_COUNT] =
+        [Column::AspEntitled, Column::InFamily];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -72,11 +83,16 @@ impl Column {
             Column::GuardianPhone => "guardian_phone",
             Column::CardNumber => "card_number",
             Column::Lang => "lang",
+            Column::AspEntitled => "asp_entitled",
+            Column::InFamily => "in_family",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Column> {
-        Column::ALL.into_iter().find(|c| c.name() == name)
+        Column::ALL
+            .into_iter()
+            .chain(Column::OPTIONAL)
+            .find(|c| c.name() == name)
     }
 
     pub fn index(self) -> usize {

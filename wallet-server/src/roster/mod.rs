@@ -7,8 +7,9 @@
 //! * [`import`]: both, then [`crate::store::ImportStore::apply_roster`] — nothing when a row was
 //!   refused, unless `skip_invalid`.
 //!
-//! Eligibility is decided here (`eligibility::categorize` with the configured subsistence
-//! minimum), as is the parent to ask (mother, father, guardian: the first with a phone).
+//! Eligibility is decided here (`eligibility::Family::category` with the monthly subsistence
+//! minimum in force on the import's date), as is the parent to ask (mother, father, guardian:
+//! the first with a phone; an orphan's guardian first).
 
 pub mod csv_source;
 pub mod fields;
@@ -297,8 +298,9 @@ pub async fn import(
     now: i64,
     progress: &(dyn Fn(usize, usize) + Send + Sync),
 ) -> Result<ImportReport, ImportError> {
+    let today = shared::ServiceDay::from_unix(now).date();
     let validator = Validator {
-        subsistence_minimum_kzt: settings.eligibility.subsistence_minimum_kzt,
+        subsistence_minimum_kzt: settings.eligibility.minimum_on(today),
         default_lang: settings.server.default_lang,
     };
     let mut preparer = Preparer::new(&validator);
@@ -318,7 +320,6 @@ pub async fn import(
     let removal_detail = format!("removed: no longer listed in {}", request.name);
     let not_eligible_detail = format!("not_eligible: by {}", request.name);
     let restore_detail = format!("restored: listed again in {}", request.name);
-    let today = shared::ServiceDay::from_unix(now).date();
     let plan = move |v: &Voucher, eligible: bool| lifecycle::listed_plan(v, eligible, today);
     let batch = RosterBatch {
         schools: &prepared.schools,

@@ -3,7 +3,7 @@
 
 use super::fields::{Column, RawRow, RowError};
 use crate::config::Lang;
-use crate::eligibility::{categorize, contact};
+use crate::eligibility::{contact, Family};
 use crate::store::roster::NewPupil;
 use shared::ids::{Bin, Iin};
 use shared::phone::Phone;
@@ -19,6 +19,7 @@ pub struct ValidRow {
 }
 
 pub struct Validator {
+    /// The monthly minimum in force on the import's date (`EligibilitySettings::minimum_on`).
     pub subsistence_minimum_kzt: i64,
     pub default_lang: Lang,
 }
@@ -53,6 +54,15 @@ pub fn parse_bool(value: &str) -> Result<bool, String> {
         other => Err(format!(
             "{other:?} is not true/false, 1/0, да/нет or иә/жоқ"
         )),
+    }
+}
+
+/// An optional column: empty means "not given".
+pub fn parse_optional_bool(value: &str) -> Result<Option<bool>, String> {
+    if value.trim().is_empty() {
+        Ok(None)
+    } else {
+        parse_bool(value).map(Some)
     }
 }
 
@@ -195,6 +205,8 @@ impl Validator {
         let guardian_phone = p.take(C::GuardianPhone, optional_phone(v(C::GuardianPhone)));
         let card_number = p.take(C::CardNumber, parse_card(v(C::CardNumber)));
         let lang = p.take(C::Lang, parse_lang(v(C::Lang), self.default_lang));
+        let asp_entitled = p.take(C::AspEntitled, parse_optional_bool(v(C::AspEntitled)));
+        let in_family = p.take(C::InFamily, parse_optional_bool(v(C::InFamily)));
 
         let (
             Some(bin),
@@ -216,6 +228,8 @@ impl Validator {
             Some(guardian_phone),
             Some(card_number),
             Some(lang),
+            Some(asp_entitled),
+            Some(in_family),
         ) = (
             bin,
             iin,
@@ -236,6 +250,8 @@ impl Validator {
             guardian_phone,
             card_number,
             lang,
+            asp_entitled,
+            in_family,
         )
         else {
             return Err(p.list);
@@ -243,11 +259,19 @@ impl Validator {
         if !p.list.is_empty() {
             return Err(p.list);
         }
-        let category = categorize(receives_asp, income, orphan, self.subsistence_minimum_kzt);
+        let family = Family {
+            receives_asp,
+            asp_entitled,
+            per_capita_income_kzt: income,
+            orphan,
+            in_family: in_family.unwrap_or(true),
+        };
+        let category = family.category(self.subsistence_minimum_kzt);
         let (contact_phone, contact_name) = match contact(
             (mother_phone.as_deref(), mother_name.as_deref()),
             (father_phone.as_deref(), father_name.as_deref()),
             (guardian_phone.as_deref(), guardian_name.as_deref()),
+            orphan,
         ) {
             Some((phone, name)) => (Some(phone.to_owned()), name.map(str::to_owned)),
             None => (None, None),

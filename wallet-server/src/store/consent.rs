@@ -208,6 +208,19 @@ pub trait ConsentStore {
         pupils: (i64, i64),
     ) -> StoreResult<Vec<ConsentTarget>>;
 
+    /// Starts the SMS process again for up to `limit` pupils whose process of `school_year`
+    /// ended `no_phone` and who now have a phone (a roster import gave them one; DESIGN §11):
+    /// the consent is `requested` again on that phone, with the request SMS `sms` writes, a
+    /// transition saying why, and an audit entry (`consent.phone_added`). Eligible, listed
+    /// pupils only. Returns the consents restarted, by id.
+    async fn restart_no_phone_consents(
+        &self,
+        school_year: &str,
+        now: i64,
+        limit: i64,
+        sms: SmsFor<'_>,
+    ) -> StoreResult<Vec<ConsentTarget>>;
+
     /// Ends as `expired` up to `limit` processes still awaiting an answer of a school year
     /// before `current` (labels sort as the years do; `None` between years: every one), without
     /// an SMS: their year is over.
@@ -452,6 +465,63 @@ macro_rules! impl_consent {
                 }
                 let detail = "a consent of an earlier school year stands";
                 let targets = Self::record_changes(&mut tx, &ids, now, Some(detail)).await?;
+                tx.commit().await?;
+                Ok(targets)
+            }
+
+            async fn restart_no_phone_consents(
+                &self,
+                school_year: &str,
+                now: i64,
+                limit: i64,
+                sms: SmsFor<'_>,
+            ) -> StoreResult<Vec<ConsentTarget>> {
+                let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
+                // The outer status check makes a row another instance restarted meanwhile a
+                // no-op. The clocks start again: the 3 days count from this request.
+                let ids: Vec<i64> = sqlx::query_scalar(&format!(
+                    "UPDATE consents SET status = 'requested',
+                        phone = (SELECT p.contact_phone FROM pupils p WHERE p.id = consents.pupil_id),
+                        requested_at = $1, repeated_at = NULL, ended_at = NULL, updated_at = $1
+                     WHERE status = 'no_phone' AND id IN (
+                        SELECT c.id FROM consents c JOIN pupils p ON p.id = c.pupil_id
+                        WHERE c.school_year = $2 AND c.status = 'no_phone'
+                          AND p.contact_phone IS NOT NULL AND p.removed_at IS NULL
+                          AND p.category <> 'not_eligible'
+                        ORDER BY c.id LIMIT $3{})
+                     RETURNING id",
+                    skip_locked(Self::BACKEND, "c")
+                ))
+                .persistent(KEEP_PLAN)
+                .bind(now)
+                .bind(school_year)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let detail = "a phone appeared in the roster: the SMS process starts again";
+                let targets = Self::record_changes(&mut tx, &ids, now, Some(detail)).await?;
+                for chunk in ids.chunks(super::sql::CHUNK) {
+                    let sql = bulk(
+                        Self::BACKEND,
+                        format!(
+                            "INSERT INTO audit_log (at, actor, action, subject, detail)
+                             SELECT $1, 'consent-tick', 'consent.phone_added',
+                                'consent ' || CAST(id AS TEXT), $2
+                             FROM consents WHERE id IN ({})",
+                            placeholders(chunk.len(), 3)
+                        ),
+                    );
+                    let mut q = sqlx::query(&sql).bind(now).bind(detail);
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                let outgoing: Vec<NewSms> = targets.iter().filter_map(sms).collect();
+                Self::insert_sms(&mut tx, &outgoing, now).await?;
                 tx.commit().await?;
                 Ok(targets)
             }

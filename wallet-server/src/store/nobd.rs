@@ -45,6 +45,18 @@ pub struct MealAggregate {
     pub unverified: i64,
 }
 
+/// One meal of one pupil at one school: the distinct (voucher, meal kind) the totals count,
+/// with the class of proof of its counted scan (`card` / `unverified` as in
+/// [`MealAggregate`]; neither: proven). Meals without a known voucher have no pupil to name.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct ServedRow {
+    pub school_code: i64,
+    pub pupil_iin: String,
+    pub meal_kind: String,
+    pub card: i64,
+    pub unverified: i64,
+}
+
 /// Served events of one school the server refused, by reason.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct RefusalAggregate {
@@ -85,6 +97,7 @@ pub struct DayData {
     pub activations: Vec<ActivationRow>,
     pub revocations: Vec<RevocationRow>,
     pub meals: Vec<MealAggregate>,
+    pub served: Vec<ServedRow>,
     pub rejected: Vec<VerdictAggregate>,
     pub refused: Vec<RefusalAggregate>,
     pub consents: Vec<ConsentOutcomeRow>,
@@ -307,6 +320,31 @@ macro_rules! impl_nobd {
                     }
                     q.fetch_all(&mut *tx).await?
                 };
+                let served = {
+                    // The meals of the aggregate above, one row each, with their pupil.
+                    let sql = format!(
+                        "SELECT m.school_code, p.iin AS pupil_iin, m.meal_kind,
+                                CAST(m.card AS BIGINT) AS card,
+                                CAST(m.unverified AS BIGINT) AS unverified
+                         FROM (SELECT e.school_code, e.meal_kind, e.voucher_id,
+                                      MAX(CASE WHEN e.duplicate = FALSE AND e.proof_class = 'card'
+                                               THEN 1 ELSE 0 END) AS card,
+                                      MAX(CASE WHEN e.duplicate = FALSE AND e.proof_class = 'unverified'
+                                               THEN 1 ELSE 0 END) AS unverified
+                               FROM terminal_events e
+                               WHERE e.service_day = $1 AND e.verdict = 'ok' AND e.refusal IS NULL
+                                 AND e.voucher_id IS NOT NULL {}
+                               GROUP BY e.school_code, e.meal_kind, e.voucher_id) m
+                         JOIN vouchers v ON v.id = m.voucher_id
+                         JOIN pupils p ON p.id = v.pupil_id",
+                        school_clause("e.school_code", school, 2)
+                    );
+                    let mut q = sqlx::query_as(&sql).bind(&d.day);
+                    if let Some(s) = school {
+                        q = q.bind(s);
+                    }
+                    q.fetch_all(&mut *tx).await?
+                };
                 let rejected = {
                     let sql = format!(
                         "SELECT school_code, verdict, CAST(SUM(count) AS BIGINT) AS scans
@@ -356,6 +394,7 @@ macro_rules! impl_nobd {
                     activations,
                     revocations,
                     meals,
+                    served,
                     rejected,
                     refused,
                     consents,

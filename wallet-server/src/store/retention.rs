@@ -14,7 +14,7 @@ use super::sql::{begin_write, bulk, placeholders, skip_locked};
 use super::{Backend, StoreResult};
 use async_trait::async_trait;
 use sqlx::FromRow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// What an erased value is replaced with where the column must hold something. Unique columns
 /// (`pupils.iin`) get `erased:<pupil id>` instead.
@@ -255,7 +255,25 @@ struct VoucherDays {
     issued_at: i64,
     activated_at: Option<i64>,
     revoked_at: Option<i64>,
+    valid_from: String,
+    valid_to: String,
 }
+
+/// Every date from `from` to `to` (`YYYY-MM-DD`, both included); none when either is not a date.
+fn dates_between(from: &str, to: &str) -> Vec<String> {
+    let parse = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
+    let (Some(from), Some(to)) = (parse(from), parse(to)) else {
+        return Vec::new();
+    };
+    from.iter_days()
+        .take_while(|d| *d <= to)
+        .map(|d| d.to_string())
+        .collect()
+}
+
+/// Vouchers per served-days query: with a school year's days (about 270) as parameters too,
+/// well under both backends' parameter limits.
+const SERVED_CHUNK: usize = 200;
 
 macro_rules! impl_retention {
     ($t:ty) => {
@@ -310,6 +328,54 @@ macro_rules! impl_retention {
                 Ok(n)
             }
 
+            /// For each voucher, the (school, day) of every meal counted on it: the counted
+            /// index (day first) is probed for each day of the voucher's validity, as the meal
+            /// history reads it, rather than scanning the events of every voucher.
+            async fn served_days(
+                tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
+                vouchers: &[VoucherDays],
+            ) -> StoreResult<HashMap<String, BTreeSet<(i64, String)>>> {
+                let mut by_validity: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+                for v in vouchers {
+                    by_validity
+                        .entry((v.valid_from.as_str(), v.valid_to.as_str()))
+                        .or_default()
+                        .push(v.id.as_str());
+                }
+                let mut out: HashMap<String, BTreeSet<(i64, String)>> = HashMap::new();
+                for ((from, to), ids) in by_validity {
+                    let days = dates_between(from, to);
+                    if days.is_empty() {
+                        continue;
+                    }
+                    for chunk in ids.chunks(SERVED_CHUNK) {
+                        let sql = bulk(
+                            Self::BACKEND,
+                            format!(
+                                "SELECT e.voucher_id, e.school_code, e.service_day
+                                 FROM terminal_events e
+                                 WHERE e.service_day IN ({}) AND e.voucher_id IN ({})
+                                   AND e.verdict = 'ok' AND e.duplicate = FALSE
+                                   AND e.refusal IS NULL",
+                                placeholders(days.len(), 1),
+                                placeholders(chunk.len(), 1 + days.len())
+                            ),
+                        );
+                        let mut q = sqlx::query_as::<_, (String, i64, String)>(&sql);
+                        for d in &days {
+                            q = q.bind(d);
+                        }
+                        for id in chunk {
+                            q = q.bind(*id);
+                        }
+                        for (voucher, school, day) in q.fetch_all(&mut **tx).await? {
+                            out.entry(voucher).or_default().insert((school, day));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+
             /// The NOBD report revisions that name the leavers: those of their schools on the
             /// days something of theirs happened; and, for a day their activation or consent
             /// outcome was reported but no such report names them (they moved school since),
@@ -332,6 +398,7 @@ macro_rules! impl_retention {
                     &ids,
                 )
                 .await?;
+                let served = Self::served_days(tx, vouchers).await?;
                 let mut reports: HashMap<String, String> = HashMap::new();
                 for l in leavers {
                     let mine = vouchers.iter().filter(|v| v.pupil_id == l.id);
@@ -348,6 +415,16 @@ macro_rules! impl_retention {
                         if let Some(t) = v.activated_at {
                             days.insert(day_of(t));
                             named.insert(day_of(t));
+                        }
+                    }
+                    // The days they were served name them in the school's list of pupils served
+                    // (`meals.served`), at the school where they ate.
+                    let theirs = vouchers.iter().filter(|v| v.pupil_id == l.id);
+                    for v in theirs {
+                        for (school, day) in served.get(&v.id).into_iter().flatten() {
+                            schools.insert(*school);
+                            days.insert(day.clone());
+                            named.insert(day.clone());
                         }
                     }
                     for (_, status, at) in transitions.iter().filter(|(p, _, _)| *p == l.id) {
@@ -742,7 +819,8 @@ macro_rules! impl_retention {
                     &mut tx,
                     |list| {
                         format!(
-                            "SELECT id, pupil_id, school_code, issued_at, activated_at, revoked_at
+                            "SELECT id, pupil_id, school_code, issued_at, activated_at, revoked_at,
+                                valid_from, valid_to
                              FROM vouchers WHERE pupil_id IN ({list})"
                         )
                     },
