@@ -487,3 +487,118 @@ async fn recorded_at_school(pg: bool) {
 }
 
 both_backends!(consent_recorded_at_school, super::recorded_at_school);
+
+const M5: &str = "+77010000005"; // mother of pupil 5 (asked)
+const F5: &str = "+77020000005"; // father of pupil 5 (listed, not asked)
+const M6: &str = "+77010000006"; // mother of pupil 6
+const M7: &str = "+77010000007"; // mother of pupil 7
+
+fn kinds(sms: &[OutgoingSms]) -> Vec<(&str, &str)> {
+    sms.iter()
+        .map(|s| (s.to.as_str(), s.kind.as_str()))
+        .collect()
+}
+
+async fn late_answers(pg: bool) {
+    let mut w = World::new(pg).await;
+    let t0 = testkit::MONDAY_9AM;
+    w.import(
+        &[
+            with(row(5, 0, M5), Column::FatherPhone, F5),
+            row(6, 0, M6),
+            row(7, 0, M7),
+        ],
+        t0 - 3600,
+    )
+    .await;
+    w.tick(t0).await;
+    // Pupil 6's mother refuses; pupil 7's consents, then withdraws.
+    w.reply(M6, "3#2", t0 + 60).await;
+    w.reply(M7, "3#1", t0 + 60).await;
+    w.reply(M7, "3#2", t0 + 120).await;
+    assert_eq!(w.consent(7).await, Some(ConsentStatus::Withdrawn));
+    // Pupil 5's mother never answers: repeat, then expiry.
+    w.tick(t0 + 3 * common::DAY + 60).await;
+    let day7 = t0 + 6 * common::DAY + 120;
+    w.tick(day7).await;
+    assert_eq!(w.consent(5).await, Some(ConsentStatus::Expired));
+    w.new_sms();
+
+    // The father answers: nothing changes; he learns which number was asked.
+    let t1 = day7 + 3600;
+    assert_eq!(
+        w.reply(F5, "3#1", t1).await,
+        ReplyOutcome::AskedElsewhere { answered: true }
+    );
+    let sent = w.new_sms();
+    assert_eq!(kinds(&sent), vec![(F5, "help")]);
+    assert!(
+        sent[0].text.contains("+7 701 *** ** 05"),
+        "{}",
+        sent[0].text
+    );
+    assert!(!sent[0].text.contains(M5), "masked");
+    assert_eq!(w.consent(5).await, Some(ConsentStatus::Expired));
+    assert!(w.voucher(5).await.is_none());
+
+    // The asked mother answers late: a consent, confirmed as usual, with a voucher.
+    let t2 = t1 + 60;
+    assert_eq!(
+        w.reply(M5, " 3#1 ", t2).await,
+        ReplyOutcome::Consented {
+            consents: 1,
+            vouchers: 1
+        }
+    );
+    assert_eq!(kinds(&w.new_sms()), vec![(M5, "consent_confirmed")]);
+    assert_eq!(w.consent(5).await, Some(ConsentStatus::Consented));
+    let v5 = w.voucher(5).await.expect("a voucher");
+    assert_eq!(v5.status(), VoucherStatus::Issued);
+    let kept = w.transitions(5).await;
+    assert_eq!(
+        kept.last().unwrap(),
+        &(
+            "consented".to_owned(),
+            Some("reply 3#1 after the process ended".to_owned())
+        )
+    );
+    // Answered once: the next 3#1 has nothing to change.
+    assert!(matches!(
+        w.reply(M5, "3#1", t2 + 60).await,
+        ReplyOutcome::NothingPending { .. }
+    ));
+    assert_eq!(w.voucher(5).await.unwrap().change_seq, v5.change_seq);
+
+    // After a refusal too; but never after a withdrawal.
+    assert_eq!(
+        w.reply(M6, "3#1", t2 + 120).await,
+        ReplyOutcome::Consented {
+            consents: 1,
+            vouchers: 1
+        }
+    );
+    assert!(matches!(
+        w.reply(M7, "3#1", t2 + 180).await,
+        ReplyOutcome::AlreadyWithdrawn { .. }
+    ));
+    assert_eq!(w.consent(7).await, Some(ConsentStatus::Withdrawn));
+    assert_eq!(w.voucher(7).await.unwrap().status(), VoucherStatus::Revoked);
+    let sent = w.new_sms();
+    assert_eq!(
+        kinds(&sent),
+        vec![(M5, "help"), (M6, "consent_confirmed"), (M7, "help")]
+    );
+
+    // NOBD: the day's outcomes — the expiry that morning, then each late consent once.
+    let date = shared::ServiceDay::from_unix(t2).to_string();
+    let report = w.report(0, &date, t2 + 3600).await;
+    let mut want = vec![
+        (iin(5), "expired".to_owned()),
+        (iin(5), "consented_late".to_owned()),
+        (iin(6), "consented_late".to_owned()),
+    ];
+    want.sort();
+    assert_eq!(outcomes(&report), want);
+}
+
+both_backends!(late_answer, super::late_answers);

@@ -281,6 +281,28 @@ pub trait ConsentStore {
         sms: AnswerSms<'_>,
     ) -> StoreResult<Vec<ConsentTarget>>;
 
+    /// A late `3#1` (DESIGN §11): the consents of `school_year` asked on `phone` whose process
+    /// ended `expired` or `refused`, of pupils still listed and eligible without a voucher of
+    /// the year, become `consented` (transition outcome `consented_late`), with one answer SMS
+    /// for them all. A `withdrawn` consent is never reopened here.
+    async fn answer_late(
+        &self,
+        school_year: &str,
+        phone: &str,
+        now: i64,
+        detail: &str,
+        sms: AnswerSms<'_>,
+    ) -> StoreResult<Vec<ConsentTarget>>;
+
+    /// Which numbers the consents of `school_year` of the pupils that list `phone` as a
+    /// parent's (mother, father or guardian) but were asked on another number were asked on,
+    /// with the pupil's language: processes awaiting an answer or ended `expired` or `refused`.
+    async fn asked_elsewhere(
+        &self,
+        school_year: &str,
+        phone: &str,
+    ) -> StoreResult<Vec<(String, String)>>;
+
     /// Records a consent given in person at school: the pupil's consent of the year becomes
     /// `consented` (opened so if there was none), with a transition whose NOBD outcome is
     /// `consented_at_school` and the form in `consent_school_records`, in one transaction.
@@ -372,6 +394,18 @@ macro_rules! impl_consent {
                 now: i64,
                 detail: Option<&str>,
             ) -> StoreResult<Vec<ConsentTarget>> {
+                Self::record_changes_as(tx, ids, now, detail, None).await
+            }
+
+            /// [`Self::record_changes`], the transitions carrying the NOBD `outcome` where it
+            /// says more than the status.
+            pub(crate) async fn record_changes_as(
+                tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
+                ids: &[i64],
+                now: i64,
+                detail: Option<&str>,
+                outcome: Option<&str>,
+            ) -> StoreResult<Vec<ConsentTarget>> {
                 let mut targets: Vec<ConsentTarget> = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(super::sql::CHUNK) {
                     let sql = bulk(
@@ -386,12 +420,12 @@ macro_rules! impl_consent {
                     let sql = bulk(
                         <$t>::BACKEND,
                         format!(
-                            "INSERT INTO consent_transitions (consent_id, status, at, detail)
-                             SELECT id, status, $1, $2 FROM consents WHERE id IN ({})",
-                            placeholders(chunk.len(), 3)
+                            "INSERT INTO consent_transitions (consent_id, status, at, detail, outcome)
+                             SELECT id, status, $1, $2, $3 FROM consents WHERE id IN ({})",
+                            placeholders(chunk.len(), 4)
                         ),
                     );
-                    let mut q = sqlx::query(&sql).bind(now).bind(detail);
+                    let mut q = sqlx::query(&sql).bind(now).bind(detail).bind(outcome);
                     for id in chunk {
                         q = q.bind(id);
                     }
@@ -618,6 +652,63 @@ macro_rules! impl_consent {
                 }
                 tx.commit().await?;
                 Ok(targets)
+            }
+
+            async fn answer_late(
+                &self,
+                school_year: &str,
+                phone: &str,
+                now: i64,
+                detail: &str,
+                sms: AnswerSms<'_>,
+            ) -> StoreResult<Vec<ConsentTarget>> {
+                let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "UPDATE consents SET status = 'consented', ended_at = $1, updated_at = $1
+                     WHERE phone = $2 AND school_year = $3 AND status IN ('expired', 'refused')
+                       AND EXISTS (SELECT 1 FROM pupils p
+                                   WHERE p.id = consents.pupil_id AND p.removed_at IS NULL
+                                     AND p.category <> 'not_eligible')
+                       AND NOT EXISTS (SELECT 1 FROM vouchers v
+                                       WHERE v.pupil_id = consents.pupil_id
+                                         AND v.school_year = consents.school_year)
+                     RETURNING id",
+                )
+                .bind(now)
+                .bind(phone)
+                .bind(school_year)
+                .fetch_all(&mut *tx)
+                .await?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let targets =
+                    Self::record_changes_as(&mut tx, &ids, now, Some(detail), Some(CONSENTED_LATE))
+                        .await?;
+                if let Some(answer) = sms(&targets) {
+                    Self::insert_sms(&mut tx, std::slice::from_ref(&answer), now).await?;
+                }
+                tx.commit().await?;
+                Ok(targets)
+            }
+
+            async fn asked_elsewhere(
+                &self,
+                school_year: &str,
+                phone: &str,
+            ) -> StoreResult<Vec<(String, String)>> {
+                Ok(sqlx::query_as(
+                    "SELECT DISTINCT c.phone, p.lang FROM pupils p
+                     JOIN consents c ON c.pupil_id = p.id AND c.school_year = $1
+                     WHERE (p.mother_phone = $2 OR p.father_phone = $2 OR p.guardian_phone = $2)
+                       AND p.removed_at IS NULL AND c.phone IS NOT NULL AND c.phone <> $2
+                       AND c.status IN ('requested', 'repeated', 'expired', 'refused')
+                     ORDER BY c.phone",
+                )
+                .bind(school_year)
+                .bind(phone)
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn record_school_consent(
