@@ -602,3 +602,74 @@ async fn late_answers(pg: bool) {
 }
 
 both_backends!(late_answer, super::late_answers);
+
+/// The paper form's signer and document as stored.
+async fn stored_forms(url: &str) -> Vec<(Option<String>, Option<String>, String)> {
+    let sql = "SELECT signer_name, document_number, relation FROM consent_school_records";
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows
+    }
+}
+
+async fn retention_erases_the_form(pg: bool) {
+    let w = World::new(pg).await;
+    let t0 = testkit::MONDAY_9AM;
+    w.import(&[row(1, 0, ""), row(2, 0, "")], t0 - 3600).await;
+    w.tick(t0).await;
+    let director = w.staff("director.a", "school_admin", 0).await;
+    let (status, body) = w.record(&director, 0, form(1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let url = w._t.db.url.clone();
+    assert_eq!(
+        stored_forms(&url).await,
+        vec![(
+            Some("Сапарова Динара Ерлановна".to_owned()),
+            Some("N 04512345".to_owned()),
+            "mother".to_owned()
+        )]
+    );
+
+    // Pupil 1 leaves the roster; a year after the end of her voucher's school year she is
+    // erased, and the form's personal values with her.
+    let text = csv(&[row(2, 0, "")]);
+    let request = ImportRequest {
+        name: "roster.csv",
+        actor: "test",
+        bytes: text.as_bytes(),
+        format: Format::Csv,
+        options: ImportOptions {
+            mode: Mode::Snapshot,
+            skip_invalid: false,
+        },
+    };
+    let report = roster::import(
+        w.store(),
+        &w.state.settings,
+        &request,
+        t0 + common::DAY,
+        &|_, _| {},
+    )
+    .await
+    .unwrap();
+    assert!(report.applied, "{:?}", report.errors);
+    let later = t0 + 600 * common::DAY;
+    w.state.clock.set(later);
+    wallet_server::retention::run(w.store(), &w.state.settings, "test", later, &mut |_| {})
+        .await
+        .unwrap();
+    assert!(w.store().pupil_by_iin(&iin(1)).await.unwrap().is_none());
+    assert_eq!(
+        stored_forms(&url).await,
+        vec![(None, None, "mother".to_owned())]
+    );
+}
+
+both_backends!(retention_of_the_form, super::retention_erases_the_form);

@@ -223,7 +223,8 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut ConsentForm)>)> = vec![
+        type Change = Box<dyn Fn(&mut ConsentForm)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("pupil_iin", Box::new(|f| f.pupil_iin = "".into())),
             ("pupil_iin", Box::new(|f| f.pupil_iin = "12345".into())),
             ("signer_name", Box::new(|f| f.signer_name = "  ".into())),
