@@ -38,6 +38,8 @@ pub enum IssueReason {
     Consented,
     /// A consent given in an earlier school year stands: the voucher of the new year.
     ConsentStands,
+    /// The school's staff recorded a consent given in person on a paper form (DESIGN §11).
+    SchoolRecorded,
 }
 
 impl IssueReason {
@@ -45,6 +47,7 @@ impl IssueReason {
         match self {
             IssueReason::Consented => "consented",
             IssueReason::ConsentStands => "consent_stands",
+            IssueReason::SchoolRecorded => "school_recorded",
         }
     }
 }
@@ -158,6 +161,35 @@ pub async fn issue(
         },
     };
     store.insert_vouchers(rows, &issue, now).await
+}
+
+/// The voucher of a consent recorded at school (DESIGN §11): issued as `school_recorded` and
+/// activated at once by the same staff member, since the family may have no wallet at all and
+/// terminals serve `active` vouchers only (by card or staff look-up). `None` when the pupil
+/// already had that year's voucher (another path issued it first).
+pub async fn issue_at_school(
+    store: &dyn Store,
+    year: &SchoolYear,
+    pupil_id: i64,
+    school_code: i64,
+    actor: &str,
+    now: i64,
+) -> StoreResult<Option<Voucher>> {
+    let row = NewVoucher {
+        pupil_id,
+        school_code,
+        sms: None,
+    };
+    let why = IssueReason::SchoolRecorded;
+    let Some(made) = issue(store, year, &[row], why, actor, now).await?.pop() else {
+        return Ok(None);
+    };
+    let event = Event::Activate;
+    let ids = [made.id.clone()];
+    let changed = store
+        .change_vouchers(Which::Ids(&ids), &change(event, actor, why.as_str()), now)
+        .await?;
+    Ok(Some(changed.into_iter().next().unwrap_or(made)))
 }
 
 /// `issued` → `active`. `None` when the voucher was not `issued` any more.

@@ -302,16 +302,25 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
     assert!(w.new_sms().is_empty());
     assert_eq!(w.status(3).await, Some(ConsentStatus::Expired));
 
-    // Day 7: a late answer finds nothing awaiting one.
+    // Day 7: a late answer from the asked number is a consent (DESIGN §11), confirmed as
+    // usual; a second one finds nothing awaiting an answer.
     assert_eq!(
         w.reply(F3, "3#1", t0 + 7 * DAY).await,
+        ReplyOutcome::Consented {
+            consents: 1,
+            vouchers: 1
+        }
+    );
+    assert_eq!(sms_of(&w.new_sms()), vec![(F3, "consent_confirmed")]);
+    assert_eq!(w.status(3).await, Some(ConsentStatus::Consented));
+    assert!(w.has_voucher(3).await);
+    assert_eq!(
+        w.reply(F3, "3#1", t0 + 7 * DAY + 60).await,
         ReplyOutcome::NothingPending { answered: true }
     );
     let sent = w.new_sms();
     assert_eq!(sms_of(&sent), vec![(F3, "help")]);
     assert_eq!(sent[0].text, texts::nothing_pending(Some(Lang::Kk)));
-    assert_eq!(w.status(3).await, Some(ConsentStatus::Expired));
-    assert!(!w.has_voucher(3).await);
 
     // Every transition with its time.
     assert_eq!(
@@ -319,7 +328,8 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
         vec![
             ("requested".into(), t0),
             ("repeated".into(), t3),
-            ("expired".into(), t3 + 3 * DAY)
+            ("expired".into(), t3 + 3 * DAY),
+            ("consented".into(), t0 + 7 * DAY)
         ]
     );
     assert_eq!(
@@ -340,7 +350,7 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
     );
 
     // Exactly one voucher per consented pupil, valid for the school year.
-    for n in [1, 2, 7] {
+    for n in [1, 2, 3, 7] {
         let p = store.pupil_by_iin(&iin(n)).await.unwrap().unwrap();
         let v = store
             .voucher_for_pupil(p.id, "2026-2027")
@@ -354,7 +364,8 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
         assert_eq!(v.status, "issued");
         assert_eq!(v.school_code, p.school_code);
     }
-    // The whole outbox: 5 requests, 3 repeats, 2 confirmations, 1 refusal, 2 help texts.
+    // The whole outbox: 5 requests, 3 repeats, 3 confirmations (one late), 1 refusal, 2 help
+    // texts.
     let all = read_outbox(&w.outbox).unwrap();
     let count = |k: &str| all.iter().filter(|s| s.kind == k).count();
     assert_eq!(
@@ -365,12 +376,12 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
             count("consent_refused"),
             count("help")
         ],
-        [5, 3, 2, 1, 2]
+        [5, 3, 3, 1, 2]
     );
-    assert_eq!(all.len(), 13);
+    assert_eq!(all.len(), 14);
     assert_eq!(store.unsent_sms_count().await.unwrap(), 0);
     let ids: std::collections::HashSet<_> = all.iter().map(|s| &s.id).collect();
-    assert_eq!(ids.len(), 13);
+    assert_eq!(ids.len(), 14);
 });
 
 backend_test!(voucher_catch_up_and_removed_pupils, |store: Arc<

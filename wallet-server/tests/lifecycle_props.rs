@@ -333,15 +333,14 @@ async fn steps(
     }
 
     // No message of the process twice: per phone (one pupil each) and school year, at most one
-    // request, one repeat, one answer, one withdrawal and one new-year voucher.
+    // request, one repeat, one confirmation, one refusal, one withdrawal and one new-year
+    // voucher (a late `3#1` after a refusal confirms once: DESIGN §11).
     let outbox = first.sms_outbox(10_000).await.unwrap();
     let mut seen: HashMap<(String, String, String), usize> = HashMap::new();
     for sms in &outbox {
         let kind = match sms.kind.as_str() {
-            "consent_confirmed" | "consent_refused" => "answer",
-            "consent_request" | "consent_repeat" | "voucher_issued" | "consent_withdrawn" => {
-                sms.kind.as_str()
-            }
+            "consent_confirmed" | "consent_refused" | "consent_request" | "consent_repeat"
+            | "voucher_issued" | "consent_withdrawn" => sms.kind.as_str(),
             _ => continue,
         };
         let year = settings

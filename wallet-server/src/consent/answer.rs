@@ -9,7 +9,13 @@
 //!   the other end cannot start an endless exchange; later ones are answered with silence;
 //! * the agreement and refusal answers go once per reply, not once per child;
 //! * a `3#2` with nothing awaiting an answer withdraws a consent given on that number (see
-//!   [`super::withdraw`]).
+//!   [`super::withdraw`]);
+//! * a `3#1` with nothing awaiting an answer, from the number a request of this school year
+//!   went to whose process ended `expired` or `refused`, is a late consent (DESIGN §11, outcome
+//!   `consented_late`), confirmed and given a voucher as any consent; a withdrawn consent is
+//!   not reopened;
+//! * an answer from a number listed for a pupil whose request went to another listed number
+//!   gets a short text naming that number, masked (kind `help`, within the daily limit).
 
 use super::reply::{parse_reply, Reply};
 use super::texts;
@@ -23,6 +29,7 @@ use crate::store::sms::NewSms;
 use crate::store::vouchers::NewVoucher;
 use crate::store::{Store, StoreResult};
 use serde::Serialize;
+use shared::calendar::SchoolYear;
 use shared::phone::Phone;
 
 pub const HELP_PER_DAY: i64 = 3;
@@ -53,6 +60,11 @@ pub enum ReplyOutcome {
     /// A valid answer from a number whose consent was withdrawn this school year: nothing
     /// changes; `answered` is false when the help limit was reached.
     AlreadyWithdrawn {
+        answered: bool,
+    },
+    /// A valid answer from a number listed for a pupil whose request went to another listed
+    /// number: nothing changes; the answer names that number (masked).
+    AskedElsewhere {
         answered: bool,
     },
 }
@@ -131,9 +143,17 @@ pub async fn handle_reply(
                     return Ok(done);
                 }
             }
+            if reply == Reply::Agree {
+                if let Some(done) = late(store, settings, from, year, now).await? {
+                    return Ok(done);
+                }
+            }
             if let Some(done) =
                 withdraw::answer_withdrawn(store, settings, from, &label, now).await?
             {
+                return Ok(done);
+            }
+            if let Some(done) = asked_elsewhere(store, settings, from, &label, now).await? {
                 return Ok(done);
             }
         }
@@ -146,25 +166,89 @@ pub async fn handle_reply(
         Reply::Refuse => Ok(ReplyOutcome::Refused {
             consents: changed.len(),
         }),
-        Reply::Agree => {
-            // The confirmation went out with the answer; the vouchers need no SMS of their own.
-            let rows: Vec<NewVoucher> = changed
-                .iter()
-                .map(|t| NewVoucher {
-                    pupil_id: t.pupil_id,
-                    school_code: t.school_code,
-                    sms: None,
-                })
-                .collect();
-            let actor = format!("sms:{}", from.as_str());
-            let why = IssueReason::Consented;
-            let vouchers = lifecycle::issue(store, &year, &rows, why, &actor, now)
-                .await?
-                .len();
-            Ok(ReplyOutcome::Consented {
-                consents: changed.len(),
-                vouchers,
-            })
-        }
+        Reply::Agree => consented(store, &year, from, &changed, now).await,
     }
+}
+
+/// Issues the vouchers of the consents a `3#1` gave. The confirmation went out with the
+/// answer; the vouchers need no SMS of their own.
+async fn consented(
+    store: &dyn Store,
+    year: &SchoolYear,
+    from: &Phone,
+    changed: &[ConsentTarget],
+    now: i64,
+) -> StoreResult<ReplyOutcome> {
+    let rows: Vec<NewVoucher> = changed
+        .iter()
+        .map(|t| NewVoucher {
+            pupil_id: t.pupil_id,
+            school_code: t.school_code,
+            sms: None,
+        })
+        .collect();
+    let actor = format!("sms:{}", from.as_str());
+    let why = IssueReason::Consented;
+    let vouchers = lifecycle::issue(store, year, &rows, why, &actor, now)
+        .await?
+        .len();
+    Ok(ReplyOutcome::Consented {
+        consents: changed.len(),
+        vouchers,
+    })
+}
+
+/// A `3#1` after the process ended `expired` or `refused` this school year; `None` when no
+/// such process was asked on `from`.
+async fn late(
+    store: &dyn Store,
+    settings: &Settings,
+    from: &Phone,
+    year: &SchoolYear,
+    now: i64,
+) -> StoreResult<Option<ReplyOutcome>> {
+    let default = settings.server.default_lang;
+    let link = texts::wallet_link(&settings.server.public_url);
+    let answer = |targets: &[ConsentTarget]| {
+        let lang = targets
+            .first()
+            .map(|t| lang_of(t, default))
+            .unwrap_or(default);
+        Some(NewSms {
+            to: from.as_str().to_owned(),
+            text: texts::confirmed(lang, &link),
+            kind: SmsKind::ConsentConfirmed,
+        })
+    };
+    let detail = "reply 3#1 after the process ended";
+    let changed = store
+        .answer_late(&year.label(), from.as_str(), now, detail, &answer)
+        .await?;
+    if changed.is_empty() {
+        return Ok(None);
+    }
+    crate::sms::wake();
+    tracing::info!(phone = %from.masked(), consents = changed.len(), "late consent by SMS");
+    consented(store, year, from, &changed, now).await.map(Some)
+}
+
+/// The answer to a number listed for pupils whose requests went to other listed numbers;
+/// `None` when there are none.
+async fn asked_elsewhere(
+    store: &dyn Store,
+    settings: &Settings,
+    from: &Phone,
+    school_year: &str,
+    now: i64,
+) -> StoreResult<Option<ReplyOutcome>> {
+    let asked = store.asked_elsewhere(school_year, from.as_str()).await?;
+    let Some((_, lang)) = asked.first() else {
+        return Ok(None);
+    };
+    let lang = Lang::parse(lang).unwrap_or(settings.server.default_lang);
+    let mut numbers: Vec<String> = asked.iter().map(|(p, _)| p.clone()).collect();
+    numbers.dedup();
+    let text = texts::asked_elsewhere(lang, &numbers);
+    let answered = answer_help(store, from, text, now).await?;
+    Ok(Some(ReplyOutcome::AskedElsewhere { answered }))
 }

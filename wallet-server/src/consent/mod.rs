@@ -21,6 +21,7 @@
 
 pub mod answer;
 pub mod reply;
+pub mod school;
 pub mod texts;
 pub mod tick;
 pub mod withdraw;

@@ -184,12 +184,53 @@ pub fn nothing_pending(lang: Option<Lang>) -> String {
     })
 }
 
+/// A number as the answer to another listed number shows it: `+7 701 *** ** 67`.
+pub fn masked_spaced(phone: &str) -> String {
+    let digits: Vec<char> = phone.chars().collect();
+    if digits.len() != 12 {
+        return "***".to_owned();
+    }
+    let code: String = digits[2..5].iter().collect();
+    let tail: String = digits[10..].iter().collect();
+    format!("+7 {code} *** ** {tail}")
+}
+
+/// The answer to `3#1` / `3#2` from a number listed for a pupil whose request went to another
+/// listed number (DESIGN §11): which number was asked (masked).
+pub fn asked_elsewhere(lang: Lang, asked: &[String]) -> String {
+    let numbers = asked
+        .iter()
+        .map(|p| masked_spaced(p))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match lang {
+        Lang::Ru => format!(
+            "Запрос о бесплатном питании отправлен на номер {numbers}. Ответьте 3#1 или 3#2 с \
+             этого номера. Вопросы: Call-центр 1414, звонок бесплатный."
+        ),
+        Lang::Kk => format!(
+            "Тегін тамақ туралы сұрау {numbers} нөміріне жіберілді. 3#1 немесе 3#2 жауабын сол \
+             нөмірден жіберіңіз. Сұрақтар бойынша: 1414 Call-орталығы, қоңырау тегін."
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// §7.2 text 1 as the design gives it, with the placeholders filled in.
     const RU_REQUEST: &str = "Уважаемый (ая) Сапарова Динара Ерлановна! Вашему ребенку Сапаров Алихан Русланович полагается бесплатное питание в общеобразовательной школе. Для получения бесплатного питания отправьте СМС с текстом: 3#1. Если Вы не согласны введите 3#2 либо проигнорируйте данное сообщение. Ответить необходимо в течение 3 календарных дней. При отправке текста 3#1 Вы подтверждаете свое согласие на сбор и обработку общедоступных персональных данных и персональных данных ограниченного доступа, необходимых для оказания государственной услуги \"Предоставление бесплатного и льготного питания отдельным категориям обучающихся и воспитанников в общеобразовательных школах\" в соответствии со статьей 8 Закона Республики Казахстан \"О персональных данных и их защите\". Настоящее согласие действует в период оказания указанной государственной услуги. Отмечаем об отсутствии передачи персональных данных третьим лицам и трансграничной передачи. В случае возникновения вопросов можете обратиться в Call-центр по номеру 1414. Звонок бесплатный.";
+
+    #[test]
+    fn another_number_is_told_which_was_asked() {
+        assert_eq!(masked_spaced("+77011234567"), "+7 701 *** ** 67");
+        let ru = asked_elsewhere(Lang::Ru, &["+77011234567".to_owned()]);
+        assert!(ru.contains("+7 701 *** ** 67"), "{ru}");
+        assert!(!ru.contains("12345"), "{ru}");
+        let kk = asked_elsewhere(Lang::Kk, &["+77011234567".to_owned()]);
+        assert!(kk.contains("+7 701 *** ** 67 нөміріне"), "{kk}");
+    }
 
     #[test]
     fn russian_texts_are_the_pilots_words() {

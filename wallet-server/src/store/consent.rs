@@ -177,6 +177,45 @@ pub enum TimedStep {
     Expire,
 }
 
+/// A consent given in person on a paper form, as the school's staff record it (DESIGN §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchoolConsent<'a> {
+    pub school_year: &'a str,
+    /// The school recording it: the pupil must be listed there.
+    pub school_code: i64,
+    pub pupil_iin: &'a str,
+    /// The staff member's username.
+    pub recorded_by: &'a str,
+    pub signer_name: &'a str,
+    /// `mother`, `father` or `guardian` (a legal representative).
+    pub relation: &'a str,
+    pub document_number: &'a str,
+    /// `YYYY-MM-DD`, the date on the form.
+    pub signed_on: &'a str,
+}
+
+/// What recording a consent at school did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchoolConsentOutcome {
+    /// The consent is `consented` with the form stored; the voucher is to be issued.
+    Recorded {
+        consent_id: i64,
+        pupil_id: i64,
+        school_code: i64,
+    },
+    /// No listed pupil with that IIN at the school.
+    UnknownPupil,
+    /// The pupil is listed but in no eligible category.
+    NotEligible,
+    /// The pupil has a voucher of the school year already (in any state).
+    HasVoucher,
+}
+
+/// The NOBD outcome of a transition, where it says more than the status reached.
+pub const CONSENTED_AT_SCHOOL: &str = "consented_at_school";
+/// A `3#1` after the process ended `expired` or `refused` (DESIGN §11).
+pub const CONSENTED_LATE: &str = "consented_late";
+
 /// The SMS a consent that changed sends (`None`: none), written in the same transaction.
 pub type SmsFor<'a> = &'a (dyn Fn(&ConsentTarget) -> Option<NewSms> + Send + Sync);
 /// The one answer to a reply, given every consent it changed.
@@ -254,6 +293,38 @@ pub trait ConsentStore {
         detail: &str,
         sms: AnswerSms<'_>,
     ) -> StoreResult<Vec<ConsentTarget>>;
+
+    /// A late `3#1` (DESIGN §11): the consents of `school_year` asked on `phone` whose process
+    /// ended `expired` or `refused`, of pupils still listed and eligible without a voucher of
+    /// the year, become `consented` (transition outcome `consented_late`), with one answer SMS
+    /// for them all. A `withdrawn` consent is never reopened here.
+    async fn answer_late(
+        &self,
+        school_year: &str,
+        phone: &str,
+        now: i64,
+        detail: &str,
+        sms: AnswerSms<'_>,
+    ) -> StoreResult<Vec<ConsentTarget>>;
+
+    /// Which numbers the consents of `school_year` of the pupils that list `phone` as a
+    /// parent's (mother, father or guardian) but were asked on another number were asked on,
+    /// with the pupil's language: processes awaiting an answer or ended `expired` or `refused`.
+    async fn asked_elsewhere(
+        &self,
+        school_year: &str,
+        phone: &str,
+    ) -> StoreResult<Vec<(String, String)>>;
+
+    /// Records a consent given in person at school: the pupil's consent of the year becomes
+    /// `consented` (opened so if there was none), with a transition whose NOBD outcome is
+    /// `consented_at_school` and the form in `consent_school_records`, in one transaction.
+    /// Writes nothing unless the outcome is [`SchoolConsentOutcome::Recorded`].
+    async fn record_school_consent(
+        &self,
+        form: &SchoolConsent<'_>,
+        now: i64,
+    ) -> StoreResult<SchoolConsentOutcome>;
 
     /// Consented pupils (still listed) of the school year without a voucher for it whose id is
     /// in `pupils` (`(from, to]`), by id.
@@ -336,6 +407,18 @@ macro_rules! impl_consent {
                 now: i64,
                 detail: Option<&str>,
             ) -> StoreResult<Vec<ConsentTarget>> {
+                Self::record_changes_as(tx, ids, now, detail, None).await
+            }
+
+            /// [`Self::record_changes`], the transitions carrying the NOBD `outcome` where it
+            /// says more than the status.
+            pub(crate) async fn record_changes_as(
+                tx: &mut sqlx::Transaction<'static, <$t as super::sql::HasDb>::Db>,
+                ids: &[i64],
+                now: i64,
+                detail: Option<&str>,
+                outcome: Option<&str>,
+            ) -> StoreResult<Vec<ConsentTarget>> {
                 let mut targets: Vec<ConsentTarget> = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(super::sql::CHUNK) {
                     let sql = bulk(
@@ -350,12 +433,12 @@ macro_rules! impl_consent {
                     let sql = bulk(
                         <$t>::BACKEND,
                         format!(
-                            "INSERT INTO consent_transitions (consent_id, status, at, detail)
-                             SELECT id, status, $1, $2 FROM consents WHERE id IN ({})",
-                            placeholders(chunk.len(), 3)
+                            "INSERT INTO consent_transitions (consent_id, status, at, detail, outcome)
+                             SELECT id, status, $1, $2, $3 FROM consents WHERE id IN ({})",
+                            placeholders(chunk.len(), 4)
                         ),
                     );
-                    let mut q = sqlx::query(&sql).bind(now).bind(detail);
+                    let mut q = sqlx::query(&sql).bind(now).bind(detail).bind(outcome);
                     for id in chunk {
                         q = q.bind(id);
                     }
@@ -639,6 +722,144 @@ macro_rules! impl_consent {
                 }
                 tx.commit().await?;
                 Ok(targets)
+            }
+
+            async fn answer_late(
+                &self,
+                school_year: &str,
+                phone: &str,
+                now: i64,
+                detail: &str,
+                sms: AnswerSms<'_>,
+            ) -> StoreResult<Vec<ConsentTarget>> {
+                let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "UPDATE consents SET status = 'consented', ended_at = $1, updated_at = $1
+                     WHERE phone = $2 AND school_year = $3 AND status IN ('expired', 'refused')
+                       AND EXISTS (SELECT 1 FROM pupils p
+                                   WHERE p.id = consents.pupil_id AND p.removed_at IS NULL
+                                     AND p.category <> 'not_eligible')
+                       AND NOT EXISTS (SELECT 1 FROM vouchers v
+                                       WHERE v.pupil_id = consents.pupil_id
+                                         AND v.school_year = consents.school_year)
+                     RETURNING id",
+                )
+                .bind(now)
+                .bind(phone)
+                .bind(school_year)
+                .fetch_all(&mut *tx)
+                .await?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let targets =
+                    Self::record_changes_as(&mut tx, &ids, now, Some(detail), Some(CONSENTED_LATE))
+                        .await?;
+                if let Some(answer) = sms(&targets) {
+                    Self::insert_sms(&mut tx, std::slice::from_ref(&answer), now).await?;
+                }
+                tx.commit().await?;
+                Ok(targets)
+            }
+
+            async fn asked_elsewhere(
+                &self,
+                school_year: &str,
+                phone: &str,
+            ) -> StoreResult<Vec<(String, String)>> {
+                Ok(sqlx::query_as(
+                    "SELECT DISTINCT c.phone, p.lang FROM pupils p
+                     JOIN consents c ON c.pupil_id = p.id AND c.school_year = $1
+                     WHERE (p.mother_phone = $2 OR p.father_phone = $2 OR p.guardian_phone = $2)
+                       AND p.removed_at IS NULL AND c.phone IS NOT NULL AND c.phone <> $2
+                       AND c.status IN ('requested', 'repeated', 'expired', 'refused')
+                     ORDER BY c.phone",
+                )
+                .bind(school_year)
+                .bind(phone)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn record_school_consent(
+                &self,
+                form: &SchoolConsent<'_>,
+                now: i64,
+            ) -> StoreResult<SchoolConsentOutcome> {
+                let mut tx = self.pool.begin_with(begin_write(Self::BACKEND)).await?;
+                let pupil: Option<(i64, String)> = sqlx::query_as(
+                    "SELECT id, category FROM pupils
+                     WHERE iin = $1 AND school_code = $2 AND removed_at IS NULL",
+                )
+                .bind(form.pupil_iin)
+                .bind(form.school_code)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((pupil_id, category)) = pupil else {
+                    return Ok(SchoolConsentOutcome::UnknownPupil);
+                };
+                if category == "not_eligible" {
+                    return Ok(SchoolConsentOutcome::NotEligible);
+                }
+                let vouchers: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM vouchers WHERE pupil_id = $1 AND school_year = $2",
+                )
+                .bind(pupil_id)
+                .bind(form.school_year)
+                .fetch_one(&mut *tx)
+                .await?;
+                if vouchers > 0 {
+                    return Ok(SchoolConsentOutcome::HasVoucher);
+                }
+                // A process awaiting an answer, ended, or not yet opened: the form decides. The
+                // number asked (if any) stays with the row.
+                let consent_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO consents (pupil_id, school_year, phone, status, ended_at,
+                        updated_at)
+                     VALUES ($1, $2, NULL, 'consented', $3, $3)
+                     ON CONFLICT (pupil_id, school_year) DO UPDATE
+                        SET status = 'consented', ended_at = $3, updated_at = $3
+                     RETURNING id",
+                )
+                .bind(pupil_id)
+                .bind(form.school_year)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                // One form per consent: a second record (after a failure between this
+                // transaction and the voucher's) keeps the first form.
+                sqlx::query(
+                    "INSERT INTO consent_school_records (consent_id, school_code, recorded_by,
+                        signer_name, relation, document_number, signed_on, recorded_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (consent_id) DO NOTHING",
+                )
+                .bind(consent_id)
+                .bind(form.school_code)
+                .bind(form.recorded_by)
+                .bind(form.signer_name)
+                .bind(form.relation)
+                .bind(form.document_number)
+                .bind(form.signed_on)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO consent_transitions (consent_id, status, at, detail, outcome)
+                     VALUES ($1, 'consented', $2, $3, $4)",
+                )
+                .bind(consent_id)
+                .bind(now)
+                .bind(format!("consent recorded at school by {}", form.recorded_by))
+                .bind(CONSENTED_AT_SCHOOL)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(SchoolConsentOutcome::Recorded {
+                    consent_id,
+                    pupil_id,
+                    school_code: form.school_code,
+                })
             }
 
             async fn consented_without_voucher(

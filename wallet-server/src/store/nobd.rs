@@ -374,7 +374,10 @@ macro_rules! impl_nobd {
                 };
                 let consents = {
                     let sql = format!(
-                        "SELECT p.school_code, p.iin AS pupil_iin, t.status, t.at
+                        // `outcome` says more than the status where there is more to say
+                        // (`consented_at_school`, `consented_late`: DESIGN §11).
+                        "SELECT p.school_code, p.iin AS pupil_iin,
+                            COALESCE(t.outcome, t.status) AS status, t.at
                          FROM consent_transitions t
                          JOIN consents c ON c.id = t.consent_id
                          JOIN pupils p ON p.id = c.pupil_id

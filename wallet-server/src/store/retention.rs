@@ -573,6 +573,20 @@ macro_rules! impl_retention {
                     let n = q.execute(&mut **tx).await?.rows_affected();
                     debug_assert_eq!(n as usize, chunk.len(), "the rows were claimed");
                 }
+                // The paper forms recorded at school name the parent and their document.
+                Self::exec_for(
+                    tx,
+                    |list| {
+                        format!(
+                            "UPDATE consent_school_records
+                             SET signer_name = NULL, document_number = NULL
+                             WHERE signer_name IS NOT NULL AND consent_id IN
+                                (SELECT id FROM consents WHERE pupil_id IN ({list}))"
+                        )
+                    },
+                    ids,
+                )
+                .await?;
                 Self::exec_for(
                     tx,
                     |list| {
@@ -928,6 +942,7 @@ crate::impl_for_backends!(impl_retention);
 pub const TOUCHED_TABLES: &[&str] = &[
     "pupils",
     "consents",
+    "consent_school_records",
     "sms_outbox",
     "login_codes",
     "wallet_sessions",

@@ -152,6 +152,8 @@ pub struct RepeatedAlreadyServed {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
 pub struct ConsentFollowUp {
+    /// What the school's form for a consent given in person names the pupil by.
+    pub pupil_iin: String,
     pub last_name: String,
     pub first_name: String,
     pub middle_name: Option<String>,
@@ -511,8 +513,8 @@ macro_rules! impl_school_view {
             ) -> StoreResult<Vec<ConsentFollowUp>> {
                 let status_clause = if status.is_some() { "AND c.status = $2" } else { "" };
                 let sql = format!(
-                    "SELECT p.last_name, p.first_name, p.middle_name, p.grade, p.class_letter,
-                            c.status, c.school_year, COALESCE(c.ended_at, c.updated_at) AS at
+                    "SELECT p.iin AS pupil_iin, p.last_name, p.first_name, p.middle_name,
+                            p.grade, p.class_letter, c.status, c.school_year, COALESCE(c.ended_at, c.updated_at) AS at
                      FROM consents c JOIN pupils p ON p.id = c.pupil_id
                      WHERE p.school_code = $1 AND p.removed_at IS NULL
                        AND c.status IN ('no_phone', 'refused', 'expired') {status_clause}

@@ -4,6 +4,7 @@
 //! caller's scope with 404.
 
 pub mod auth;
+pub mod consents;
 pub mod feedback;
 pub mod meals;
 pub mod reports;
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .merge(reports::router())
         .merge(vouchers::router())
         .merge(states::router())
+        .merge(consents::router())
 }
 
 /// Today in local time, the default end of every range.

@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/school/s/{bin}/scans", get(scans::page))
         .route("/school/s/{bin}/anomalies", get(anomalies::page))
         .route("/school/s/{bin}/consent", get(consent::page))
+        .route("/school/s/{bin}/consent/record", post(consent::record))
         .route("/school/s/{bin}/vouchers", get(vouchers::page))
         .route("/school/s/{bin}/feedback", get(feedback::page))
         .route("/school/s/{bin}/terminals", get(terminals::page))
