@@ -241,10 +241,14 @@ backend_test!(three_plus_three_days, |store: Arc<dyn Store>| async move {
         ]
     );
     assert_eq!(sent[0].text, texts::help(Some(Lang::Ru)));
-    assert_eq!(sent[1].text, "Сіз қызметті алудан бас тарттыңыз.");
+    // The pilot's texts 2 and 3, each followed by the child it applied to (DESIGN §11).
+    assert_eq!(
+        sent[1].text,
+        "Сіз қызметті алудан бас тарттыңыз. Бала: Сапаров Алихан6 Русланович."
+    );
     assert_eq!(
         sent[2].text,
-        format!("Ваше согласие на получение бесплатного питания обработано положительно. Для получения цифрового ваучера Вам необходимо зарегистрироваться в приложении \"Социальный кошелек\" перейдя по ссылке {PUBLIC_URL}/wallet.")
+        format!("Ваше согласие на получение бесплатного питания обработано положительно. Для получения цифрового ваучера Вам необходимо зарегистрироваться в приложении \"Социальный кошелек\" перейдя по ссылке {PUBLIC_URL}/wallet. Ребенок: Сапаров Алихан7 Русланович.")
     );
     assert_eq!(w.status(7).await, Some(ConsentStatus::Consented));
     assert!(w.has_voucher(7).await);

@@ -122,12 +122,14 @@ pub async fn handle_reply(
             .first()
             .map(|t| lang_of(t, default))
             .unwrap_or(default);
+        let children: Vec<String> = targets.iter().map(ConsentTarget::child_name).collect();
+        let base = match reply {
+            Reply::Agree => texts::confirmed(lang, &link),
+            Reply::Refuse => texts::refused(lang),
+        };
         Some(NewSms {
             to: from.as_str().to_owned(),
-            text: match reply {
-                Reply::Agree => texts::confirmed(lang, &link),
-                Reply::Refuse => texts::refused(lang),
-            },
+            text: texts::naming(base, lang, &children),
             kind,
         })
     };
@@ -214,9 +216,10 @@ async fn late(
             .first()
             .map(|t| lang_of(t, default))
             .unwrap_or(default);
+        let children: Vec<String> = targets.iter().map(ConsentTarget::child_name).collect();
         Some(NewSms {
             to: from.as_str().to_owned(),
-            text: texts::confirmed(lang, &link),
+            text: texts::naming(texts::confirmed(lang, &link), lang, &children),
             kind: SmsKind::ConsentConfirmed,
         })
     };

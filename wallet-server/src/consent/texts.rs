@@ -48,6 +48,27 @@ pub fn request(lang: Lang, parent: Option<&str>, child: &str) -> String {
     }
 }
 
+/// The sentence that follows text 2 or 3 (DESIGN §11): each child the reply applied to, so a
+/// parent of several children knows whom the answer was for.
+pub fn for_children(lang: Lang, children: &[String]) -> String {
+    let names = children.join(", ");
+    match (lang, children.len()) {
+        (Lang::Ru, 1) => format!("Ребенок: {names}."),
+        (Lang::Ru, _) => format!("Дети: {names}."),
+        (Lang::Kk, 1) => format!("Бала: {names}."),
+        (Lang::Kk, _) => format!("Балалар: {names}."),
+    }
+}
+
+/// Text 2 or 3 (`base`) followed by the children it applied to; the text alone when none is
+/// known.
+pub fn naming(base: String, lang: Lang, children: &[String]) -> String {
+    if children.is_empty() {
+        return base;
+    }
+    format!("{base} {}", for_children(lang, children))
+}
+
 /// Text 2: the answer to a refusal.
 pub fn refused(lang: Lang) -> String {
     match lang {
@@ -318,6 +339,25 @@ mod tests {
             assert!(!text.contains("  "), "no doubled spaces");
             assert!(!text.contains("3#"), "nothing to reply");
         }
+    }
+
+    #[test]
+    fn answers_name_each_child_after_the_pilots_text() {
+        let two = ["Сапаров Алихан".to_owned(), "Сапарова Айгерим".to_owned()];
+        let one = &two[..1];
+        let ru = naming(confirmed(Lang::Ru, "l"), Lang::Ru, &two);
+        assert!(
+            ru.starts_with(&confirmed(Lang::Ru, "l")),
+            "the pilot's text comes first"
+        );
+        assert!(
+            ru.ends_with(" Дети: Сапаров Алихан, Сапарова Айгерим."),
+            "{ru}"
+        );
+        let kk = naming(refused(Lang::Kk), Lang::Kk, one);
+        assert_eq!(kk, format!("{} Бала: Сапаров Алихан.", refused(Lang::Kk)));
+        assert_eq!(naming(refused(Lang::Ru), Lang::Ru, &[]), refused(Lang::Ru));
+        assert!(naming(refused(Lang::Kk), Lang::Kk, &two).contains("Балалар: "));
     }
 
     #[test]
