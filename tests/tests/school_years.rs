@@ -136,7 +136,9 @@ fn nobd(pilot: &Pilot, school: u32, day: &str) -> Value {
 fn two_years(database_url: Option<&str>) {
     let today = ServiceDay::from_unix(chrono::Utc::now().timestamp()).date();
     let y1 = (today - Duration::days(30), today + Duration::days(20));
-    let y2 = (today + Duration::days(40), today + Duration::days(300));
+    // The second year ends more than a year after the first: their labels (the years of start and
+    // end) differ whatever today is.
+    let y2 = (today + Duration::days(40), today + Duration::days(400));
     let (label1, label2) = (
         format!("{}-{}", y1.0.format("%Y"), y1.1.format("%Y")),
         format!("{}-{}", y2.0.format("%Y"), y2.1.format("%Y")),
