@@ -45,15 +45,6 @@ end = "2027-05-25"
     .unwrap()
 }
 
-fn schema() -> jsonschema::Validator {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/nobd-report.schema.json"
-    );
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    jsonschema::validator_for(&schema).unwrap()
-}
-
 struct World {
     state: AppState,
     app: axum::Router,
@@ -256,7 +247,10 @@ impl World {
         let id = format!("{}-{date}-r1", bin(school));
         let body = self.store().nobd_report_body(&id).await.unwrap().unwrap();
         let doc: Value = serde_json::from_str(&body).unwrap();
-        let errors: Vec<String> = schema().iter_errors(&doc).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = common::nobd_schema()
+            .iter_errors(&doc)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{errors:?}\n{doc:#}");
         doc
     }

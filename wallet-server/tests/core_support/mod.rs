@@ -161,3 +161,15 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// The NOBD report's JSON Schema (docs/nobd-report.schema.json), compiled: every report a test
+/// produces is checked against the contract.
+pub fn nobd_schema() -> jsonschema::Validator {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/nobd-report.schema.json"
+    );
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).expect("the schema compiles")
+}
